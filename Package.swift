@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Release builds use the flags measured in DESIGN.md: `-Ounchecked` (no overflow or bounds traps in
+/// kernels) and `-target-cpu native` (without it Swift on Linux emits SSE2 only).
+let fastFlags: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-target-cpu", "native"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "generative",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "generative", targets: ["generative"]),
+        .library(name: "GenTensor", targets: ["GenTensor"]),
+        .library(name: "GenNN", targets: ["GenNN"]),
+        .library(name: "GenModels", targets: ["GenModels"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
+    ],
+    targets: [
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .target(
+            name: "GenTensor",
+            dependencies: ["CDNNL", .product(name: "Numerics", package: "swift-numerics")],
+            swiftSettings: fastFlags),
+        .target(name: "GenNN", dependencies: ["GenTensor"], swiftSettings: fastFlags),
+        .target(name: "GenModels", dependencies: ["GenTensor", "GenNN"], swiftSettings: fastFlags),
+        .executableTarget(
+            name: "generative",
+            dependencies: [
+                "GenTensor", "GenNN", "GenModels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: fastFlags),
+        .target(name: "GenTestSupport", dependencies: ["GenTensor"], path: "Tests/GenTestSupport"),
+        .testTarget(name: "GenTensorTests", dependencies: ["GenTensor", "GenTestSupport"], swiftSettings: fastFlags),
+        .testTarget(name: "GenModelsTests", dependencies: ["GenTensor", "GenNN", "GenModels", "GenTestSupport"], swiftSettings: fastFlags),
+    ],
+    swiftLanguageModes: [.v5]
+)

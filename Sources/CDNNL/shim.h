@@ -1,0 +1,57 @@
+// C shim for Debian's oneDNN 2.6 (libdnnl-dev), which ships no pkg-config file.
+#ifndef GENERATIVE_CDNNL_SHIM_H
+#define GENERATIVE_CDNNL_SHIM_H
+#include <oneapi/dnnl/dnnl.h>
+
+// DNNL_MEMORY_ALLOCATE is a macro that does not import into Swift.
+static inline void *cdnnl_memory_allocate(void) { return DNNL_MEMORY_ALLOCATE; }
+static inline void *cdnnl_memory_none(void) { return DNNL_MEMORY_NONE; }
+
+// oneDNN runs on GNU OpenMP; declared here so Swift can size its thread pool.
+void omp_set_num_threads(int num_threads);
+int omp_get_max_threads(void);
+
+// Helpers for the convolution primitives (CPUBackend.swift): dnnl_dims_t is a C array, which
+// imports into Swift as a 12-tuple, so the 4-D descriptors are built here from scalars.
+
+/// A 4-D f32 memory descriptor with dims (d0, d1, d2, d3) in oneDNN's logical order and a format tag.
+static inline dnnl_status_t cdnnl_md_init_4d(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, int64_t d2,
+                                            int64_t d3, dnnl_format_tag_t tag) {
+    dnnl_dims_t dims = {d0, d1, d2, d3};
+    return dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, tag);
+}
+
+/// A 2-D convolution descriptor. pass: 0 forward training, 1 forward inference, 2 backward data,
+/// 3 backward weights. Dilation in oneDNN's convention (0 = dense). No bias.
+static inline dnnl_status_t cdnnl_conv2d_desc_init(dnnl_convolution_desc_t *cd, int pass,
+        const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *weights, const dnnl_memory_desc_t *dst,
+        int64_t stride_h, int64_t stride_w, int64_t dil_h, int64_t dil_w,
+        int64_t pad_t, int64_t pad_l, int64_t pad_b, int64_t pad_r) {
+    dnnl_dims_t strides = {stride_h, stride_w};
+    dnnl_dims_t dilates = {dil_h, dil_w};
+    dnnl_dims_t padding_l = {pad_t, pad_l};
+    dnnl_dims_t padding_r = {pad_b, pad_r};
+    switch (pass) {
+    case 0:
+    case 1:
+        return dnnl_dilated_convolution_forward_desc_init(cd, pass == 0 ? dnnl_forward_training
+                : dnnl_forward_inference, dnnl_convolution_direct, src, weights, NULL, dst, strides, dilates,
+                padding_l, padding_r);
+    case 2:
+        return dnnl_dilated_convolution_backward_data_desc_init(cd, dnnl_convolution_direct, src, weights, dst,
+                strides, dilates, padding_l, padding_r);
+    case 3:
+        return dnnl_dilated_convolution_backward_weights_desc_init(cd, dnnl_convolution_direct, src, weights,
+                NULL, dst, strides, dilates, padding_l, padding_r);
+    default:
+        return dnnl_invalid_arguments;
+    }
+}
+
+/// The implementation name oneDNN chose for a primitive descriptor (e.g. "jit:avx512_core").
+static inline const char *cdnnl_impl_info(const_dnnl_primitive_desc_t pd) {
+    const char *name = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, (void *)&name) != dnnl_success) return NULL;
+    return name;
+}
+#endif

@@ -1,0 +1,25 @@
+/// A fully connected layer: y = x Wᵀ + b (PyTorch's `nn.Linear`).
+///
+/// - Input: (..., inFeatures). Output: (..., outFeatures).
+/// - Parameters: `weight` (outFeatures, inFeatures), `bias` (outFeatures).
+/// - Initialisation: PyTorch's, U(-1/sqrt(in), 1/sqrt(in)) for both.
+public final class Linear: Module {
+    public let weight: Parameter
+    public let bias: Parameter?
+
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, layout: ParameterLayout = .pytorch,
+                generator: RandomGenerator) {
+        weight = Parameter(Initializers.pytorchDefault([outFeatures, inFeatures], fanIn: inFeatures, generator: generator),
+                           layout: layout)
+        self.bias = bias ? Parameter(Initializers.pytorchDefault([outFeatures], fanIn: inFeatures, generator: generator)) : nil
+    }
+
+    public var namedParameters: [(String, Parameter)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let y = Tensor.matmul(x, weight.value, transposeB: true)
+        return bias.map { y + $0.value } ?? y
+    }
+}

@@ -1,0 +1,114 @@
+/// Batch normalisation over channels-last input (PyTorch's `nn.BatchNorm2d`, and `BatchNorm1d` on
+/// (N, C) input): per-channel statistics over every axis but the last.
+///
+/// - Input and output: (N, H, W, C) or (N, C).
+/// - Parameters: `weight` (ones), `bias` (zeros); buffers `running_mean` (zeros), `running_var`
+///   (ones), `num_batches_tracked` (int64 0).
+/// - Training mode normalises with the batch statistics and returns updated running statistics
+///   through `update` explicitly (momentum 0.1, unbiased variance, as PyTorch); evaluation mode uses
+///   the running statistics. The mode is an argument, never global state.
+public final class BatchNorm: Module {
+    public let weight: Parameter, bias: Parameter
+    public let runningMean: Parameter, runningVar: Parameter, numBatchesTracked: Parameter
+    public let eps: Double, momentum: Double
+
+    public init(_ channels: Int, eps: Double = 1e-5, momentum: Double = 0.1) {
+        weight = Parameter(Tensor.ones([channels]))
+        bias = Parameter(Tensor.zeros([channels]))
+        runningMean = Parameter(Tensor.zeros([channels]), trainable: false)
+        runningVar = Parameter(Tensor.ones([channels]), trainable: false)
+        numBatchesTracked = Parameter(Tensor.zeros([], dtype: .int64), trainable: false)
+        self.eps = eps
+        self.momentum = momentum
+    }
+
+    public var namedParameters: [(String, Parameter)] {
+        [("weight", weight), ("bias", bias), ("running_mean", runningMean), ("running_var", runningVar),
+         ("num_batches_tracked", numBatchesTracked)]
+    }
+
+    /// Normalises `x`; in training mode also moves the running statistics toward the batch's.
+    public func callAsFunction(_ x: Tensor, training: Bool) -> Tensor {
+        guard training else {
+            return Tensor.batchNormInference(x, weight: weight.value, bias: bias.value, mean: runningMean.value,
+                                             variance: runningVar.value, eps: eps)
+        }
+        let (y, mean, variance) = Tensor.batchNormTraining(x, weight: weight.value, bias: bias.value, eps: eps)
+        withoutGradients {
+            runningMean.assign(runningMean.value * (1 - momentum) + mean * momentum)
+            runningVar.assign(runningVar.value * (1 - momentum) + variance * momentum)
+            numBatchesTracked.assign(Tensor(scalar: Int64(numBatchesTracked.value.item) + 1))
+        }
+        return y
+    }
+}
+
+/// Group normalisation (PyTorch's `nn.GroupNorm`) over channels-last input.
+///
+/// - Input and output: (N, ..., C), C divisible by `groups`.
+/// - Parameters: `weight` (ones), `bias` (zeros), shape (C). Same in training and evaluation.
+public final class GroupNorm: Module {
+    public let groups: Int, eps: Double
+    public let weight: Parameter, bias: Parameter
+
+    public init(groups: Int, channels: Int, eps: Double = 1e-5) {
+        precondition(channels % groups == 0, "GroupNorm: \(channels) channels do not split into \(groups) groups")
+        self.groups = groups
+        self.eps = eps
+        weight = Parameter(Tensor.ones([channels]))
+        bias = Parameter(Tensor.zeros([channels]))
+    }
+
+    public var namedParameters: [(String, Parameter)] { [("weight", weight), ("bias", bias)] }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        Tensor.groupNorm(x, groups: groups, weight: weight.value, bias: bias.value, eps: eps)
+    }
+}
+
+/// Layer normalisation over the last axis (PyTorch's `nn.LayerNorm(features)`).
+///
+/// - Input and output: (..., features). Parameters: `weight` (ones), `bias` (zeros), shape (features).
+public final class LayerNorm: Module {
+    public let eps: Double
+    public let weight: Parameter, bias: Parameter
+
+    public init(_ features: Int, eps: Double = 1e-5) {
+        self.eps = eps
+        weight = Parameter(Tensor.ones([features]))
+        bias = Parameter(Tensor.zeros([features]))
+    }
+
+    public var namedParameters: [(String, Parameter)] { [("weight", weight), ("bias", bias)] }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        Tensor.layerNorm(x, normalizedAxes: 1, weight: weight.value, bias: bias.value, eps: eps)
+    }
+}
+
+/// A lookup table of learnable rows (PyTorch's `nn.Embedding`).
+///
+/// - Input: int64 indices of any shape. Output: indices.shape + [dim].
+/// - Parameter: `weight` (count, dim), initialised N(0, 1) as PyTorch.
+public final class Embedding: Module {
+    public let weight: Parameter
+
+    public init(_ count: Int, _ dim: Int, generator: RandomGenerator) {
+        weight = Parameter(Tensor.normal([count, dim], generator: generator))
+    }
+
+    public var namedParameters: [(String, Parameter)] { [("weight", weight)] }
+
+    public func callAsFunction(_ indices: Tensor) -> Tensor { Tensor.embedding(weight.value, indices: indices) }
+}
+
+/// Inverted dropout (PyTorch's `nn.Dropout`): active only when `training` is true.
+public struct Dropout {
+    public let probability: Double
+
+    public init(_ probability: Double = 0.5) { self.probability = probability }
+
+    public func callAsFunction(_ x: Tensor, training: Bool, generator: RandomGenerator) -> Tensor {
+        training ? x.dropout(probability, generator: generator) : x
+    }
+}

@@ -1,0 +1,67 @@
+/// The backend seam: the heavy kernels (GEMM and convolutions) that ops call. Models and autodiff
+/// never call oneDNN directly; a GPU backend implements this protocol without touching them.
+///
+/// Layouts: activations are channels-last (NHWC), convolution weights are PyTorch's OIHW of the
+/// *forward* convolution (a transposed convolution runs as `conv2dBackwardData` of the convolution it
+/// transposes, whose OIHW weight is exactly PyTorch's ConvTranspose2d IOHW weight).
+/// All buffers are contiguous; outputs are overwritten (not accumulated).
+public protocol ComputeBackend: AnyObject {
+    /// C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is M x K, op(B) is K x N.
+    func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int)
+    /// output(N, OH, OW, O) = conv(input(N, H, W, I), weight(O, I, KH, KW)).
+    func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                       output: UnsafeMutablePointer<Float>)
+    /// gradInput(N, H, W, I) from gradOutput(N, OH, OW, O) and weight(O, I, KH, KW).
+    func conv2dBackwardData(_ g: ConvGeometry, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                            gradInput: UnsafeMutablePointer<Float>)
+    /// gradWeight(O, I, KH, KW) from input(N, H, W, I) and gradOutput(N, OH, OW, O).
+    func conv2dBackwardWeights(_ g: ConvGeometry, input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                               gradWeight: UnsafeMutablePointer<Float>)
+    /// Sets the number of threads the backend's kernels use.
+    func setThreads(_ count: Int)
+}
+
+/// The shape of one 2-D convolution (groups = 1). Padding may differ per side: a transposed
+/// convolution with output padding is the backward-data pass of a convolution whose input has extra
+/// rows or columns at the bottom/right, which that convolution's floor division ignores.
+public struct ConvGeometry: Hashable, Sendable {
+    public var batch: Int
+    public var inChannels: Int, inHeight: Int, inWidth: Int
+    public var outChannels: Int, outHeight: Int, outWidth: Int
+    public var kernelHeight: Int, kernelWidth: Int
+    public var strideH: Int, strideW: Int
+    public var padTop: Int, padLeft: Int
+    public var dilationH: Int, dilationW: Int
+
+    /// Padding at the bottom and right implied by the sizes (may be smaller than top/left, or
+    /// negative, when the input has rows the strided window never reaches).
+    public var padBottom: Int { (outHeight - 1) * strideH + (kernelHeight - 1) * dilationH + 1 - inHeight - padTop }
+    public var padRight: Int { (outWidth - 1) * strideW + (kernelWidth - 1) * dilationW + 1 - inWidth - padLeft }
+
+    /// Geometry of a convolution with symmetric padding; the output size follows PyTorch's formula.
+    public init(batch: Int, inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int,
+                kernelHeight: Int, kernelWidth: Int, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+                dilation: (Int, Int) = (1, 1)) {
+        self.batch = batch
+        self.inChannels = inChannels; self.inHeight = inHeight; self.inWidth = inWidth
+        self.outChannels = outChannels
+        self.kernelHeight = kernelHeight; self.kernelWidth = kernelWidth
+        self.strideH = stride.0; self.strideW = stride.1
+        self.padTop = padding.0; self.padLeft = padding.1
+        self.dilationH = dilation.0; self.dilationW = dilation.1
+        self.outHeight = (inHeight + 2 * padding.0 - dilation.0 * (kernelHeight - 1) - 1) / stride.0 + 1
+        self.outWidth = (inWidth + 2 * padding.1 - dilation.1 * (kernelWidth - 1) - 1) / stride.1 + 1
+    }
+
+    /// FLOPs of the forward pass (2 per multiply-add); backward-data and backward-weights cost the same.
+    public var flops: Double {
+        2.0 * Double(batch * outHeight * outWidth * outChannels) * Double(inChannels * kernelHeight * kernelWidth)
+    }
+}
+
+/// The backend in use. Defaults to the CPU backend (oneDNN for GEMM and convolutions).
+public enum Backend {
+    nonisolated(unsafe) public static var current: ComputeBackend = CPUBackend.shared
+}

@@ -1,0 +1,302 @@
+import CDNNL
+import Foundation
+
+/// One of the three passes of a 2-D convolution; the raw value is the name the benchmark prints.
+public enum ConvolutionPass: String, Sendable, CaseIterable {
+    case forward = "conv forward"
+    case backwardData = "conv backward-data"
+    case backwardWeights = "conv backward-weights"
+}
+
+/// The CPU backend: oneDNN's sgemm and convolutions (Float32, channels-last).
+///
+/// Each convolution runs a oneDNN primitive created for its geometry, pass and thread count with
+/// activations in NHWC and weights in whatever blocked layout oneDNN's fastest (jit) kernel wants
+/// (`dnnl_format_tag_any`); the caller's OIHW weights are reordered into it (and weight gradients
+/// back out of it) by cached reorder primitives. Primitives, their scratchpads and the reordered
+/// weight buffers are created once and cached for the life of the backend. Calls are serialized by a
+/// lock: each one already uses every OpenMP thread, and cached buffers and the stream are shared.
+public final class CPUBackend: ComputeBackend, @unchecked Sendable {
+    /// The process-wide instance that `Backend.current` defaults to.
+    public static let shared = CPUBackend()
+
+    private let engine: dnnl_engine_t
+    private let stream: dnnl_stream_t
+    private let lock = NSLock()
+    private var cache: [ConvKey: ConvPrimitive] = [:]
+
+    /// Creates a backend with its own oneDNN CPU engine, stream and primitive cache.
+    public init() {
+        var engine: dnnl_engine_t?
+        check(dnnl_engine_create(&engine, dnnl_cpu, 0), "CPUBackend: engine create")
+        var stream: dnnl_stream_t?
+        check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "CPUBackend: stream create")
+        self.engine = engine!
+        self.stream = stream!
+    }
+
+    public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let status = dnnl_sgemm(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
+                                a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+        precondition(status == dnnl_success, "gemm: oneDNN sgemm failed with status \(status)")
+    }
+
+    public func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                              output: UnsafeMutablePointer<Float>) {
+        let e = Self.effectiveGeometry(g)
+        lock.lock(); defer { lock.unlock() }
+        let p = primitive(e, .forward, "conv2dForward")
+        if e == g {
+            p.run(activation: UnsafeMutableRawPointer(mutating: input), other: output, weight: weight,
+                  stream: stream, op: "conv2dForward")
+        } else {
+            let cropped = Self.crop(input, from: g, to: e)
+            defer { cropped.deallocate() }
+            p.run(activation: cropped, other: output, weight: weight, stream: stream, op: "conv2dForward")
+        }
+    }
+
+    public func conv2dBackwardData(_ g: ConvGeometry, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                   gradInput: UnsafeMutablePointer<Float>) {
+        let e = Self.effectiveGeometry(g)
+        lock.lock(); defer { lock.unlock() }
+        let p = primitive(e, .backwardData, "conv2dBackwardData")
+        if e == g {
+            p.run(activation: gradInput, other: UnsafeMutableRawPointer(mutating: gradOutput), weight: weight,
+                  stream: stream, op: "conv2dBackwardData")
+        } else {
+            // The rows/columns past the cropped input are never read by the forward pass: zero gradient.
+            let cropped = UnsafeMutablePointer<Float>.allocate(capacity: e.batch * e.inHeight * e.inWidth * e.inChannels)
+            defer { cropped.deallocate() }
+            p.run(activation: cropped, other: UnsafeMutableRawPointer(mutating: gradOutput), weight: weight,
+                  stream: stream, op: "conv2dBackwardData")
+            Self.uncrop(cropped, from: e, into: gradInput, g)
+        }
+    }
+
+    public func conv2dBackwardWeights(_ g: ConvGeometry, input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                                      gradWeight: UnsafeMutablePointer<Float>) {
+        let e = Self.effectiveGeometry(g)
+        lock.lock(); defer { lock.unlock() }
+        let p = primitive(e, .backwardWeights, "conv2dBackwardWeights")
+        if e == g {
+            p.run(activation: UnsafeMutableRawPointer(mutating: input),
+                  other: UnsafeMutableRawPointer(mutating: gradOutput), weight: gradWeight, stream: stream,
+                  op: "conv2dBackwardWeights")
+        } else {
+            let cropped = Self.crop(input, from: g, to: e)
+            defer { cropped.deallocate() }
+            p.run(activation: cropped, other: UnsafeMutableRawPointer(mutating: gradOutput), weight: gradWeight,
+                  stream: stream, op: "conv2dBackwardWeights")
+        }
+    }
+
+    public func setThreads(_ count: Int) { omp_set_num_threads(Int32(max(1, count))) }
+
+    /// The number of threads the backend's kernels use (OpenMP's maximum for the calling thread).
+    public var threadCount: Int { Int(omp_get_max_threads()) }
+
+    /// The name of the implementation oneDNN chose for this convolution (e.g. "jit:avx512_core"; "ref"
+    /// or "gemm" would mean a slow path), for benchmarks and debugging. Creates and caches the
+    /// primitive if needed.
+    public func implementationName(_ g: ConvGeometry, pass: ConvolutionPass) -> String {
+        let e = Self.effectiveGeometry(g)
+        lock.lock(); defer { lock.unlock() }
+        let p = primitive(e, pass, "implementationName")
+        return p.implementationName + (p.reordersWeights ? " (weights reordered from OIHW)" : "")
+    }
+
+    // MARK: - Primitive cache
+
+    private struct ConvKey: Hashable {
+        var geometry: ConvGeometry
+        var pass: ConvolutionPass
+        /// oneDNN's jit kernels fix their thread partition when created.
+        var threads: Int32
+    }
+
+    /// Must be called with `lock` held.
+    private func primitive(_ g: ConvGeometry, _ pass: ConvolutionPass, _ op: String) -> ConvPrimitive {
+        let key = ConvKey(geometry: g, pass: pass, threads: omp_get_max_threads())
+        if let p = cache[key] { return p }
+        let hint = pass == .forward ? nil : primitive(g, .forward, op)
+        let p = ConvPrimitive(g, pass: pass, engine: engine, hint: hint, op: op)
+        cache[key] = p
+        return p
+    }
+
+    // MARK: - Negative bottom/right padding
+
+    /// oneDNN 2.6 rejects right padding <= -stride, so input rows and columns the window never reaches
+    /// (negative bottom/right padding) are cropped away: the convolution runs on a smaller input whose
+    /// bottom/right padding is zero.
+    static func effectiveGeometry(_ g: ConvGeometry) -> ConvGeometry {
+        var e = g
+        if g.padBottom < 0 { e.inHeight += g.padBottom }
+        if g.padRight < 0 { e.inWidth += g.padRight }
+        precondition(e.inHeight > 0 && e.inWidth > 0, "conv2d: geometry \(g) reads no input")
+        return e
+    }
+
+    /// A freshly allocated copy of the top-left `to` part of an NHWC tensor of geometry `from`.
+    private static func crop(_ x: UnsafePointer<Float>, from g: ConvGeometry, to e: ConvGeometry)
+        -> UnsafeMutablePointer<Float> {
+        let c = g.inChannels, rowLength = e.inWidth * c
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: e.batch * e.inHeight * rowLength)
+        for n in 0..<g.batch {
+            for h in 0..<e.inHeight {
+                (out + (n * e.inHeight + h) * rowLength)
+                    .update(from: x + ((n * g.inHeight + h) * g.inWidth) * c, count: rowLength)
+            }
+        }
+        return out
+    }
+
+    /// Writes the cropped gradient `x` (geometry `e`) into `y` (geometry `g`), zeros elsewhere.
+    private static func uncrop(_ x: UnsafePointer<Float>, from e: ConvGeometry, into y: UnsafeMutablePointer<Float>,
+                               _ g: ConvGeometry) {
+        let c = g.inChannels, rowLength = e.inWidth * c
+        y.update(repeating: 0, count: g.batch * g.inHeight * g.inWidth * c)
+        for n in 0..<g.batch {
+            for h in 0..<e.inHeight {
+                (y + ((n * g.inHeight + h) * g.inWidth) * c)
+                    .update(from: x + (n * e.inHeight + h) * rowLength, count: rowLength)
+            }
+        }
+    }
+}
+
+/// Fails with `op`'s name if a oneDNN call did not succeed.
+private func check(_ status: dnnl_status_t, _ op: @autoclosure () -> String) {
+    if status != dnnl_success { fatalError("\(op()): oneDNN failed with status \(status.rawValue)") }
+}
+
+/// A cached convolution primitive with its memory objects, scratchpad and weight reorder.
+private final class ConvPrimitive {
+    let pass: ConvolutionPass
+    let hint: ConvPrimitive?  // a backward primitive descriptor may refer to its forward hint
+    var pd: dnnl_primitive_desc_t?
+    var primitive: dnnl_primitive_t?
+    let implementationName: String
+
+    /// NHWC memory of the input side (src or diff_src) and the output side (dst or diff_dst).
+    var activationMemory: dnnl_memory_t?
+    var otherMemory: dnnl_memory_t?
+    /// The caller's OIHW weights (or weight gradient).
+    var userWeightMemory: dnnl_memory_t?
+    /// The weights in the primitive's layout: the user memory itself when the layouts agree.
+    var primitiveWeightMemory: dnnl_memory_t?
+    var reorder: dnnl_primitive_t?
+    var scratchpadMemory: dnnl_memory_t?
+    var args: [dnnl_exec_arg_t] = []
+    var reorderArgs: [dnnl_exec_arg_t] = []
+    var reordersWeights: Bool { reorder != nil }
+
+    init(_ g: ConvGeometry, pass: ConvolutionPass, engine: dnnl_engine_t, hint: ConvPrimitive?, op: String) {
+        self.pass = pass
+        self.hint = hint
+        let n = Int64(g.batch)
+        var srcMD = dnnl_memory_desc_t(), dstMD = dnnl_memory_desc_t()
+        var anyWeightMD = dnnl_memory_desc_t(), userWeightMD = dnnl_memory_desc_t()
+        check(cdnnl_md_init_4d(&srcMD, n, Int64(g.inChannels), Int64(g.inHeight), Int64(g.inWidth), dnnl_nhwc),
+              "\(op): source memory descriptor for \(g)")
+        check(cdnnl_md_init_4d(&dstMD, n, Int64(g.outChannels), Int64(g.outHeight), Int64(g.outWidth), dnnl_nhwc),
+              "\(op): destination memory descriptor for \(g)")
+        check(cdnnl_md_init_4d(&anyWeightMD, Int64(g.outChannels), Int64(g.inChannels), Int64(g.kernelHeight),
+                               Int64(g.kernelWidth), dnnl_format_tag_any), "\(op): weight memory descriptor")
+        check(cdnnl_md_init_4d(&userWeightMD, Int64(g.outChannels), Int64(g.inChannels), Int64(g.kernelHeight),
+                               Int64(g.kernelWidth), dnnl_oihw), "\(op): OIHW memory descriptor")
+
+        let passCode: Int32 = switch pass { case .forward: 0; case .backwardData: 2; case .backwardWeights: 3 }
+        var desc = dnnl_convolution_desc_t()
+        check(cdnnl_conv2d_desc_init(&desc, passCode, &srcMD, &anyWeightMD, &dstMD, Int64(g.strideH),
+                                     Int64(g.strideW), Int64(g.dilationH - 1), Int64(g.dilationW - 1),
+                                     Int64(g.padTop), Int64(g.padLeft), Int64(g.padBottom), Int64(g.padRight)),
+              "\(op): convolution descriptor for \(g)")
+
+        var attr: dnnl_primitive_attr_t?
+        check(dnnl_primitive_attr_create(&attr), "\(op): attribute create")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "\(op): scratchpad mode")
+        check(dnnl_primitive_desc_create(&pd, &desc, attr, engine, hint?.pd),
+              "\(op): primitive descriptor for \(pass.rawValue) \(g)")
+        check(dnnl_primitive_create(&primitive, pd), "\(op): primitive create for \(g)")
+        implementationName = cdnnl_impl_info(pd).map { String(cString: $0) } ?? "unknown"
+
+        let (activationQuery, otherQuery, weightQuery): (dnnl_query_t, dnnl_query_t, dnnl_query_t) = switch pass {
+        case .forward: (dnnl_query_src_md, dnnl_query_dst_md, dnnl_query_weights_md)
+        case .backwardData: (dnnl_query_diff_src_md, dnnl_query_diff_dst_md, dnnl_query_weights_md)
+        case .backwardWeights: (dnnl_query_src_md, dnnl_query_diff_dst_md, dnnl_query_diff_weights_md)
+        }
+        guard let activationMD = dnnl_primitive_desc_query_md(pd, activationQuery, 0),
+              let otherMD = dnnl_primitive_desc_query_md(pd, otherQuery, 0),
+              let weightMD = dnnl_primitive_desc_query_md(pd, weightQuery, 0),
+              let scratchMD = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0)
+        else { fatalError("\(op): memory descriptor query failed for \(g)") }
+        check(dnnl_memory_create(&activationMemory, activationMD, engine, cdnnl_memory_none()), "\(op): memory")
+        check(dnnl_memory_create(&otherMemory, otherMD, engine, cdnnl_memory_none()), "\(op): memory")
+        check(dnnl_memory_create(&userWeightMemory, &userWeightMD, engine, cdnnl_memory_none()), "\(op): memory")
+        if dnnl_memory_desc_get_size(scratchMD) > 0 {
+            check(dnnl_memory_create(&scratchpadMemory, scratchMD, engine, cdnnl_memory_allocate()),
+                  "\(op): scratchpad")
+        }
+        if dnnl_memory_desc_equal(weightMD, &userWeightMD) != 0 {
+            primitiveWeightMemory = userWeightMemory
+        } else {
+            check(dnnl_memory_create(&primitiveWeightMemory, weightMD, engine, cdnnl_memory_allocate()),
+                  "\(op): weight buffer")
+            var reorderPD: dnnl_primitive_desc_t?
+            withUnsafePointer(to: &userWeightMD) { userMD in
+                let (fromMD, toMD) = pass == .backwardWeights ? (weightMD, userMD) : (userMD, weightMD)
+                check(dnnl_reorder_primitive_desc_create(&reorderPD, fromMD, engine, toMD, engine, nil),
+                      "\(op): weight reorder descriptor")
+            }
+            defer { dnnl_primitive_desc_destroy(reorderPD) }
+            check(dnnl_primitive_create(&reorder, reorderPD), "\(op): weight reorder create")
+            let (from, to) = pass == .backwardWeights ? (primitiveWeightMemory, userWeightMemory)
+                                                      : (userWeightMemory, primitiveWeightMemory)
+            reorderArgs = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from),
+                           dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
+        }
+
+        switch pass {
+        case .forward:
+            args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: activationMemory),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: primitiveWeightMemory),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: otherMemory)]
+        case .backwardData:
+            args = [dnnl_exec_arg_t(arg: DNNL_ARG_DIFF_SRC, memory: activationMemory),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: primitiveWeightMemory),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_DIFF_DST, memory: otherMemory)]
+        case .backwardWeights:
+            args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: activationMemory),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_DIFF_WEIGHTS, memory: primitiveWeightMemory),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_DIFF_DST, memory: otherMemory)]
+        }
+        if let scratchpadMemory {
+            args.append(dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratchpadMemory))
+        }
+    }
+
+    /// Runs the pass on the caller's buffers: `activation` is src (forward, backward-weights) or
+    /// diff_src (backward-data); `other` is dst or diff_dst; `weight` is the OIHW weight or, for
+    /// backward-weights, the OIHW weight gradient to write.
+    func run(activation: UnsafeMutableRawPointer, other: UnsafeMutableRawPointer, weight: UnsafeRawPointer,
+             stream: dnnl_stream_t, op: String) {
+        check(dnnl_memory_set_data_handle(activationMemory, activation), op)
+        check(dnnl_memory_set_data_handle(otherMemory, other), op)
+        check(dnnl_memory_set_data_handle(userWeightMemory, UnsafeMutableRawPointer(mutating: weight)), op)
+        if reorder != nil && pass != .backwardWeights {
+            check(dnnl_primitive_execute(reorder, stream, Int32(reorderArgs.count), reorderArgs),
+                  "\(op): weight reorder")
+        }
+        check(dnnl_primitive_execute(primitive, stream, Int32(args.count), args), "\(op): execute")
+        if reorder != nil && pass == .backwardWeights {
+            check(dnnl_primitive_execute(reorder, stream, Int32(reorderArgs.count), reorderArgs),
+                  "\(op): weight gradient reorder")
+        }
+        check(dnnl_stream_wait(stream), "\(op): stream wait")
+    }
+}

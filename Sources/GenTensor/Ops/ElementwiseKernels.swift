@@ -1,0 +1,140 @@
+import RealModule
+
+/// A pointwise function of one value, specialised per element type.
+protocol UnaryFunctor {
+    static func apply<T: KernelFloat>(_ x: T) -> T
+}
+
+/// A pointwise function of two values.
+protocol BinaryFunctor {
+    static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T
+}
+
+enum NegF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { -x } }
+enum ExpF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { T.exp(x) } }
+enum LogF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { T.log(x) } }
+enum Log1pF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { T.log(onePlus: x) } }
+enum SqrtF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { x.squareRoot() } }
+enum TanhF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { T.tanh(x) } }
+enum SinF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { T.sin(x) } }
+enum CosF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { T.cos(x) } }
+enum AbsF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { x.magnitude } }
+enum ReluF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { x > 0 ? x : 0 } }
+enum SignF: UnaryFunctor {
+    @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { x > 0 ? 1 : (x < 0 ? -1 : 0) }
+}
+/// 1 where x > 0, else 0: the derivative of relu.
+enum PositiveMaskF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { x > 0 ? 1 : 0 } }
+enum SigmoidF: UnaryFunctor {
+    @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T {
+        // Stable for large |x|: never exponentiates a large positive number.
+        if x >= 0 { return 1 / (1 + T.exp(-x)) }
+        let e = T.exp(x)
+        return e / (1 + e)
+    }
+}
+
+enum AddF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { a + b } }
+enum SubF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { a - b } }
+enum MulF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { a * b } }
+enum DivF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { a / b } }
+enum PowF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { T.pow(a, b) } }
+/// 1 where a == b, else 0.
+enum EqualMaskF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { a == b ? 1 : 0 } }
+/// 1 where a > b, else 0.
+enum GreaterMaskF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { a > b ? 1 : 0 } }
+/// 1 where a >= b, else 0.
+enum GreaterEqualMaskF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { a >= b ? 1 : 0 } }
+/// x where x > 0, else slope * x: leaky relu with the slope as second operand.
+enum LeakyReluF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T, _ s: T) -> T { x > 0 ? x : x * s } }
+/// 1 where x > 0, else slope: the derivative of leaky relu.
+enum LeakySlopeF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T, _ s: T) -> T { x > 0 ? 1 : s } }
+
+/// The loops behind elementwise ops, threaded over row chunks.
+enum ElementwiseKernels {
+    static func unary<F: UnaryFunctor, T: KernelFloat>(_ f: F.Type, _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ n: Int) {
+        parallelChunks(n) { r in
+            for i in r { y[i] = F.apply(x[i]) }
+        }
+    }
+
+    /// out = F(a, b) with both read through broadcast strides over `shape` (the output shape).
+    static func binary<F: BinaryFunctor, T: KernelFloat>(_ f: F.Type, _ a: UnsafePointer<T>, _ sa: [Int],
+                                                          _ b: UnsafePointer<T>, _ sb: [Int],
+                                                          _ out: UnsafeMutablePointer<T>, _ shape: [Int]) {
+        let n = shape.reduce(1, *)
+        if n == 0 { return }
+        let rank = shape.count
+        let aContiguous = sa == Shapes.strides(shape), bContiguous = sb == Shapes.strides(shape)
+        if aContiguous && bContiguous {
+            parallelChunks(n) { r in for i in r { out[i] = F.apply(a[i], b[i]) } }
+            return
+        }
+        if bContiguous && sa.allSatisfy({ $0 == 0 }) {
+            let av = a[0]
+            parallelChunks(n) { r in for i in r { out[i] = F.apply(av, b[i]) } }
+            return
+        }
+        if aContiguous && sb.allSatisfy({ $0 == 0 }) {
+            let bv = b[0]
+            parallelChunks(n) { r in for i in r { out[i] = F.apply(a[i], bv) } }
+            return
+        }
+        // General case: rows along the last axis, offsets from the multi-index of each row.
+        let inner = rank == 0 ? 1 : shape[rank - 1]
+        let rows = n / inner
+        let ia = rank == 0 ? 0 : sa[rank - 1], ib = rank == 0 ? 0 : sb[rank - 1]
+        parallelChunks(rows, costPerItem: inner) { r in
+            for row in r {
+                var rem = row, oa = 0, ob = 0
+                var d = rank - 2
+                while d >= 0 {
+                    let idx = rem % shape[d]
+                    rem /= shape[d]
+                    oa += idx * sa[d]; ob += idx * sb[d]
+                    d -= 1
+                }
+                let o = out + row * inner
+                if ia == 1 && ib == 1 {
+                    for j in 0..<inner { o[j] = F.apply(a[oa + j], b[ob + j]) }
+                } else if ia == 0 && ib == 1 {
+                    let av = a[oa]
+                    for j in 0..<inner { o[j] = F.apply(av, b[ob + j]) }
+                } else if ia == 1 && ib == 0 {
+                    let bv = b[ob]
+                    for j in 0..<inner { o[j] = F.apply(a[oa + j], bv) }
+                } else {
+                    for j in 0..<inner { o[j] = F.apply(a[oa + j * ia], b[ob + j * ib]) }
+                }
+            }
+        }
+    }
+
+    /// Copies a tensor read through `strides` over `shape` into contiguous `out`.
+    static func gatherStrided<T>(_ x: UnsafePointer<T>, _ strides: [Int], _ out: UnsafeMutablePointer<T>, _ shape: [Int]) {
+        let n = shape.reduce(1, *)
+        if n == 0 { return }
+        let rank = shape.count
+        if rank == 0 { out[0] = x[0]; return }
+        let inner = shape[rank - 1], step = strides[rank - 1]
+        let rows = n / inner
+        parallelChunks(rows, costPerItem: inner) { r in
+            for row in r {
+                var rem = row, off = 0
+                var d = rank - 2
+                while d >= 0 {
+                    let idx = rem % shape[d]
+                    rem /= shape[d]
+                    off += idx * strides[d]
+                    d -= 1
+                }
+                let o = out + row * inner
+                if step == 1 {
+                    for j in 0..<inner { o[j] = x[off + j] }
+                } else {
+                    for j in 0..<inner { o[j] = x[off + j * step] }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+/// Matrix products (2-D and batched) through the backend's GEMM.
+extension Tensor {
+    /// op(a) · op(b), where op transposes the last two axes when asked.
+    ///
+    /// Shapes: `a` (..., M, K), `b` (..., K, N) with equal leading (batch) axes, giving (..., M, N);
+    /// or `a` (..., M, K) with a 2-D `b` (K, N), which folds a's batch axes into M.
+    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+        precondition(a.rank >= 2 && b.rank >= 2, "matmul: operands need rank >= 2, got \(a.shape) and \(b.shape)")
+        precondition(a.dtype == b.dtype && a.dtype.isFloatingPoint, "matmul: dtypes \(a.dtype) and \(b.dtype)")
+        if b.rank == 2 && a.rank > 2 && !transposeA {
+            let lead = Array(a.shape.dropLast())
+            let flat = matmul(a.reshaped([-1, a.shape[a.rank - 1]]), b, transposeB: transposeB)
+            return flat.reshaped(lead + [flat.shape[1]])
+        }
+        precondition(a.rank == b.rank && a.shape.dropLast(2) == b.shape.dropLast(2),
+                     "matmul: batch axes of \(a.shape) and \(b.shape) differ")
+        let r = a.rank
+        let m = transposeA ? a.shape[r - 1] : a.shape[r - 2]
+        let k = transposeA ? a.shape[r - 2] : a.shape[r - 1]
+        let kb = transposeB ? b.shape[r - 1] : b.shape[r - 2]
+        let n = transposeB ? b.shape[r - 2] : b.shape[r - 1]
+        precondition(k == kb, "matmul: inner sizes differ: \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
+        let batchShape = Array(a.shape.dropLast(2))
+        let batch = batchShape.reduce(1, *)
+        let out = Tensor(uninitializedShape: batchShape + [m, n], dtype: a.dtype)
+        let lda = a.shape[r - 1], ldb = b.shape[r - 1]
+        switch a.dtype {
+        case .float32:
+            let backend = Backend.current
+            for i in 0..<batch {
+                backend.gemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k, alpha: 1,
+                             a: a.floatPointer + i * m * k, lda: lda, b: b.floatPointer + i * k * n, ldb: ldb,
+                             beta: 0, c: out.floatPointer + i * m * n, ldc: n)
+            }
+        case .float64:
+            for i in 0..<batch {
+                ReferenceKernels.gemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k, alpha: 1.0,
+                                      a: a.doublePointer + i * m * k, lda: lda, b: b.doublePointer + i * k * n, ldb: ldb,
+                                      beta: 0.0, c: out.doublePointer + i * m * n, ldc: n)
+            }
+        case .int64: break
+        }
+        return out.recording("matmul", [a, b]) { g, needs in
+            let da: Tensor? = !needs[0] ? nil : transposeA
+                ? matmul(b, g, transposeA: transposeB, transposeB: true)
+                : matmul(g, b, transposeB: !transposeB)
+            let db: Tensor? = !needs[1] ? nil : transposeB
+                ? matmul(g, a, transposeA: true, transposeB: transposeA)
+                : matmul(a, g, transposeA: !transposeA)
+            return [da, db]
+        }
+    }
+}

@@ -1,0 +1,2 @@
+import GenTensor
+print("generative")
