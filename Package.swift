@@ -35,8 +35,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastFlags),
-        .target(name: "GenTestSupport", dependencies: ["GenTensor"], path: "Tests/GenTestSupport"),
+        .target(name: "GenTestSupport", dependencies: ["GenTensor"], path: "Tests/GenTestSupport", swiftSettings: fastFlags),
         .testTarget(name: "GenTensorTests", dependencies: ["GenTensor", "GenTestSupport"], swiftSettings: fastFlags),
+        .testTarget(name: "GenNNTests", dependencies: ["GenNN", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "GenModelsTests", dependencies: ["GenTensor", "GenNN", "GenModels", "GenTestSupport"], swiftSettings: fastFlags),
     ],
     swiftLanguageModes: [.v5]

@@ -10,6 +10,12 @@ static inline void *cdnnl_memory_none(void) { return DNNL_MEMORY_NONE; }
 // oneDNN runs on GNU OpenMP; declared here so Swift can size its thread pool.
 void omp_set_num_threads(int num_threads);
 int omp_get_max_threads(void);
+int omp_get_thread_num(void);
+int omp_get_num_threads(void);
+// libgomp's entry point for a parallel region (what `#pragma omp parallel` compiles to). The Swift
+// kernels run on oneDNN's OpenMP pool through it, so one pool serves everything: a second pool
+// (Dispatch) competing with OpenMP's spin-waiting threads ran 3x slower.
+void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned int flags);
 
 // Helpers for the convolution primitives (CPUBackend.swift): dnnl_dims_t is a C array, which
 // imports into Swift as a 12-tuple, so the 4-D descriptors are built here from scalars.

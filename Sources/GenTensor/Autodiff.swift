@@ -63,6 +63,8 @@ extension Tensor {
 ///     differentiated again (second-order gradients).
 /// - Returns: one gradient per input, shaped like it; zeros where `output` does not depend on it.
 public func gradients(of output: Tensor, wrt inputs: [Tensor], seed: Tensor? = nil, createGraph: Bool = false) -> [Tensor] {
+    precondition(output.tracksGradient,
+                 "gradients: the output has no gradient history (computed under withoutGradients, or from inputs that do not require gradients)")
     precondition(seed != nil || output.elementCount == 1,
                  "gradients: output of shape \(output.shape) is not a scalar; pass a seed")
     for x in inputs {
@@ -86,6 +88,15 @@ public func gradients(of output: Tensor, wrt inputs: [Tensor], seed: Tensor? = n
         }
     }
     let wanted = Set(inputs.map { ObjectIdentifier($0) })
+    // Only tensors on a path to a wanted input need gradients (e.g. a GAN's generator step does not
+    // compute the discriminator's weight gradients). `order` lists inputs before their users.
+    var onPath = Set<ObjectIdentifier>()
+    for t in order {
+        let id = ObjectIdentifier(t)
+        if wanted.contains(id) || (t.node?.inputs.contains { onPath.contains(ObjectIdentifier($0)) } ?? false) {
+            onPath.insert(id)
+        }
+    }
     return GradMode.with(enabled: createGraph) {
         var grads: [ObjectIdentifier: Tensor] = [:]
         grads[ObjectIdentifier(output)] = seed ?? Tensor.ones(output.shape, dtype: output.dtype)
@@ -95,10 +106,11 @@ public func gradients(of output: Tensor, wrt inputs: [Tensor], seed: Tensor? = n
             guard let g = grads.removeValue(forKey: id) else { continue }
             if wanted.contains(id) { results[id] = g }
             guard let node = t.node else { continue }
-            let needs = node.inputs.map { $0.tracksGradient }
+            let needs = node.inputs.map { onPath.contains(ObjectIdentifier($0)) }
+            if !needs.contains(true) { continue }
             let inputGrads = node.vjp(g, needs)
             for (input, ig) in zip(node.inputs, inputGrads) {
-                guard let ig, input.tracksGradient else { continue }
+                guard let ig, onPath.contains(ObjectIdentifier(input)) else { continue }
                 precondition(ig.shape == input.shape,
                              "\(node.name) backward: gradient shape \(ig.shape) differs from input shape \(input.shape)")
                 let iid = ObjectIdentifier(input)

@@ -35,6 +35,12 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         self.stream = stream!
     }
 
+    deinit {
+        cache.removeAll()
+        dnnl_stream_destroy(stream)
+        dnnl_engine_destroy(engine)
+    }
+
     public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -68,7 +74,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
                   stream: stream, op: "conv2dBackwardData")
         } else {
             // The rows/columns past the cropped input are never read by the forward pass: zero gradient.
-            let cropped = UnsafeMutablePointer<Float>.allocate(capacity: e.batch * e.inHeight * e.inWidth * e.inChannels)
+            let count = e.batch * e.inHeight * e.inWidth * e.inChannels
+            let cropped = UnsafeMutablePointer<Float>.allocate(capacity: count)
             defer { cropped.deallocate() }
             p.run(activation: cropped, other: UnsafeMutableRawPointer(mutating: gradOutput), weight: weight,
                   stream: stream, op: "conv2dBackwardData")
@@ -278,6 +285,16 @@ private final class ConvPrimitive {
         if let scratchpadMemory {
             args.append(dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratchpadMemory))
         }
+    }
+
+    deinit {
+        if primitiveWeightMemory != userWeightMemory { dnnl_memory_destroy(primitiveWeightMemory) }
+        for memory in [activationMemory, otherMemory, userWeightMemory, scratchpadMemory] where memory != nil {
+            dnnl_memory_destroy(memory)
+        }
+        if reorder != nil { dnnl_primitive_destroy(reorder) }
+        dnnl_primitive_destroy(primitive)
+        dnnl_primitive_desc_destroy(pd)
     }
 
     /// Runs the pass on the caller's buffers: `activation` is src (forward, backward-weights) or

@@ -1,11 +1,12 @@
-import Dispatch
+import CDNNL
 
-/// Threading for the Swift kernels: splits `0..<count` into contiguous chunks run on
-/// `Threads.count` threads (Dispatch's `concurrentPerform`). oneDNN's OpenMP pool and this one never
-/// run at once, because ops execute one after another.
+/// Threading for the Swift kernels: `0..<count` is split into contiguous chunks, one per thread of
+/// the OpenMP pool that oneDNN uses. One pool for everything: Dispatch's `concurrentPerform` beside
+/// OpenMP's spin-waiting workers left the two fighting for the cores (68% of the VAE training step
+/// was spent spinning in libgomp).
 public enum Threads {
     /// Threads used by the Swift kernels and (through the backend) by oneDNN.
-    nonisolated(unsafe) public private(set) static var count = 2
+    nonisolated(unsafe) public private(set) static var count = Int(omp_get_max_threads())
 
     /// Sets the thread count for both the Swift kernels and the backend.
     public static func set(_ n: Int) {
@@ -14,18 +15,38 @@ public enum Threads {
     }
 }
 
+/// The work of one parallel region, handed to the C trampoline by pointer.
+private struct ParallelRegion {
+    let count: Int
+    let body: (Range<Int>) -> Void
+}
+
+private let parallelTrampoline: @convention(c) (UnsafeMutableRawPointer?) -> Void = { raw in
+    guard let raw else { return }
+    let region = raw.assumingMemoryBound(to: ParallelRegion.self).pointee
+    let threads = Int(omp_get_num_threads()), me = Int(omp_get_thread_num())
+    let lo = region.count * me / threads, hi = region.count * (me + 1) / threads
+    if lo < hi { region.body(lo..<hi) }
+}
+
 /// Runs `body(range)` over chunks of `0..<count`, in parallel when the work is large enough.
 /// `costPerItem` is a rough element count per item, so that tiny loops stay on one thread.
 @inline(__always)
 func parallelChunks(_ count: Int, costPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
-    let threads = Threads.count
-    if threads <= 1 || count < 2 || count * costPerItem < 32_768 {
+    let threads = min(Threads.count, count)
+    if threads <= 1 || count * costPerItem < 32_768 {
         body(0..<count)
         return
     }
-    let chunks = min(threads, count)
-    DispatchQueue.concurrentPerform(iterations: chunks) { c in
-        let lo = count * c / chunks, hi = count * (c + 1) / chunks
-        if lo < hi { body(lo..<hi) }
+    withoutActuallyEscaping(body) { escaping in
+        var region = ParallelRegion(count: count, body: escaping)
+        withUnsafeMutablePointer(to: &region) { pointer in
+            GOMP_parallel(parallelTrampoline, UnsafeMutableRawPointer(pointer), UInt32(threads), 0)
+        }
     }
+}
+
+/// Public form of the chunked parallel loop, for kernels written outside the engine (optimizers).
+public func parallelFor(_ count: Int, costPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
+    parallelChunks(count, costPerItem: costPerItem, body)
 }

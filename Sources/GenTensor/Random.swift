@@ -66,7 +66,9 @@ extension Tensor {
         let n = out.elementCount
         switch dtype {
         case .float32:
-            for i in 0..<n { out.floatPointer[i] = Float(low + (high - low) * generator.nextUnitDouble()) }
+            // Rounding to Float32 can reach `high`; keep the promised half-open range.
+            let top = Float(high).nextDown
+            for i in 0..<n { out.floatPointer[i] = Swift.min(Float(low + (high - low) * generator.nextUnitDouble()), top) }
         case .float64:
             for i in 0..<n { out.doublePointer[i] = low + (high - low) * generator.nextUnitDouble() }
         case .int64: preconditionFailure("uniform: int64 dtype; use randomIntegers")

@@ -11,6 +11,16 @@ public enum ReferenceKernels {
     public static func gemm<T: KernelFloat>(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: T,
                                             a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int,
                                             beta: T, c: UnsafeMutablePointer<T>, ldc: Int) {
+        // op(B) as a contiguous K x N copy when B is stored transposed, so every product runs i-k-j:
+        // C's row i accumulates alpha * op(A)[i, p] times row p of op(B) (contiguous, vectorizable).
+        var bt: UnsafeMutablePointer<T>? = nil
+        if transB && k > 0 && n > 0 {
+            let t = UnsafeMutablePointer<T>.allocate(capacity: k * n)
+            for j in 0..<n { for p in 0..<k { (t + p * n + j).initialize(to: b[j * ldb + p]) } }
+            bt = t
+        }
+        defer { bt?.deallocate() }
+        let (bRows, bStride) = bt.map { (UnsafePointer($0), n) } ?? (b, ldb)
         for i in 0..<m {
             let cRow = c + i * ldc
             if beta == 0 {
@@ -18,27 +28,10 @@ public enum ReferenceKernels {
             } else if beta != 1 {
                 for j in 0..<n { cRow[j] *= beta }
             }
-            if transB {
-                // Rows of B are the columns of op(B): each element of C is a dot product.
-                for j in 0..<n {
-                    let bRow = b + j * ldb
-                    var sum: T = 0
-                    if transA {
-                        for p in 0..<k { sum += a[p * lda + i] * bRow[p] }
-                    } else {
-                        let aRow = a + i * lda
-                        for p in 0..<k { sum += aRow[p] * bRow[p] }
-                    }
-                    cRow[j] += alpha * sum
-                }
-            } else {
-                // i-k-j: C's row i accumulates alpha * A[i, p] times B's row p.
-                for p in 0..<k {
-                    let aip = alpha * (transA ? a[p * lda + i] : a[i * lda + p])
-                    if aip == 0 { continue }
-                    let bRow = b + p * ldb
-                    for j in 0..<n { cRow[j] += aip * bRow[j] }
-                }
+            for p in 0..<k {
+                let aip = alpha * (transA ? a[p * lda + i] : a[i * lda + p])
+                let bRow = bRows + p * bStride
+                for j in 0..<n { cRow[j] += aip * bRow[j] }
             }
         }
     }
@@ -49,27 +42,28 @@ public enum ReferenceKernels {
     public static func conv2dForward<T: KernelFloat>(_ g: ConvGeometry, input: UnsafePointer<T>,
                                                      weight: UnsafePointer<T>, output: UnsafeMutablePointer<T>) {
         let ci = g.inChannels, co = g.outChannels
-        // Weights as (O, KH, KW, I) so the channel loop is contiguous in both operands.
-        let w = transposedWeight(g, weight, toKernelMajor: false)
+        // Weights as (KH, KW, I, O): each input value scales a contiguous row of O weights into the
+        // output position's O sums (independent sums, so the inner loop vectorizes).
+        let w = transposedWeight(g, weight, layout: .kernelInputOutput)
         defer { w.deallocate() }
         for n in 0..<g.batch {
             for oh in 0..<g.outHeight {
                 for ow in 0..<g.outWidth {
                     let out = output + ((n * g.outHeight + oh) * g.outWidth + ow) * co
-                    for o in 0..<co {
-                        var sum: T = 0
-                        for kh in 0..<g.kernelHeight {
-                            let ih = oh * g.strideH - g.padTop + kh * g.dilationH
-                            if ih < 0 || ih >= g.inHeight { continue }
-                            for kw in 0..<g.kernelWidth {
-                                let iw = ow * g.strideW - g.padLeft + kw * g.dilationW
-                                if iw < 0 || iw >= g.inWidth { continue }
-                                let x = input + ((n * g.inHeight + ih) * g.inWidth + iw) * ci
-                                let wk = w + ((o * g.kernelHeight + kh) * g.kernelWidth + kw) * ci
-                                for i in 0..<ci { sum += x[i] * wk[i] }
+                    out.update(repeating: 0, count: co)
+                    for kh in 0..<g.kernelHeight {
+                        let ih = oh * g.strideH - g.padTop + kh * g.dilationH
+                        if ih < 0 || ih >= g.inHeight { continue }
+                        for kw in 0..<g.kernelWidth {
+                            let iw = ow * g.strideW - g.padLeft + kw * g.dilationW
+                            if iw < 0 || iw >= g.inWidth { continue }
+                            let x = input + ((n * g.inHeight + ih) * g.inWidth + iw) * ci
+                            for i in 0..<ci {
+                                let v = x[i]
+                                let wk = w + ((kh * g.kernelWidth + kw) * ci + i) * co
+                                for o in 0..<co { out[o] += v * wk[o] }
                             }
                         }
-                        out[o] = sum
                     }
                 }
             }
@@ -85,7 +79,7 @@ public enum ReferenceKernels {
                                                           gradInput: UnsafeMutablePointer<T>) {
         let ci = g.inChannels, co = g.outChannels
         // Weights as (KH, KW, O, I).
-        let w = transposedWeight(g, weight, toKernelMajor: true)
+        let w = transposedWeight(g, weight, layout: .kernelOutputInput)
         defer { w.deallocate() }
         gradInput.update(repeating: 0, count: g.batch * g.inHeight * g.inWidth * ci)
         for n in 0..<g.batch {
@@ -150,15 +144,17 @@ public enum ReferenceKernels {
         }
     }
 
-    /// A copy of the OIHW weight as (O, KH, KW, I), or as (KH, KW, O, I) when `toKernelMajor`.
+    private enum WeightLayout { case kernelInputOutput, kernelOutputInput }
+
+    /// A copy of the OIHW weight as (KH, KW, I, O) or (KH, KW, O, I).
     private static func transposedWeight<T: KernelFloat>(_ g: ConvGeometry, _ weight: UnsafePointer<T>,
-                                                         toKernelMajor: Bool) -> UnsafeMutablePointer<T> {
+                                                         layout: WeightLayout) -> UnsafeMutablePointer<T> {
         let ci = g.inChannels, co = g.outChannels, kk = g.kernelHeight * g.kernelWidth
         let w = UnsafeMutablePointer<T>.allocate(capacity: co * ci * kk)
         for o in 0..<co {
             for i in 0..<ci {
                 for k in 0..<kk {
-                    let to = toKernelMajor ? (k * co + o) * ci + i : (o * kk + k) * ci + i
+                    let to = layout == .kernelInputOutput ? (k * ci + i) * co + o : (k * co + o) * ci + i
                     (w + to).initialize(to: weight[(o * ci + i) * kk + k])
                 }
             }

@@ -633,10 +633,10 @@ enum HeaderJSON {
             while index < bytes.count, [0x20, 0x09, 0x0a, 0x0d].contains(bytes[index]) { index += 1 }
         }
 
-        mutating func expect(_ byte: UInt8) throws {
+        mutating func expect(_ byte: UInt8, _ expected: String? = nil) throws {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == byte else {
-                throw error("expected '\(Character(Unicode.Scalar(byte)))'")
+                throw error("expected \(expected ?? "'\(Character(Unicode.Scalar(byte)))'")")
             }
             index += 1
         }
@@ -669,7 +669,7 @@ enum HeaderJSON {
                     try expect(UInt8(ascii: ":"))
                     members.append((key, try value(depth: depth + 1)))
                 } while consume(UInt8(ascii: ","))
-                try expect(UInt8(ascii: "}"))
+                try expect(UInt8(ascii: "}"), "',' or '}'")
                 return .object(members)
             case UInt8(ascii: "["):
                 guard depth < HeaderJSON.maxDepth else { throw error("nesting too deep") }
@@ -679,7 +679,7 @@ enum HeaderJSON {
                 repeat {
                     items.append(try value(depth: depth + 1))
                 } while consume(UInt8(ascii: ","))
-                try expect(UInt8(ascii: "]"))
+                try expect(UInt8(ascii: "]"), "',' or ']'")
                 return .array(items)
             case UInt8(ascii: "\""):
                 return .string(try string())

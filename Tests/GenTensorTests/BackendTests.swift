@@ -79,6 +79,21 @@ final class BackendTests: XCTestCase {
         for seed in [UInt64(100), 200, 300] { checkConvolution(g, "repeat seed \(seed)", seed: seed) }
     }
 
+    func testSeparateBackendInstancesAgreeAndRelease() {
+        let g = ConvGeometry(batch: 2, inChannels: 8, inHeight: 7, inWidth: 7, outChannels: 16,
+                             kernelHeight: 3, kernelWidth: 3, padding: (1, 1))
+        let x = randomFloats(inputCount(g), seed: 41), w = randomFloats(weightCount(g), seed: 42)
+        var expected = [Float](repeating: .nan, count: outputCount(g))
+        backend.conv2dForward(g, input: x, weight: w, output: &expected)
+        for _ in 0..<2 {
+            let other = CPUBackend()  // its engine, stream and primitives are destroyed at the end of scope
+            var y = [Float](repeating: .nan, count: outputCount(g))
+            other.conv2dForward(g, input: x, weight: w, output: &y)
+            assertClose(y.map(Double.init), expected.map(Double.init), relative: 1e-6, floor: 0,
+                        "second instance")
+        }
+    }
+
     func testOneThreadThenAllThreads() {
         let before = backend.threadCount
         defer { backend.setThreads(before) }

@@ -32,16 +32,15 @@ public enum GradientCheck {
         for (k, x) in inputs.enumerated() {
             var numeric = [Double](repeating: 0, count: x.elementCount)
             let p = x.doublePointer
-            withoutGradients {
-                for i in 0..<x.elementCount {
-                    let saved = p[i]
-                    p[i] = saved + step
-                    let plus = projected(f(inputs), seed: seed).item
-                    p[i] = saved - step
-                    let minus = projected(f(inputs), seed: seed).item
-                    p[i] = saved
-                    numeric[i] = (plus - minus) / (2 * step)
-                }
+            // Evaluated with recording on: `f` may itself take gradients (second-order checks).
+            for i in 0..<x.elementCount {
+                let saved = p[i]
+                p[i] = saved + step
+                let plus = projected(f(inputs), seed: seed).item
+                p[i] = saved - step
+                let minus = projected(f(inputs), seed: seed).item
+                p[i] = saved
+                numeric[i] = (plus - minus) / (2 * step)
             }
             assertClose(analytic[k].doubleScalars(), numeric, relative: relative, floor: floor,
                         "\(label) gradient of input \(k)", file: file, line: line)

@@ -159,8 +159,26 @@ extension Tensor {
     /// x * sigmoid(x) (SiLU / swish).
     public func silu() -> Tensor { self * sigmoid() }
 
-    /// log(1 + exp(x)), stable for large |x|: relu(x) + log1p(exp(-|x|)).
-    public func softplus() -> Tensor { relu() + (-abs()).exp().log1p() }
+    /// log(1 + exp(x)), stable for large |x|; its derivative is sigmoid(x) everywhere, 0 included.
+    public func softplus() -> Tensor {
+        let x = self
+        return mapRaw(SoftplusF.self, "softplus").recording("softplus", [x]) { g, _ in [g * x.sigmoid()] }
+    }
+
+    /// The Euclidean norm over `axes`: sqrt(sum(x²)). Where the norm is 0 the gradient is 0 (as
+    /// PyTorch's `norm`), not the NaN that sqrt's derivative would give; the WGAN-GP penalty needs that.
+    public func norm(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
+        let x = self
+        let ax = reductionAxes(axes, "norm")
+        let out = withoutGradients { x.square().sum(axes: ax, keepDims: keepDims).sqrt() }
+        let kept = keptShape(ax)
+        return out.recording("norm", [x]) { [unowned out] g, _ in
+            let n = out.reshaped(kept), gk = g.reshaped(kept)
+            let zero = n.detached().equalMask(n.scalarLike(0))
+            let safe = Tensor.select(zero, n.scalarLike(1), n)
+            return [Tensor.select(zero, x.scalarLike(0), gk * x / safe)]
+        }
+    }
 
     /// Limits values to [lower, upper]; the gradient passes where the value was strictly inside or
     /// on a bound (PyTorch's convention).

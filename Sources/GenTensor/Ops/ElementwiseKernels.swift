@@ -34,11 +34,23 @@ enum SigmoidF: UnaryFunctor {
     }
 }
 
+/// log(1 + exp(x)), stable for large |x|.
+enum SoftplusF: UnaryFunctor {
+    @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { (x > 0 ? x : 0) + T.log(onePlus: T.exp(-x.magnitude)) }
+}
+
 enum AddF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { a + b } }
 enum SubF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { a - b } }
 enum MulF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { a * b } }
 enum DivF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { a / b } }
-enum PowF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { T.pow(a, b) } }
+/// a^b; whole exponents use repeated multiplication so negative bases and 0^0 follow PyTorch
+/// (RealModule's real-exponent `pow` is defined for positive bases only).
+enum PowF: BinaryFunctor {
+    @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T {
+        if b == b.rounded() && b.magnitude < 0x1p30 { return T.pow(a, Int(b)) }
+        return T.pow(a, b)
+    }
+}
 /// 1 where a == b, else 0.
 enum EqualMaskF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { a == b ? 1 : 0 } }
 /// 1 where a > b, else 0.

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import GenModels
+
+/// `generative bench`: times the reference workloads (the same as bench_torch.py) or the kernels.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time the reference workloads and print one JSON line each (as bench_torch.py does).",
+        discussion: """
+            Workloads: vae, dcgan, unet (train and sample) and classifier (sample). Each line holds \
+            workload, phase, batch, items_per_s, ms_per_step, gflops_per_s and framework. \
+            With --kernels, times oneDNN's GEMM and convolutions on the workloads' shapes instead.
+            """)
+
+    @Option(help: "Only this workload (vae, dcgan, unet, classifier).")
+    var workload: String?
+
+    @Option(help: "Only this phase (train, sample).")
+    var phase: String?
+
+    @Option(help: "Threads for the Swift kernels and oneDNN.")
+    var threads: Int = 2
+
+    @Option(help: "Override every workload's batch size (0 keeps the defaults).")
+    var batch: Int = 0
+
+    @Option(help: "Minimum seconds to time each workload.")
+    var seconds: Double = 3
+
+    @Flag(help: "Time the GEMM and convolution kernels on the workloads' shapes (GFLOP/s).")
+    var kernels = false
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard batch >= 0 else { throw ValidationError("--batch must not be negative") }
+        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        let names = ["vae", "dcgan", "unet", "classifier"]
+        if let workload, !names.contains(workload) {
+            throw ValidationError("unknown workload '\(workload)'; choose one of \(names.joined(separator: ", "))")
+        }
+        if let phase, !["train", "sample"].contains(phase) {
+            throw ValidationError("unknown phase '\(phase)'; choose train or sample")
+        }
+    }
+
+    func run() throws {
+        Threads.set(threads)
+        if kernels {
+            print(String(format: "%-28@ %-22@ %-44@ %9@ %9@  %@", "shape" as NSString, "kind" as NSString,
+                         "geometry" as NSString, "GFLOP/s" as NSString, "ms" as NSString, "implementation" as NSString))
+            for r in KernelBenchmark.run(threads: threads, seconds: seconds) {
+                print(String(format: "%-28@ %-22@ %-44@ %9.1f %9.3f  %@", r.name as NSString, r.kind.rawValue as NSString,
+                             r.shape as NSString, r.gflopsPerSecond, r.msPerCall, r.implementation as NSString))
+            }
+            return
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        WorkloadBenchmark.run(workload: workload, phase: phase, batch: batch, seconds: seconds) { result in
+            if let data = try? encoder.encode(result), let line = String(data: data, encoding: .utf8) {
+                print(line)
+                fflush(stdout)
+            }
+        }
+    }
+}

@@ -1,2 +1,0 @@
-import GenTensor
-print("generative")

@@ -1,0 +1,23 @@
+import GenNN
+import GenTestSupport
+import XCTest
+
+/// Three steps of each optimizer against PyTorch's (fixtures `optimizers.io`).
+final class OptimizerTests: XCTestCase {
+    func run(_ name: String, _ make: ([Parameter]) -> Optimizer) throws {
+        let io = try FixtureFiles.open("optimizers.io")
+        let w = Parameter(try io.tensor("w0")), b = Parameter(try io.tensor("b0"))
+        let opt = make([w, b])
+        for i in 1...3 {
+            opt.step([try io.tensor("grad_w\(i)"), try io.tensor("grad_b\(i)")])
+            // Three Float32 updates: PyTorch's foreach kernels and ours round differently in the last bit.
+            assertClose(w.value, try io.tensor("\(name)_w\(i)"), relative: 1e-6, "\(name) w step \(i)")
+            assertClose(b.value, try io.tensor("\(name)_b\(i)"), relative: 1e-6, "\(name) b step \(i)")
+        }
+    }
+
+    func testSGDMomentum() throws { try run("sgd") { SGD($0, learningRate: 0.1, momentum: 0.9) } }
+    func testAdam() throws { try run("adam") { Adam($0, learningRate: 1e-2) } }
+    func testAdamW() throws { try run("adamw") { Adam.adamW($0, learningRate: 1e-2, weightDecay: 0.1) } }
+    func testRMSprop() throws { try run("rmsprop") { RMSprop($0, learningRate: 1e-2) } }
+}
