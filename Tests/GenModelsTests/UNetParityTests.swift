@@ -44,10 +44,8 @@ final class UNetParityTests: XCTestCase {
         let t = try io.required("t")
         let x0 = try io.required("x0"), eps = try io.required("eps"), expected = try io.required("xt")
         assertParity(schedule.noised(x0: x0, t: t, eps: eps), expected, "xt")
-        // The schedule is PyTorch's to the last bit, so xt is too (see NoiseSchedule's notes).
-        let bits = zip(schedule.noised(x0: x0, t: t, eps: eps).scalars(as: Float.self), expected.scalars(as: Float.self))
-        XCTAssertEqual(bits.filter { $0.0 != $0.1 }.count, 0,
-                       "xt elements differing from PyTorch's in the last bits: the float32 schedule is not PyTorch's")
+        // Not bit-exact in general: PyTorch's vectorised sqrt(abar) x0 + sqrt(1 - abar) eps may fuse a
+        // multiply-add that ours rounds twice (another fixture draw differed in the last bit).
         // Channels-last gives the same values.
         let xtLast = schedule.noised(x0: try io.image("x0"), t: t, eps: try io.image("eps"))
         assertParity(nchw(xtLast), expected, "xt (channels-last)")
