@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "GenTensor", targets: ["GenTensor"]),
         .library(name: "GenNN", targets: ["GenNN"]),
         .library(name: "GenModels", targets: ["GenModels"]),
+        .library(name: "GenData", targets: ["GenData"]),
+        .library(name: "GenEval", targets: ["GenEval"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -22,22 +24,28 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .target(
             name: "GenTensor",
             dependencies: ["CDNNL", .product(name: "Numerics", package: "swift-numerics")],
             swiftSettings: fastFlags),
         .target(name: "GenNN", dependencies: ["GenTensor"], swiftSettings: fastFlags),
         .target(name: "GenModels", dependencies: ["GenTensor", "GenNN"], swiftSettings: fastFlags),
+        .target(name: "GenData", dependencies: ["GenTensor", "CZlib", "CPNG"], swiftSettings: fastFlags),
+        .target(name: "GenEval", dependencies: ["GenTensor", "GenNN", "GenModels", "GenData"], swiftSettings: fastFlags),
         .executableTarget(
             name: "generative",
             dependencies: [
-                "GenTensor", "GenNN", "GenModels",
+                "GenTensor", "GenNN", "GenModels", "GenData", "GenEval",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastFlags),
         .target(name: "GenTestSupport", dependencies: ["GenTensor"], path: "Tests/GenTestSupport", swiftSettings: fastFlags),
         .testTarget(name: "GenTensorTests", dependencies: ["GenTensor", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "GenNNTests", dependencies: ["GenNN", "GenTestSupport"], swiftSettings: fastFlags),
+        .testTarget(name: "GenDataTests", dependencies: ["GenData", "GenTestSupport"], swiftSettings: fastFlags),
+        .testTarget(name: "GenEvalTests", dependencies: ["GenEval", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "GenModelsTests", dependencies: ["GenTensor", "GenNN", "GenModels", "GenTestSupport"], swiftSettings: fastFlags),
     ],
     swiftLanguageModes: [.v5]

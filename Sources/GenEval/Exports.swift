@@ -1,0 +1,2 @@
+@_exported import GenModels
+@_exported import GenData
