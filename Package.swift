@@ -34,10 +34,11 @@ let package = Package(
         .target(name: "GenModels", dependencies: ["GenTensor", "GenNN"], swiftSettings: fastFlags),
         .target(name: "GenData", dependencies: ["GenTensor", "CZlib", "CPNG"], swiftSettings: fastFlags),
         .target(name: "GenEval", dependencies: ["GenTensor", "GenNN", "GenModels", "GenData"], swiftSettings: fastFlags),
+        .target(name: "GenTrain", dependencies: ["GenModels", "GenData", "GenEval"], swiftSettings: fastFlags),
         .executableTarget(
             name: "generative",
             dependencies: [
-                "GenTensor", "GenNN", "GenModels", "GenData", "GenEval",
+                "GenTensor", "GenNN", "GenModels", "GenData", "GenEval", "GenTrain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastFlags),
@@ -46,6 +47,7 @@ let package = Package(
         .testTarget(name: "GenNNTests", dependencies: ["GenNN", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "GenDataTests", dependencies: ["GenData", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "GenEvalTests", dependencies: ["GenEval", "GenTestSupport"], swiftSettings: fastFlags),
+        .testTarget(name: "GenTrainTests", dependencies: ["GenTrain", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "GenModelsTests", dependencies: ["GenTensor", "GenNN", "GenModels", "GenTestSupport"], swiftSettings: fastFlags),
     ],
     swiftLanguageModes: [.v5]

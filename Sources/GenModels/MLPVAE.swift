@@ -59,15 +59,20 @@ public final class MLPVAE: Module {
     /// - Parameters:
     ///   - x: (N, 28, 28, 1) or (N, 784), targets in [0, 1].
     ///   - eps: (N, latentDim) standard normal noise, given explicitly so that the step is reproducible.
+    ///   - term: the reconstruction term, Bernoulli (BCE) by default.
     /// - Returns: the encoder outputs, the logits and the scalar loss.
-    public func loss(_ x: Tensor, eps: Tensor) -> VAEOutput {
+    public func loss(_ x: Tensor, eps: Tensor, reconstruction term: ReconstructionLoss = .bernoulli) -> VAEOutput {
         let target = flattenedInput(x)
         let batch = target.shape[0]
         precondition(eps.shape == [batch, latentDim], "MLPVAE.loss: eps \(eps.shape) should be [\(batch), \(latentDim)]")
         let (mu, logvar) = encode(target)
         let z = mu + (logvar * 0.5).exp() * eps
         let logits = decode(z)
-        let reconstruction = binaryCrossEntropyWithLogits(logits, target, reduction: .sum)
+        let reconstruction: Tensor
+        switch term {
+        case .bernoulli: reconstruction = binaryCrossEntropyWithLogits(logits, target, reduction: .sum)
+        case .gaussian: reconstruction = meanSquaredError(logits.sigmoid(), target, reduction: .sum)
+        }
         let kl = (1 + logvar - mu.square() - logvar.exp()).sum() * -0.5
         return VAEOutput(mu: mu, logvar: logvar, logits: logits, loss: (reconstruction + kl) / Double(batch))
     }
@@ -90,4 +95,12 @@ public struct VAEOutput {
         self.logits = logits
         self.loss = loss
     }
+}
+
+/// The reconstruction term of a VAE's ELBO.
+public enum ReconstructionLoss: String, Sendable, CaseIterable, Codable {
+    /// -log p(x | z) for Bernoulli pixels: binary cross-entropy with the decoder's logits, summed.
+    case bernoulli
+    /// A unit-variance Gaussian on sigmoid(logits), up to constants: the squared error, summed.
+    case gaussian
 }

@@ -9,8 +9,27 @@ public protocol Optimizer: AnyObject {
     var learningRate: Double { get set }
     /// Applies one update, with one gradient per parameter (same order, same shapes).
     func step(_ gradients: [Tensor])
-    /// The optimizer's state tensors under stable names (for checkpoints).
+    /// The optimizer's state tensors under stable names (for checkpoints): per-parameter state is
+    /// named `INDEX.NAME` (INDEX into `parameters`), global state by its name alone.
     var namedState: [(String, Tensor)] { get }
+    /// Restores state written by `namedState` (a checkpoint); fails on a missing or misshapen tensor.
+    func loadState(_ state: [String: Tensor]) throws
+}
+
+/// A checkpoint's optimizer state does not fit the optimizer.
+public struct OptimizerStateError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+extension Optimizer {
+    /// Copies `state[name]` into `target` (same shape), or fails naming the tensor.
+    func restore(_ target: Tensor, from state: [String: Tensor], _ name: String) throws {
+        guard let source = state[name] else { throw OptimizerStateError(description: "optimizer state '\(name)' is missing") }
+        guard source.shape == target.shape, source.dtype == target.dtype else {
+            throw OptimizerStateError(description: "optimizer state '\(name)' has shape \(source.shape) (\(source.dtype)), expected \(target.shape) (\(target.dtype))")
+        }
+        target.storage.pointer.copyMemory(from: source.storage.pointer, byteCount: target.elementCount * target.dtype.byteSize)
+    }
 }
 
 extension Optimizer {
@@ -42,6 +61,18 @@ public final class SGD: Optimizer {
 
     public var namedState: [(String, Tensor)] {
         buffers.enumerated().compactMap { i, b in b.map { ("\(i).momentum_buffer", $0) } }
+    }
+
+    public func loadState(_ state: [String: Tensor]) throws {
+        for i in 0..<parameters.count {
+            if state["\(i).momentum_buffer"] != nil {
+                let b = Tensor.zeros(parameters[i].value.shape)
+                try restore(b, from: state, "\(i).momentum_buffer")
+                buffers[i] = b
+            } else {
+                buffers[i] = nil
+            }
+        }
     }
 
     public func step(_ gradients: [Tensor]) {
@@ -103,8 +134,16 @@ public final class Adam: Optimizer {
         return out
     }
 
-    /// Restores the step count (with `namedState` tensors copied back by the checkpoint loader).
-    public func restore(stepCount: Int) { self.stepCount = stepCount }
+    public func loadState(_ state: [String: Tensor]) throws {
+        guard let step = state["step"], step.elementCount == 1 else {
+            throw OptimizerStateError(description: "optimizer state 'step' is missing")
+        }
+        stepCount = Int(step.item)
+        for i in 0..<parameters.count {
+            try restore(m[i], from: state, "\(i).exp_avg")
+            try restore(v[i], from: state, "\(i).exp_avg_sq")
+        }
+    }
 
     public func step(_ gradients: [Tensor]) {
         checkGradients(gradients, decoupledWeightDecay ? "AdamW" : "Adam")
@@ -150,6 +189,10 @@ public final class RMSprop: Optimizer {
     }
 
     public var namedState: [(String, Tensor)] { v.enumerated().map { ("\($0.offset).square_avg", $0.element) } }
+
+    public func loadState(_ state: [String: Tensor]) throws {
+        for i in 0..<parameters.count { try restore(v[i], from: state, "\(i).square_avg") }
+    }
 
     public func step(_ gradients: [Tensor]) {
         checkGradients(gradients, "RMSprop")

@@ -51,6 +51,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
     public func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                               output: UnsafeMutablePointer<Float>) {
+        if g.batch == 0 { return }  // nothing to write; oneDNN rejects zero-sized activations
         let e = Self.effectiveGeometry(g)
         lock.lock(); defer { lock.unlock() }
         let p = primitive(e, .forward, "conv2dForward")
@@ -66,6 +67,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
     public func conv2dBackwardData(_ g: ConvGeometry, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                    gradInput: UnsafeMutablePointer<Float>) {
+        if g.batch == 0 { return }
         let e = Self.effectiveGeometry(g)
         lock.lock(); defer { lock.unlock() }
         let p = primitive(e, .backwardData, "conv2dBackwardData")
@@ -85,6 +87,10 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
     public func conv2dBackwardWeights(_ g: ConvGeometry, input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                                       gradWeight: UnsafeMutablePointer<Float>) {
+        if g.batch == 0 {  // an empty batch contributes no gradient
+            gradWeight.update(repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth)
+            return
+        }
         let e = Self.effectiveGeometry(g)
         lock.lock(); defer { lock.unlock() }
         let p = primitive(e, .backwardWeights, "conv2dBackwardWeights")
@@ -136,9 +142,11 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
     // MARK: - Negative bottom/right padding
 
-    /// oneDNN 2.6 rejects right padding <= -stride, so input rows and columns the window never reaches
-    /// (negative bottom/right padding) are cropped away: the convolution runs on a smaller input whose
-    /// bottom/right padding is zero.
+    /// Input rows and columns the window never reaches (negative bottom/right padding) are cropped
+    /// away: the convolution runs on a smaller input whose bottom/right padding is zero. oneDNN 2.6
+    /// rejects right padding <= -stride (e.g. a stride-1 dilated transposed conv with output padding);
+    /// it accepts -stride < padding < 0, but a copy of a rare case is cheaper than trusting that
+    /// seldom-exercised path in every jit kernel.
     static func effectiveGeometry(_ g: ConvGeometry) -> ConvGeometry {
         var e = g
         if g.padBottom < 0 { e.inHeight += g.padBottom }
@@ -155,7 +163,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         for n in 0..<g.batch {
             for h in 0..<e.inHeight {
                 (out + (n * e.inHeight + h) * rowLength)
-                    .update(from: x + ((n * g.inHeight + h) * g.inWidth) * c, count: rowLength)
+                    .initialize(from: x + ((n * g.inHeight + h) * g.inWidth) * c, count: rowLength)
             }
         }
         return out

@@ -6,5 +6,5 @@ struct Generative: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generative",
         abstract: "Train, sample and evaluate generative models (VAE, GANs, flows, diffusion) on Fashion-MNIST.",
-        subcommands: [Bench.self])
+        subcommands: [Train.self, Sample.self, Reconstruct.self, Interpolate.self, Export.self, Bench.self])
 }

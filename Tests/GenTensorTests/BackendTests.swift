@@ -94,6 +94,21 @@ final class BackendTests: XCTestCase {
         }
     }
 
+    func testEmptyBatch() {
+        let g = ConvGeometry(batch: 0, inChannels: 4, inHeight: 5, inWidth: 5, outChannels: 3,
+                             kernelHeight: 3, kernelWidth: 3, padding: (1, 1))
+        let w = randomFloats(weightCount(g), seed: 51)
+        var gw = [Float](repeating: .nan, count: weightCount(g))
+        var gwRef = [Double](repeating: .nan, count: weightCount(g))
+        backend.conv2dForward(g, input: [], weight: w, output: &gw)  // writes nothing
+        backend.conv2dBackwardData(g, gradOutput: [], weight: w, gradInput: &gw)  // writes nothing
+        XCTAssert(gw.allSatisfy(\.isNaN))
+        backend.conv2dBackwardWeights(g, input: [], gradOutput: [], gradWeight: &gw)
+        ReferenceKernels.conv2dBackwardWeights(g, input: [], gradOutput: [], gradWeight: &gwRef)
+        XCTAssertEqual(gw, [Float](repeating: 0, count: weightCount(g)))
+        XCTAssertEqual(gwRef, [Double](repeating: 0, count: weightCount(g)))
+    }
+
     func testOneThreadThenAllThreads() {
         let before = backend.threadCount
         defer { backend.setThreads(before) }

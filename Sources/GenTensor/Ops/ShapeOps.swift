@@ -175,3 +175,29 @@ extension Tensor {
         return split(sizes: [Int](repeating: shape[a] / count, count: count), axis: a)
     }
 }
+
+extension Tensor {
+    /// Rows (entries along axis 0) picked by `indices`, in that order (PyTorch's `x[indices]`).
+    /// Differentiable: the gradient scatters back to the picked rows.
+    public func rows(_ indices: [Int]) -> Tensor {
+        precondition(rank >= 1, "rows: needs rank >= 1, got \(shape)")
+        let rowSize = elementCount / Swift.max(shape[0], 1)
+        let n = shape[0]
+        if !tracksGradient || !GradMode.isEnabled {
+            let out = Tensor(uninitializedShape: [indices.count] + shape.dropFirst(), dtype: dtype)
+            let bytes = rowSize * dtype.byteSize
+            for (i, r) in indices.enumerated() {
+                precondition(r >= 0 && r < n, "rows: index \(r) out of range 0..<\(n)")
+                (out.storage.pointer + i * bytes).copyMemory(from: storage.pointer + r * bytes, byteCount: bytes)
+            }
+            return out
+        }
+        var flat: [Int] = []
+        flat.reserveCapacity(indices.count * rowSize)
+        for r in indices {
+            precondition(r >= 0 && r < n, "rows: index \(r) out of range 0..<\(n)")
+            for j in 0..<rowSize { flat.append(r * rowSize + j) }
+        }
+        return Tensor.gatherFlat(self, indices: flat, shape: [indices.count] + shape.dropFirst())
+    }
+}

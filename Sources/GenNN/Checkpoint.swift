@@ -1,0 +1,154 @@
+import Foundation
+
+/// A training checkpoint: one safetensors file holding the weights of every network, their EMA
+/// weights, the optimizers' state, the step, the RNG state and the run's configuration (JSON in the
+/// metadata). Written atomically, so a crash mid-write leaves the previous checkpoint intact.
+///
+/// Keys: `NETWORK.NAME` for weights and buffers under PyTorch's state_dict names (NETWORK is `model`
+/// for single-network models, or e.g. `generator` / `discriminator`), `ema.NAME` (or
+/// `ema.NETWORK.NAME` beside several networks) for EMA weights, `optim.NETWORK.NAME.STATE` for
+/// per-parameter optimizer state and `optim.NETWORK.STATE` for global optimizer state.
+public struct Checkpoint {
+    /// Every tensor, by key.
+    public var tensors: [String: Tensor] = [:]
+    /// String metadata: `config` (JSON), `step`, `epoch`, `rng_seed`, `rng_counter`, `format`.
+    public var metadata: [String: String] = [:]
+
+    public static let formatVersion = "generative-checkpoint-1"
+
+    public init() { metadata["format"] = Checkpoint.formatVersion }
+
+    /// Reads a checkpoint; errors name the file and the problem.
+    public init(contentsOf url: URL) throws {
+        let file = try SafeTensorsFile(contentsOf: url)
+        guard file.metadata["format"] == Checkpoint.formatVersion else {
+            throw SafeTensorsError(path: url.path, kind: .invalidHeader,
+                                   problem: "not a generative checkpoint (metadata 'format' is \(file.metadata["format"].map { "'\($0)'" } ?? "missing"))")
+        }
+        tensors = try file.allTensors()
+        metadata = file.metadata
+        self.path = url.path
+    }
+
+    /// The file this checkpoint was read from (for error messages).
+    public private(set) var path: String = "checkpoint"
+
+    /// Writes atomically (temporary file, fsync, rename).
+    public func write(to url: URL) throws {
+        try SafeTensorsFile.write(tensors, metadata: metadata, to: url)
+    }
+
+    // MARK: networks
+
+    /// Stores a module's state_dict under `prefix.`.
+    public mutating func store(_ module: Module, as prefix: String) {
+        for (name, t) in module.stateDict(prefix: prefix + ".") { tensors[name] = t.copied() }
+    }
+
+    /// Loads a module's weights from `prefix.` keys; errors name the missing or misshapen tensor.
+    public func restore(_ module: Module, from prefix: String) throws {
+        for (name, param) in module.namedParameters {
+            let key = prefix + "." + name
+            guard let stored = tensors[key] else {
+                throw SafeTensorsError(path: path, kind: .missingTensor, problem: "tensor \(key) is missing from the checkpoint")
+            }
+            let expected = param.layout.toPyTorch(param.value).shape
+            guard stored.shape == expected else {
+                throw SafeTensorsError(path: path, kind: .shapeMismatch,
+                                       problem: "tensor \(key) has shape \(stored.shape) but the model expects \(expected)")
+            }
+            param.assign(param.layout.fromPyTorch(stored.cast(to: param.value.dtype)).copied())
+        }
+    }
+
+    /// Stores EMA shadows under `prefix.NAME`, with names taken from the module.
+    public mutating func store(_ ema: ExponentialMovingAverage, of module: Module, as prefix: String) {
+        let names = Dictionary(uniqueKeysWithValues: module.namedParameters.map { (ObjectIdentifier($0.1), $0.0) })
+        for (p, shadow) in zip(ema.parameters, ema.shadows) {
+            guard let name = names[ObjectIdentifier(p)] else { continue }
+            tensors[prefix + "." + name] = p.layout.toPyTorch(shadow).copied()
+        }
+        metadata[prefix + ".updates"] = String(ema.updates)
+    }
+
+    /// Restores EMA shadows stored by `store(_:of:as:)`.
+    public func restore(_ ema: ExponentialMovingAverage, of module: Module, from prefix: String) throws {
+        let names = Dictionary(uniqueKeysWithValues: module.namedParameters.map { (ObjectIdentifier($0.1), $0.0) })
+        for (p, shadow) in zip(ema.parameters, ema.shadows) {
+            guard let name = names[ObjectIdentifier(p)] else { continue }
+            let key = prefix + "." + name
+            guard let stored = tensors[key], stored.shape == p.layout.toPyTorch(shadow).shape else {
+                throw SafeTensorsError(path: path, kind: .missingTensor, problem: "EMA tensor \(key) is missing or misshapen")
+            }
+            let value = p.layout.fromPyTorch(stored.cast(to: shadow.dtype))
+            shadow.storage.pointer.copyMemory(from: value.storage.pointer, byteCount: shadow.elementCount * shadow.dtype.byteSize)
+        }
+        ema.restore(updates: Int(metadata[prefix + ".updates"] ?? "0") ?? 0)
+    }
+
+    /// Stores an optimizer's state under `optim.NETWORK.`, naming per-parameter state by the
+    /// parameter's PyTorch name.
+    public mutating func store(_ optimizer: Optimizer, of module: Module, as network: String) {
+        let names = parameterNames(optimizer, module)
+        for (key, t) in optimizer.namedState {
+            tensors["optim.\(network)." + renameState(key, names)] = t.copied()
+        }
+    }
+
+    /// Restores an optimizer's state stored by `store(_:of:as:)`.
+    public func restore(_ optimizer: Optimizer, of module: Module, from network: String) throws {
+        let names = parameterNames(optimizer, module)
+        let prefix = "optim.\(network)."
+        var state: [String: Tensor] = [:]
+        var byName: [String: String] = [:]
+        for (i, n) in names.enumerated() { byName[n] = String(i) }
+        for (key, t) in tensors where key.hasPrefix(prefix) {
+            let rest = String(key.dropFirst(prefix.count))
+            // Longest parameter name that prefixes `rest`, followed by ".STATE".
+            if let match = names.filter({ rest.hasPrefix($0 + ".") }).max(by: { $0.count < $1.count }) {
+                state[byName[match]! + "." + rest.dropFirst(match.count + 1)] = t
+            } else {
+                state[rest] = t
+            }
+        }
+        do {
+            try optimizer.loadState(state)
+        } catch {
+            throw SafeTensorsError(path: path, kind: .missingTensor, problem: "\(network) optimizer: \(error)")
+        }
+    }
+
+    private func parameterNames(_ optimizer: Optimizer, _ module: Module) -> [String] {
+        let names = Dictionary(uniqueKeysWithValues: module.namedParameters.map { (ObjectIdentifier($0.1), $0.0) })
+        return optimizer.parameters.enumerated().map { names[ObjectIdentifier($0.element)] ?? String($0.offset) }
+    }
+
+    private func renameState(_ key: String, _ names: [String]) -> String {
+        guard let dot = key.firstIndex(of: "."), let i = Int(key[..<dot]), i < names.count else { return key }
+        return names[i] + key[dot...]
+    }
+
+    // MARK: scalars
+
+    /// An integer metadata value, or a clear error.
+    public func integer(_ key: String) throws -> Int {
+        guard let text = metadata[key], let value = Int(text) else {
+            throw SafeTensorsError(path: path, kind: .invalidHeader, problem: "metadata '\(key)' is missing or not an integer")
+        }
+        return value
+    }
+
+    /// Stores a random generator's state.
+    public mutating func store(_ rng: RandomGenerator, as key: String) {
+        metadata[key + ".seed"] = String(rng.seed)
+        metadata[key + ".counter"] = String(rng.counter)
+    }
+
+    /// Restores a random generator stored by `store(_:as:)`.
+    public func randomGenerator(_ key: String) throws -> RandomGenerator {
+        guard let s = metadata[key + ".seed"].flatMap(UInt64.init), let c = metadata[key + ".counter"].flatMap(UInt64.init) else {
+            throw SafeTensorsError(path: path, kind: .invalidHeader, problem: "random generator state '\(key)' is missing")
+        }
+        return RandomGenerator(seed: s, counter: c)
+    }
+}

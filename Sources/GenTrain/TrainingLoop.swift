@@ -1,0 +1,203 @@
+import Foundation
+
+/// Settings every training run shares (the CLI's common flags).
+public struct TrainingOptions: Codable, Equatable, Sendable {
+    /// Total epochs (with `--resume`, training continues up to this total).
+    public var epochs: Int
+    public var batchSize: Int
+    public var learningRate: Double
+    public var seed: UInt64
+    /// Write a checkpoint every this many steps (0: only at the end of each epoch).
+    public var saveEvery: Int
+    /// Stop after this many steps in total (0: no limit); the run still ends with a checkpoint.
+    public var maxSteps: Int
+
+    public init(epochs: Int = 10, batchSize: Int = 128, learningRate: Double = 1e-3, seed: UInt64 = 0,
+                saveEvery: Int = 0, maxSteps: Int = 0) {
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.seed = seed
+        self.saveEvery = saveEvery
+        self.maxSteps = maxSteps
+    }
+}
+
+/// What a model contributes to the shared training loop: one optimisation step on a batch, its
+/// checkpoint contents, and a picture of what it makes.
+public protocol TrainableModel: AnyObject {
+    /// The model's name in checkpoints and logs ("vae", ...).
+    static var kind: String { get }
+    /// One optimisation step; returns named scalar losses (the first is the one shown).
+    func trainStep(images: Tensor, labels: Tensor?, rng: RandomGenerator, step: Int) -> [(String, Double)]
+    /// Adds networks, EMA and optimizer state to a checkpoint.
+    func store(into checkpoint: inout Checkpoint)
+    /// Restores what `store` wrote.
+    func restore(from checkpoint: Checkpoint) throws
+    /// A grid of samples from fixed noise (so successive grids show learning), (H, W, 1) in [0, 1].
+    func sampleGrid(seed: UInt64) -> Tensor
+}
+
+/// Where a run writes its files.
+public struct RunDirectory {
+    public let url: URL
+    public init(_ url: URL) { self.url = url }
+    public var checkpoint: URL { url.appendingPathComponent("checkpoint.safetensors") }
+    public var metrics: URL { url.appendingPathComponent("metrics.jsonl") }
+    public var lossPlot: URL { url.appendingPathComponent("loss.png") }
+    public func samples(epoch: Int) -> URL { url.appendingPathComponent(String(format: "samples_epoch%03d.png", epoch)) }
+    public var latestSamples: URL { url.appendingPathComponent("samples.png") }
+}
+
+/// One line of the metrics log (JSON lines).
+public struct EpochRecord: Codable, Equatable {
+    public var epoch: Int
+    public var step: Int
+    /// Mean of each loss over the epoch's examples.
+    public var losses: [String: Double]
+    public var imagesPerSecond: Double
+    public var seconds: Double
+}
+
+/// The shared training loop: seeded shuffles per epoch, progress, checkpoints (every `saveEvery`
+/// steps and at each epoch's end), exact resume, a metrics log, a loss plot and sample grids.
+///
+/// Exact resume: the batch order of epoch e is a permutation drawn from `RandomGenerator(seed: seed
+/// ^ e)`, the model's own noise comes from one generator whose counter is checkpointed, and the
+/// optimizer state is saved; so stopping anywhere and resuming gives bit-for-bit the weights of an
+/// uninterrupted run.
+public final class TrainingLoop {
+    public let model: TrainableModel
+    public let options: TrainingOptions
+    public let run: RunDirectory
+    /// Extra configuration stored in the checkpoint's `config` metadata (JSON).
+    public let config: [String: String]
+    public var log: (String) -> Void = { print($0) }
+
+    public init(model: TrainableModel, options: TrainingOptions, run: RunDirectory, config: [String: String]) {
+        self.model = model
+        self.options = options
+        self.run = run
+        self.config = config
+    }
+
+    /// The batch order of an epoch.
+    public static func order(count: Int, seed: UInt64, epoch: Int) -> [Int] {
+        RandomGenerator(seed: seed ^ (UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15)).permutation(count)
+    }
+
+    /// Trains on `images` (N, H, W, C) with optional labels (N), resuming from the run's checkpoint
+    /// when `resume` is true and one exists. Returns the epoch records written this time.
+    @discardableResult
+    public func train(images: Tensor, labels: Tensor?, resume: Bool) throws -> [EpochRecord] {
+        try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
+        let n = images.shape[0]
+        precondition(n > 0, "train: empty dataset")
+        let batchesPerEpoch = (n + options.batchSize - 1) / options.batchSize
+        var epoch = 0, batchIndex = 0, step = 0
+        var sums: [String: Double] = [:]
+        var names: [String] = []
+        var rng = RandomGenerator(seed: options.seed &+ 0x5EED)
+        var history: [EpochRecord] = (try? Self.readMetrics(run.metrics)) ?? []
+        if resume, FileManager.default.fileExists(atPath: run.checkpoint.path) {
+            let checkpoint = try Checkpoint(contentsOf: run.checkpoint)
+            try model.restore(from: checkpoint)
+            epoch = try checkpoint.integer("epoch")
+            batchIndex = try checkpoint.integer("batch")
+            step = try checkpoint.integer("step")
+            rng = try checkpoint.randomGenerator("rng")
+            if let partial = checkpoint.metadata["epoch_sums"], let data = partial.data(using: .utf8) {
+                sums = (try? JSONDecoder().decode([String: Double].self, from: data)) ?? [:]
+            }
+            history = history.filter { $0.epoch < epoch }
+            log("resuming \(run.checkpoint.path) at epoch \(epoch + 1), batch \(batchIndex), step \(step)")
+        } else if !resume {
+            history = []
+            try? FileManager.default.removeItem(at: run.metrics)
+        }
+        let progress = ProgressReporter(log: log)
+        var written: [EpochRecord] = []
+        func save() throws {
+            var c = Checkpoint()
+            model.store(into: &c)
+            c.metadata["epoch"] = String(epoch)
+            c.metadata["batch"] = String(batchIndex)
+            c.metadata["step"] = String(step)
+            c.metadata["model"] = type(of: model).kind
+            c.store(rng, as: "rng")
+            if let data = try? JSONEncoder().encode(sums) { c.metadata["epoch_sums"] = String(decoding: data, as: UTF8.self) }
+            if let data = try? JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]) {
+                c.metadata["config"] = String(decoding: data, as: UTF8.self)
+            }
+            try c.write(to: run.checkpoint)
+        }
+        while epoch < options.epochs {
+            let order = Self.order(count: n, seed: options.seed, epoch: epoch)
+            let start = Date()
+            var seen = 0
+            while batchIndex < batchesPerEpoch {
+                if options.maxSteps > 0 && step >= options.maxSteps { break }
+                let lo = batchIndex * options.batchSize, hi = min(n, lo + options.batchSize)
+                let idx = Array(order[lo..<hi])
+                let batch = images.rows(idx)
+                let losses = model.trainStep(images: batch, labels: labels?.rows(idx), rng: rng, step: step)
+                if names.isEmpty { names = losses.map { $0.0 } }
+                for (name, value) in losses { sums[name, default: 0] += value * Double(idx.count) }
+                batchIndex += 1
+                step += 1
+                seen += idx.count
+                let elapsed = Date().timeIntervalSince(start)
+                progress.update(epoch: epoch + 1, epochs: options.epochs, batch: batchIndex, batches: batchesPerEpoch,
+                                losses: losses, imagesPerSecond: Double(seen) / max(elapsed, 1e-9))
+                if options.saveEvery > 0 && step % options.saveEvery == 0 { try save() }
+            }
+            if batchIndex < batchesPerEpoch { break }  // stopped by maxSteps mid-epoch
+            let elapsed = Date().timeIntervalSince(start)
+            var means: [String: Double] = [:]
+            for (k, v) in sums { means[k] = v / Double(n) }
+            let record = EpochRecord(epoch: epoch + 1, step: step, losses: means,
+                                     imagesPerSecond: Double(seen) / max(elapsed, 1e-9), seconds: elapsed)
+            progress.finish(record)
+            history.append(record)
+            written.append(record)
+            try Self.appendMetrics(record, to: run.metrics)
+            epoch += 1
+            batchIndex = 0
+            sums = [:]
+            try save()
+            try writePictures(history: history, epoch: epoch)
+        }
+        if options.maxSteps > 0 && step >= options.maxSteps { try save() }
+        return written
+    }
+
+    func writePictures(history: [EpochRecord], epoch: Int) throws {
+        let grid = withoutGradients { model.sampleGrid(seed: options.seed) }
+        try PNGWriter.write(grid, to: run.samples(epoch: epoch))
+        try PNGWriter.write(grid, to: run.latestSamples)
+        guard let first = history.first?.losses.keys.sorted().first else { return }
+        let keys = history.first.map { Array($0.losses.keys).sorted() } ?? [first]
+        let series = keys.map { k in (name: k, values: history.map { $0.losses[k] ?? .nan }) }
+        try PNGWriter.write(renderLinePlot(series: series), to: run.lossPlot)
+    }
+
+    static func appendMetrics(_ record: EpochRecord, to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var line = try encoder.encode(record)
+        line.append(0x0A)
+        if let handle = try? FileHandle(forWritingTo: url) {
+            defer { try? handle.close() }
+            try handle.seekToEnd()
+            try handle.write(contentsOf: line)
+        } else {
+            try line.write(to: url)
+        }
+    }
+
+    /// Reads a metrics log.
+    public static func readMetrics(_ url: URL) throws -> [EpochRecord] {
+        let text = try String(contentsOf: url, encoding: .utf8)
+        return try text.split(separator: "\n").map { try JSONDecoder().decode(EpochRecord.self, from: Data($0.utf8)) }
+    }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import GenTrain
+
+/// `generative export`: a checkpoint's weights as a plain PyTorch state_dict.
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a checkpoint's weights as a plain state_dict (safetensors) that PyTorch loads with load_state_dict(strict=True).")
+
+    @Option(help: "The checkpoint.")
+    var checkpoint: String
+
+    @Option(help: "The output .safetensors file.")
+    var out: String
+
+    @Flag(help: "Export the EMA weights instead of the raw ones.")
+    var ema = false
+
+    @Option(help: "The network to export, for checkpoints of several (e.g. generator); default: model.")
+    var network: String = "model"
+
+    func run() throws {
+        let c = try Checkpoint(contentsOf: URL(fileURLWithPath: checkpoint))
+        let prefix = (ema ? (network == "model" ? "ema" : "ema.\(network)") : network) + "."
+        // Buffers have no EMA copy: take them from the network itself.
+        var state: [String: Tensor] = [:]
+        for (key, t) in c.tensors where key.hasPrefix(network + ".") {
+            state[String(key.dropFirst(network.count + 1))] = t
+        }
+        if ema {
+            let averaged = c.tensors.filter { $0.key.hasPrefix(prefix) }
+            guard !averaged.isEmpty else { throw ValidationError("\(checkpoint) holds no EMA weights under '\(prefix)'") }
+            for (key, t) in averaged { state[String(key.dropFirst(prefix.count))] = t }
+        }
+        guard !state.isEmpty else { throw ValidationError("\(checkpoint) holds no network named '\(network)'") }
+        try SafeTensorsFile.write(state, metadata: ["source": checkpoint], to: URL(fileURLWithPath: out))
+        print("wrote \(state.count) tensors to \(out)")
+    }
+}
