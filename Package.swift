@@ -48,6 +48,7 @@ let package = Package(
         .testTarget(name: "GenDataTests", dependencies: ["GenData", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "GenEvalTests", dependencies: ["GenEval", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "GenTrainTests", dependencies: ["GenTrain", "GenTestSupport"], swiftSettings: fastFlags),
+        .testTarget(name: "CLITests", dependencies: ["generative", "GenTrain", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "GenModelsTests", dependencies: ["GenTensor", "GenNN", "GenModels", "GenTestSupport"], swiftSettings: fastFlags),
     ],
     swiftLanguageModes: [.v5]

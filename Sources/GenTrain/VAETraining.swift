@@ -1,22 +1,43 @@
 import Foundation
 
-/// The VAE as a `TrainableModel`: the reference MLP VAE, Adam, the negative ELBO with a selectable
-/// reconstruction term; samples decode prior draws.
+/// Which autoencoder `train vae` builds.
+public enum AutoencoderKind: String, Sendable, CaseIterable, Codable {
+    /// The reference MLP VAE of workloads.py (784-400-20).
+    case mlp
+    /// A convolutional VAE (two strided convolutions each way).
+    case conv
+    /// A deterministic MLP autoencoder (no KL term; samples decode N(0, I) codes all the same).
+    case ae
+
+    public func make(latentDim: Int, generator: RandomGenerator) -> Autoencoder {
+        switch self {
+        case .mlp: return MLPVAE(latentDim: latentDim, generator: generator)
+        case .conv: return ConvVAE(latentDim: latentDim, generator: generator)
+        case .ae: return MLPAutoencoder(latentDim: latentDim, generator: generator)
+        }
+    }
+}
+
+/// An autoencoder as a `TrainableModel`: Adam on the negative ELBO (or the reconstruction loss of a
+/// deterministic autoencoder) with a selectable reconstruction term; samples decode prior draws.
 public final class VAETraining: TrainableModel {
     public static let kind = "vae"
-    public let model: MLPVAE
+    public let architecture: AutoencoderKind
+    public let model: Autoencoder
     public let optimizer: Adam
     public let reconstruction: ReconstructionLoss
 
-    public init(latentDim: Int = 20, learningRate: Double, reconstruction: ReconstructionLoss = .bernoulli, seed: UInt64) {
-        model = MLPVAE(latentDim: latentDim, generator: RandomGenerator(seed: seed))
+    public init(architecture: AutoencoderKind = .mlp, latentDim: Int = 20, learningRate: Double,
+                reconstruction: ReconstructionLoss = .bernoulli, seed: UInt64) {
+        self.architecture = architecture
+        model = architecture.make(latentDim: latentDim, generator: RandomGenerator(seed: seed))
         optimizer = Adam(model.trainableParameters, learningRate: learningRate)
         self.reconstruction = reconstruction
     }
 
     public func trainStep(images: Tensor, labels: Tensor?, rng: RandomGenerator, step: Int) -> [(String, Double)] {
         let eps = Tensor.normal([images.shape[0], model.latentDim], generator: rng)
-        let loss = model.loss(images, eps: eps, reconstruction: reconstruction).loss
+        let loss = autoencoderLoss(model, images, eps: eps, reconstruction: reconstruction)
         optimizer.step(gradients(of: loss, wrt: optimizer.parameters.map { $0.value }))
         return [("loss", loss.item)]
     }
@@ -24,6 +45,7 @@ public final class VAETraining: TrainableModel {
     public func store(into checkpoint: inout Checkpoint) {
         checkpoint.store(model, as: "model")
         checkpoint.store(optimizer, of: model, as: "model")
+        checkpoint.metadata["architecture"] = architecture.rawValue
     }
 
     public func restore(from checkpoint: Checkpoint) throws {
@@ -33,9 +55,17 @@ public final class VAETraining: TrainableModel {
 
     /// Decoded prior samples, sigmoid of the logits: (count, 28, 28, 1) in [0, 1].
     public func sample(count: Int, generator: RandomGenerator) -> Tensor {
-        withoutGradients {
-            model.decode(Tensor.normal([count, model.latentDim], generator: generator)).sigmoid().reshaped([count, 28, 28, 1])
-        }
+        withoutGradients { decodeImages(Tensor.normal([count, model.latentDim], generator: generator)) }
+    }
+
+    /// Images (N, 28, 28, 1) in [0, 1] for codes z (N, latentDim).
+    public func decodeImages(_ z: Tensor) -> Tensor {
+        model.decode(z).sigmoid().reshaped([z.shape[0], 28, 28, 1])
+    }
+
+    /// Reconstructions of x through the posterior mean.
+    public func reconstruct(_ x: Tensor) -> Tensor {
+        withoutGradients { decodeImages(model.encode(x).mu) }
     }
 
     public func sampleGrid(seed: UInt64) -> Tensor {

@@ -31,6 +31,9 @@ struct TrainFlags: ParsableArguments {
     @Option(help: "Stop after N steps in total (0: no limit), leaving a complete checkpoint.")
     var maxSteps: Int = 0
 
+    @Option(name: .customLong("init"), help: "Initialise the model from a PyTorch state_dict (.safetensors) before training.")
+    var initWeights: String?
+
     @Option(help: "Threads for the kernels.")
     var threads: Int = 2
 

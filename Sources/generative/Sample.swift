@@ -34,7 +34,8 @@ func loadVAE(_ path: String) throws -> VAETraining {
         throw ValidationError("\(path) is a '\(checkpoint.metadata["model"] ?? "unknown")' checkpoint, not a vae one")
     }
     let latent = checkpoint.tensors["model.fc_mu.bias"]?.shape.first ?? 20
-    let vae = VAETraining(latentDim: latent, learningRate: 1e-3, seed: 0)
+    let architecture = AutoencoderKind(rawValue: checkpoint.metadata["architecture"] ?? "mlp") ?? .mlp
+    let vae = VAETraining(architecture: architecture, latentDim: latent, learningRate: 1e-3, seed: 0)
     try vae.restore(from: checkpoint)
     return vae
 }
@@ -78,15 +79,7 @@ struct Reconstruct: ParsableCommand {
         let test = try loadDataset(data, split: .test)
         let n = min(count, test.count)
         let x = test.images.rows(Array(0..<n))
-        let recon = withoutGradients { vae.model.decode(vae.model.encode(x).mu).sigmoid().reshaped(x.shape) }
-        // Interleave original and reconstruction row by row, 8 per row.
-        var order: [Tensor] = []
-        for start in stride(from: 0, to: n, by: 8) {
-            let r = start..<min(n, start + 8)
-            order.append(x.sliced(axis: 0, r))
-            order.append(recon.sliced(axis: 0, r))
-        }
-        print("wrote " + (try writeImages(Tensor.concatenate(order, axis: 0), to: out)))
+        print("wrote " + (try writeImages(interleavedRows(x, vae.reconstruct(x), perRow: 8), to: out)))
     }
 }
 
@@ -128,7 +121,7 @@ struct Interpolate: ParsableCommand {
             let a = mu.sliced(axis: 0, 0..<1), b = mu.sliced(axis: 0, 1..<2)
             let ts = Tensor((0..<steps).map { Float($0) / Float(steps - 1) }, shape: [steps, 1])
             let z = a + (b - a) * ts
-            return vae.model.decode(z).sigmoid().reshaped([steps, 28, 28, 1])
+            return vae.decodeImages(z)
         }
         print("wrote " + (try writeImages(images, to: out)))
     }

@@ -1,0 +1,91 @@
+import Foundation
+import GenData
+import XCTest
+
+/// Image grids, numbered PNG folders and line plots.
+final class ImageOutputTests: XCTestCase {
+    var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = try makeTemporaryFolder()
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    func testImageGrid() {
+        // Five 2 x 3 images, each filled with (index + 1) / 10, three per row, padding 1.
+        let images = Tensor((0..<30).map { Float($0 / 6 + 1) / 10 }, shape: [5, 2, 3, 1])
+        let grid = imageGrid(images, columns: 3, padding: 1)
+        XCTAssertEqual(grid.shape, [1 + 2 * 3, 1 + 3 * 4, 1])
+        let g = grid.scalars(as: Float.self)
+        func at(_ y: Int, _ x: Int) -> Float { g[y * 13 + x] }
+        XCTAssertEqual(at(0, 0), 1)  // padding is white
+        XCTAssertEqual(at(1, 1), 0.1)  // image 0 at (1, 1)
+        XCTAssertEqual(at(2, 3), 0.1)
+        XCTAssertEqual(at(1, 4), 1)  // padding between tiles
+        XCTAssertEqual(at(1, 5), 0.2)  // image 1
+        XCTAssertEqual(at(4, 9), 1)  // the empty sixth cell
+        XCTAssertEqual(at(4, 5), 0.5)  // image 4: second row, second column
+        // Fewer images than columns: the grid narrows; black padding on request.
+        let narrow = imageGrid(images, columns: 10, padding: 2, padValue: 0)
+        XCTAssertEqual(narrow.shape, [2 + 4, 2 + 5 * 5, 1])
+        XCTAssertEqual(narrow.floatPointer[0], 0)
+    }
+
+    func testImageFolderWriterRoundTrip() throws {
+        var random = TestRandom(state: 2)
+        let values = (0..<(3 * 28 * 28)).map { _ in Float(random.int(256)) / 255 }
+        let batch = Tensor(values, shape: [3, 28, 28, 1])
+        let out = folder.appendingPathComponent("samples", isDirectory: true)
+        var writer = try ImageFolderWriter(directory: out)
+        let files = try writer.write(batch)
+        XCTAssertEqual(files.map(\.lastPathComponent), ["000000.png", "000001.png", "000002.png"])
+        try writer.write(batch)
+        XCTAssertEqual(writer.nextIndex, 6)
+        let back = try ImageDataset.load(directory: out, split: .test)
+        XCTAssertEqual(back.images.shape, [6, 28, 28, 1])
+        XCTAssertEqual(Array(back.images.scalars(as: Float.self).prefix(values.count)), values)
+        // The one-call form, and no temporary files left behind.
+        try ImageFolderWriter.write(batch, to: folder.appendingPathComponent("once"))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("once").path).sorted(),
+                       ["000000.png", "000001.png", "000002.png"])
+        // A file where the folder should be.
+        let blocked = folder.appendingPathComponent("blocked")
+        try writeFile(Data(), blocked)
+        assertDataError(.io, naming: blocked.path) { try ImageFolderWriter(directory: blocked) }
+    }
+
+    func testLinePlot() throws {
+        let losses = (0..<200).map { 0.9 * exp(-Double($0) / 40) + 0.05 }
+        var validation = (0..<20).map { 1.0 / Double($0 + 1) }
+        validation[5] = .nan
+        let plot = renderLinePlot(series: [(name: "train", values: losses), (name: "valid", values: validation)])
+        XCTAssertEqual(plot.shape, [400, 640, 3])
+        let p = plot.scalars(as: Float.self)
+        func pixel(_ y: Int, _ x: Int) -> [Float] { Array(p[((y * 640 + x) * 3)..<((y * 640 + x) * 3 + 3)]) }
+        for (y, x) in [(0, 0), (0, 639), (399, 0), (399, 639)] { XCTAssertEqual(pixel(y, x), [1, 1, 1]) }
+        XCTAssertTrue(p.allSatisfy { $0 >= 0 && $0 <= 1 })
+        // Both series' colours appear.
+        for colour in linePlotPalette.prefix(2) {
+            let found = stride(from: 0, to: p.count, by: 3).contains { p[$0] == colour.red && p[$0 + 1] == colour.green && p[$0 + 2] == colour.blue }
+            XCTAssertTrue(found, "colour \(colour)")
+        }
+        // Saved as an RGB PNG.
+        let url = folder.appendingPathComponent("loss.png")
+        try PNGWriter.write(plot, to: url)
+        let back = try PNGReader.readGray(url)
+        XCTAssertEqual(back.shape, [400, 640, 1])
+        XCTAssertEqual(back.floatPointer[0], 1)
+
+        // Degenerate inputs draw without crashing.
+        for series in [[], [(name: "flat", values: [2.0, 2, 2])], [(name: "one", values: [3.0])], [(name: "nan", values: [Double.nan, .infinity])],
+                       [(name: "huge", values: [1e300, -1e300, 1])], [(name: "tiny", values: [1e-12, 2e-12])]] {
+            let small = renderLinePlot(series: series, width: 120, height: 90)
+            XCTAssertEqual(small.shape, [90, 120, 3])
+            XCTAssertEqual(small.floatPointer[0], 1)
+        }
+        XCTAssertEqual(renderLinePlot(series: [(name: "x", values: [1, 2])], width: 8, height: 5).shape, [5, 8, 3])
+    }
+}
