@@ -25,6 +25,8 @@ public final class VAETraining: TrainableModel {
     public let architecture: AutoencoderKind
     public let model: Autoencoder
     public let optimizer: Adam
+    /// An exponential moving average of the weights (decay 0.999 with warm-up), saved as `ema.*`.
+    public let ema: ExponentialMovingAverage
     public let reconstruction: ReconstructionLoss
 
     public init(architecture: AutoencoderKind = .mlp, latentDim: Int = 20, learningRate: Double,
@@ -32,6 +34,7 @@ public final class VAETraining: TrainableModel {
         self.architecture = architecture
         model = architecture.make(latentDim: latentDim, generator: RandomGenerator(seed: seed))
         optimizer = Adam(model.trainableParameters, learningRate: learningRate)
+        ema = ExponentialMovingAverage(model.namedParameters.map { $0.1 }, decay: 0.999)
         self.reconstruction = reconstruction
     }
 
@@ -39,18 +42,21 @@ public final class VAETraining: TrainableModel {
         let eps = Tensor.normal([images.shape[0], model.latentDim], generator: rng)
         let loss = autoencoderLoss(model, images, eps: eps, reconstruction: reconstruction)
         optimizer.step(gradients(of: loss, wrt: optimizer.parameters.map { $0.value }))
+        ema.update()
         return [("loss", loss.item)]
     }
 
     public func store(into checkpoint: inout Checkpoint) {
         checkpoint.store(model, as: "model")
         checkpoint.store(optimizer, of: model, as: "model")
+        checkpoint.store(ema, of: model, as: "ema")
         checkpoint.metadata["architecture"] = architecture.rawValue
     }
 
     public func restore(from checkpoint: Checkpoint) throws {
         try checkpoint.restore(model, from: "model")
         try checkpoint.restore(optimizer, of: model, from: "model")
+        try checkpoint.restore(ema, of: model, from: "ema")
     }
 
     /// Decoded prior samples, sigmoid of the logits: (count, 28, 28, 1) in [0, 1].
