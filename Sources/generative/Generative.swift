@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// The `generative` command line: thin wrappers over the library APIs.
 @main
@@ -7,4 +8,10 @@ struct Generative: ParsableCommand {
         commandName: "generative",
         abstract: "Train, sample and evaluate generative models (VAE, GANs, flows, diffusion) on Fashion-MNIST.",
         subcommands: [Train.self, Sample.self, Reconstruct.self, Interpolate.self, Export.self, Bench.self])
+
+    /// Line-buffered standard output, so progress lines reach a log file as they happen.
+    static func main() {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        main(nil)
+    }
 }
