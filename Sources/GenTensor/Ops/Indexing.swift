@@ -68,26 +68,37 @@ extension Tensor {
         let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
         let oh = (h - kernel) / s + 1, ow = (w - kernel) / s + 1
         precondition(oh > 0 && ow > 0, "maxPool2d: input \(shape) smaller than kernel \(kernel)")
-        let values = doubleScalars()
         var indices = [Int](repeating: 0, count: n * oh * ow * c)
-        var o = 0
-        for b in 0..<n {
-            for i in 0..<oh {
-                for j in 0..<ow {
-                    for ch in 0..<c {
-                        var best = -Double.infinity, bestIndex = -1
-                        for di in 0..<kernel {
-                            for dj in 0..<kernel {
-                                let idx = ((b * h + i * s + di) * w + j * s + dj) * c + ch
-                                let v = values[idx]
-                                if bestIndex < 0 || v > best || v.isNaN { best = v; bestIndex = idx }
+        func argmax<T: KernelFloat>(_ x: UnsafeMutablePointer<T>) {
+            indices.withUnsafeMutableBufferPointer { out in
+                let o = out.baseAddress!
+                // One output row (b, i) per item: channels innermost, so reads are contiguous.
+                parallelChunks(n * oh, costPerItem: ow * c * kernel * kernel) { rows in
+                    for row in rows {
+                        let b = row / oh, i = row % oh
+                        for j in 0..<ow {
+                            let base = (row * ow + j) * c
+                            for ch in 0..<c {
+                                var bestIndex = ((b * h + i * s) * w + j * s) * c + ch
+                                var best = x[bestIndex]
+                                for di in 0..<kernel {
+                                    for dj in 0..<kernel {
+                                        let idx = ((b * h + i * s + di) * w + j * s + dj) * c + ch
+                                        let v = x[idx]
+                                        if v > best || (v.isNaN && !best.isNaN) { best = v; bestIndex = idx }
+                                    }
+                                }
+                                o[base + ch] = bestIndex
                             }
                         }
-                        indices[o] = bestIndex
-                        o += 1
                     }
                 }
             }
+        }
+        switch dtype {
+        case .float32: argmax(floatPointer)
+        case .float64: argmax(doublePointer)
+        case .int64: preconditionFailure("maxPool2d: int64 input")
         }
         return Tensor.gatherFlat(self, indices: indices, shape: [n, oh, ow, c])
     }
