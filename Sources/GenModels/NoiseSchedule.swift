@@ -1,3 +1,5 @@
+import Foundation
+
 /// The DDPM forward-process noise schedule, in float32 exactly as PyTorch computes it
 /// (workloads.py's `ddpm_schedule`): betas = torch.linspace(betaStart, betaEnd, T) (float32),
 /// alphas = 1 - betas, alphaBars = torch.cumprod(alphas, 0). Timesteps are 0-based (0..<T).
@@ -8,6 +10,9 @@
 ///   beta_i = start + step i for i < T/2, else end - step (T - 1 - i), with step = (end - start) / (T - 1),
 ///   all float32, and each product-and-add is fused (one rounding, as the compiled kernel's FMA).
 /// - PyTorch's CPU cumprod of float32 accumulates in float64 and rounds each prefix product to float32.
+///
+/// Other schedules: `cosine(T:offset:maxBeta:)` (Nichol & Dhariwal 2021) and `init(alphaBars:)`.
+/// A schedule is data that samplers are handed (see `Diffusion/`), never state they own.
 public struct NoiseSchedule: Sendable, Equatable {
     /// beta_t, (T).
     public let betas: [Float]
@@ -31,9 +36,74 @@ public struct NoiseSchedule: Sendable, Equatable {
         }
     }
 
+    /// A schedule given by its alpha-bars (the signal level of each timestep), as k-diffusion and
+    /// Kingma et al. (2021) describe a schedule. `alphaBars` are kept exactly; the betas are derived
+    /// with `betas(fromAlphaBars:)` (in float64, rounded once to float32) and alphas = 1 - betas.
+    ///
+    /// - Parameter alphaBars: abar_0 ... abar_{T-1}, strictly decreasing, each in (0, 1).
+    public init(alphaBars: [Float]) {
+        precondition(!alphaBars.isEmpty, "NoiseSchedule: no alpha-bars")
+        let betas = NoiseSchedule.betas(fromAlphaBars: alphaBars.map(Double.init)).map(Float.init)
+        self.betas = betas
+        alphas = betas.map { 1 - $0 }
+        self.alphaBars = alphaBars
+    }
+
     /// Betas linear from `betaStart` to `betaEnd` over `T` steps (DDPM's 1e-4 ... 0.02, T = 1000).
     public static func linear(T: Int = 1000, betaStart: Double = 1e-4, betaEnd: Double = 0.02) -> NoiseSchedule {
         NoiseSchedule(betas: linspace(Float(betaStart), Float(betaEnd), count: T))
+    }
+
+    /// The cosine schedule of Nichol & Dhariwal (2021), "Improved Denoising Diffusion Probabilistic
+    /// Models", Eq. 17: abar(t) = f(t) / f(0) with f(t) = cos(((t / T + s) / (1 + s)) * pi / 2)^2, and
+    /// beta_t = min(1 - abar(t + 1) / abar(t), maxBeta) so that beta never reaches 1 near t = T.
+    ///
+    /// With 0-based timesteps, beta_i = min(1 - f((i + 1) / T) / f(i / T), maxBeta) for i in 0..<T
+    /// (improved-diffusion's `betas_for_alpha_bar`; diffusers' `squaredcos_cap_v2`), computed in
+    /// float64 and rounded to float32; alphas and alpha-bars then follow from the betas as for every
+    /// schedule (so abar_0 = 1 - beta_0, about 0.99996 for T = 1000).
+    ///
+    /// - Parameters:
+    ///   - T: the number of diffusion steps.
+    ///   - offset: the small offset s that keeps beta_0 from being vanishingly small (0.008).
+    ///   - maxBeta: the clip on each beta (0.999).
+    public static func cosine(T: Int = 1000, offset s: Double = 0.008, maxBeta: Double = 0.999) -> NoiseSchedule {
+        precondition(T > 0, "NoiseSchedule.cosine: T must be positive, got \(T)")
+        precondition(s >= 0 && maxBeta > 0 && maxBeta < 1,
+                     "NoiseSchedule.cosine: need offset >= 0 and 0 < maxBeta < 1, got \(s), \(maxBeta)")
+        func f(_ u: Double) -> Double {
+            let c = cos((u + s) / (1 + s) * Double.pi / 2)
+            return c * c
+        }
+        let betas = (0..<T).map { i in
+            Float(min(1 - f(Double(i + 1) / Double(T)) / f(Double(i) / Double(T)), maxBeta))
+        }
+        return NoiseSchedule(betas: betas)
+    }
+
+    /// The betas of a schedule given by its alpha-bars: beta_0 = 1 - abar_0 and
+    /// beta_t = 1 - abar_t / abar_{t-1} (the inverse of the cumulative product).
+    public static func betas(fromAlphaBars alphaBars: [Double]) -> [Double] {
+        alphaBars.indices.map { t in
+            let previous = t == 0 ? 1.0 : alphaBars[t - 1]
+            precondition(alphaBars[t] > 0 && alphaBars[t] <= previous,
+                         "NoiseSchedule.betas(fromAlphaBars:): alpha-bars must be positive and non-increasing "
+                         + "(abar_\(t) = \(alphaBars[t]) after \(previous))")
+            return 1 - alphaBars[t] / previous
+        }
+    }
+
+    /// abar_{t-1}, the signal level one step before t: 1 for t = 0 (no noise before the first step).
+    public func alphaBarPrevious(_ t: Int) -> Float {
+        precondition(t >= 0 && t < steps, "NoiseSchedule: timestep \(t) outside 0..<\(steps)")
+        return t == 0 ? 1 : alphaBars[t - 1]
+    }
+
+    /// The variance of the forward-process posterior q(x_{t-1} | x_t, x_0) (Ho et al. 2020, Eq. 7):
+    /// beta_tilde_t = beta_t (1 - abar_{t-1}) / (1 - abar_t), 0 at t = 0. Float32 arithmetic in the
+    /// order PyTorch evaluates `betas[t] * (1 - abar[t - 1]) / (1 - abar[t])`.
+    public func posteriorVariance(_ t: Int) -> Float {
+        betas[t] * (1 - alphaBarPrevious(t)) / (1 - alphaBars[t])
     }
 
     /// torch.linspace(start, end, count) in float32, as PyTorch's CPU kernel computes it.
