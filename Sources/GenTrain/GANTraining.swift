@@ -1,0 +1,440 @@
+import Foundation
+
+/// Which GAN `GANTraining` builds: its networks, losses and optimizers (defaults from the papers).
+public enum GANVariant: String, Sendable, CaseIterable, Codable {
+    /// Goodfellow et al. (2014): MLP G 100-256-512-1024-784 (ReLU, tanh) and MLP D 784-512-256-1
+    /// (LeakyReLU 0.2), BCE losses (generator: non-saturating by default, or minimax).
+    case gan
+    /// Radford et al. (2016): the reference DCGAN generator and discriminator, BCE losses.
+    case dcgan
+    /// Arjovsky et al. (2017): the DCGAN generator and the WGAN critic, critic weights clipped to
+    /// [-c, c], RMSprop, 5 critic steps per generator step.
+    case wgan
+    /// Gulrajani et al. (2017): the DCGAN generator and the WGAN critic with a gradient penalty
+    /// (lambda 10) on random interpolates, Adam (0, 0.9), 5 critic steps.
+    case wganGP = "wgan-gp"
+    /// Mao et al. (2017): the DCGAN generator and discriminator, least-squares losses (a = 0, b = c = 1).
+    case lsgan
+    /// Miyato et al. (2018): the DCGAN generator and the WGAN critic architecture with spectral
+    /// normalisation on every layer (no BatchNorm), hinge loss, Adam 2e-4 (0.5, 0.999), one power
+    /// iteration per discriminator step.
+    case sngan
+    /// A class-conditional DCGAN (Mirza & Osindero 2014): a label embedding concatenated to z in the
+    /// generator, a projection discriminator (Miyato & Koyama 2018), BCE losses, Adam 2e-4
+    /// (0.5, 0.999). Trains on labelled data; fake batches get uniformly drawn labels.
+    case cgan
+
+    /// Whether the discriminator is a critic with a Wasserstein estimate.
+    public var isWasserstein: Bool { self == .wgan || self == .wganGP }
+}
+
+/// The generator loss of the BCE GANs (gan, dcgan).
+public enum GANGeneratorLossKind: String, Sendable, CaseIterable, Codable {
+    /// -log D(G(z)) (BCE against "real"): strong gradients early in training. The default.
+    case nonSaturating = "non-saturating"
+    /// log(1 - D(G(z))): the original minimax objective, which saturates when D wins.
+    case minimax
+}
+
+/// Which optimizer both networks use.
+public enum GANOptimizerKind: String, Sendable, CaseIterable, Codable {
+    case adam
+    case rmsprop
+}
+
+/// Everything that defines a GAN run besides the shared training options; stored in checkpoints
+/// (metadata `gan_config`, JSON) so that sampling and resuming rebuild the same networks.
+public struct GANConfiguration: Codable, Equatable, Sendable {
+    public var variant: GANVariant
+    /// Latent size (100 in all the papers' Fashion-MNIST/MNIST settings).
+    public var zDim: Int
+    /// Base width `ch` of the convolutional networks (64 in the reference); unused by `gan`.
+    public var channels: Int
+    public var generatorLearningRate: Double
+    public var discriminatorLearningRate: Double
+    public var optimizer: GANOptimizerKind
+    /// Adam's betas (unused by RMSprop).
+    public var beta1: Double, beta2: Double
+    /// Discriminator (critic) steps per generator step, each on its own real batch and noise.
+    public var discriminatorSteps: Int
+    /// The BCE generator loss (gan, dcgan).
+    public var generatorLoss: GANGeneratorLossKind
+    /// WGAN's weight-clipping bound c.
+    public var clipValue: Double
+    /// WGAN-GP's penalty weight lambda.
+    public var penaltyWeight: Double
+    /// Decay of the generator's EMA (with warm-up min(decay, (1 + n) / (10 + n))).
+    public var emaDecay: Double
+    /// Classes of the conditional variant (cgan); unused by the others.
+    public var classCount: Int
+
+    /// The papers' defaults for `variant` (and the issue's: Adam 2e-4 (0.5, 0.999) for gan, dcgan
+    /// and lsgan; RMSprop 5e-5, c = 0.01, 5 critic steps for wgan; Adam 1e-4 (0, 0.9), lambda = 10,
+    /// 5 critic steps for wgan-gp).
+    public init(variant: GANVariant) {
+        self.variant = variant
+        zDim = 100
+        channels = 64
+        generatorLoss = .nonSaturating
+        clipValue = 0.01
+        penaltyWeight = 10
+        emaDecay = 0.999
+        classCount = 10
+        switch variant {
+        case .gan, .dcgan, .lsgan, .sngan, .cgan:
+            generatorLearningRate = 2e-4; discriminatorLearningRate = 2e-4
+            optimizer = .adam; beta1 = 0.5; beta2 = 0.999
+            discriminatorSteps = 1
+        case .wgan:
+            generatorLearningRate = 5e-5; discriminatorLearningRate = 5e-5
+            optimizer = .rmsprop; beta1 = 0.5; beta2 = 0.999
+            discriminatorSteps = 5
+        case .wganGP:
+            generatorLearningRate = 1e-4; discriminatorLearningRate = 1e-4
+            optimizer = .adam; beta1 = 0; beta2 = 0.9
+            discriminatorSteps = 5
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case variant, zDim, channels, generatorLearningRate, discriminatorLearningRate, optimizer, beta1, beta2
+        case discriminatorSteps, generatorLoss, clipValue, penaltyWeight, emaDecay, classCount
+    }
+
+    /// Decodes a stored configuration; a setting missing from it (a checkpoint written before the
+    /// setting existed) takes the variant's default.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(variant: try c.decode(GANVariant.self, forKey: .variant))
+        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
+            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
+        }
+        try read(.zDim, &zDim); try read(.channels, &channels)
+        try read(.generatorLearningRate, &generatorLearningRate)
+        try read(.discriminatorLearningRate, &discriminatorLearningRate)
+        try read(.optimizer, &optimizer); try read(.beta1, &beta1); try read(.beta2, &beta2)
+        try read(.discriminatorSteps, &discriminatorSteps); try read(.generatorLoss, &generatorLoss)
+        try read(.clipValue, &clipValue); try read(.penaltyWeight, &penaltyWeight); try read(.emaDecay, &emaDecay)
+        try read(.classCount, &classCount)
+    }
+
+    /// A problem with the settings, in words, or nil.
+    public var problem: String? {
+        if zDim < 1 { return "the latent size must be at least 1" }
+        if channels < 1 { return "the channel width must be at least 1" }
+        if !(generatorLearningRate > 0 && generatorLearningRate.isFinite) { return "the generator's learning rate must be positive" }
+        if !(discriminatorLearningRate > 0 && discriminatorLearningRate.isFinite) {
+            return "the discriminator's learning rate must be positive"
+        }
+        if !(0..<1).contains(beta1) || !(0..<1).contains(beta2) { return "Adam's betas must lie in [0, 1)" }
+        if discriminatorSteps < 1 { return "the discriminator steps per generator step must be at least 1" }
+        if !(clipValue > 0 && clipValue.isFinite) { return "the clipping bound must be positive" }
+        if !(penaltyWeight >= 0 && penaltyWeight.isFinite) { return "the penalty weight must not be negative" }
+        if !(0..<1).contains(emaDecay) { return "the EMA decay must lie in [0, 1)" }
+        if classCount < 1 { return "the class count must be at least 1" }
+        return nil
+    }
+}
+
+/// A GAN as a `TrainableModel`: a generator and a discriminator (or critic), one optimizer each,
+/// `discriminatorSteps` discriminator steps per generator step, and an EMA of the generator.
+///
+/// One `trainStep` is one generator step. Its batch holds the real data of all its discriminator
+/// steps: it is split into `discriminatorSteps` consecutive parts (as equal as possible), and each
+/// discriminator step sees its own real part and fresh noise, as in the papers' algorithms
+/// (Goodfellow et al.'s k steps, Arjovsky et al.'s and Gulrajani et al.'s n_critic = 5 loops
+/// each draw a new real batch). So with `--batch-size B` the training loop's batch is
+/// `B * discriminatorSteps` (`loopBatchSize(_:)`), and an epoch counts real images seen by the
+/// discriminator.
+///
+/// The generator step:
+/// - with one discriminator step (gan, dcgan, lsgan, sngan, cgan), reuses that step's noise and fake batch and
+///   scores it with the just-updated discriminator (PyTorch's DCGAN example, and the reference run
+///   of `peer_samples/dcgan.npy`: "one D step then one G step on the same fake batch");
+/// - with several (wgan, wgan-gp), draws fresh noise of one part's size (Arjovsky et al., Gulrajani
+///   et al.).
+///
+/// Real images arrive in [0, 1] and are scaled to [-1, 1] (the generator's tanh range); generated
+/// images are mapped back with (x + 1) / 2, clamped to [0, 1]. The discriminator scores real and
+/// fake batches in two separate train-mode forwards (separate BatchNorm statistics, as the
+/// reference). All noise comes from the loop's checkpointed generator, so resume is exact.
+///
+/// Checkpoint keys: `generator.*`, `discriminator.*` (PyTorch names), `ema.generator.*`,
+/// `optim.generator.*`, `optim.discriminator.*`; metadata `gan_config` (JSON) and `variant`.
+public final class GANTraining: TrainableModel {
+    public static let kind = "gan"
+    public let config: GANConfiguration
+    public let generator: any GANGenerator
+    public let discriminator: any GANDiscriminator
+    public let generatorOptimizer: any Optimizer
+    public let discriminatorOptimizer: any Optimizer
+    /// The generator's EMA (all of its parameters; buffers such as BatchNorm running statistics are
+    /// copied, not averaged).
+    public let ema: ExponentialMovingAverage
+    /// A generator of the same architecture that holds the EMA weights when sampling.
+    let emaGenerator: any GANGenerator
+
+    /// Builds the variant's networks (initialised from `seed`) and optimizers.
+    public init(config: GANConfiguration, seed: UInt64) {
+        precondition(config.problem == nil, "GANTraining: \(config.problem ?? "")")
+        self.config = config
+        let rng = RandomGenerator(seed: seed)
+        generator = Self.makeGenerator(config, rng)
+        discriminator = Self.makeDiscriminator(config, rng)
+        emaGenerator = Self.makeGenerator(config, RandomGenerator(seed: seed &+ 1))
+        generatorOptimizer = Self.makeOptimizer(config, generator.trainableParameters, config.generatorLearningRate)
+        discriminatorOptimizer = Self.makeOptimizer(config, discriminator.trainableParameters,
+                                                    config.discriminatorLearningRate)
+        ema = ExponentialMovingAverage(generator.namedParameters.map { $0.1 }, decay: config.emaDecay)
+        // Arjovsky et al. clamp before every critic forward; clipping at creation and after every
+        // critic update keeps the critic inside the box at all times.
+        if config.variant == .wgan { clipWeights(of: discriminator, to: config.clipValue) }
+    }
+
+    /// The default configuration of `variant`.
+    public convenience init(variant: GANVariant, seed: UInt64) {
+        self.init(config: GANConfiguration(variant: variant), seed: seed)
+    }
+
+    static func makeGenerator(_ c: GANConfiguration, _ rng: RandomGenerator) -> any GANGenerator {
+        switch c.variant {
+        case .gan: return MLPGenerator(zDim: c.zDim, generator: rng)
+        case .dcgan, .wgan, .wganGP, .lsgan, .sngan: return DCGANGenerator(zDim: c.zDim, channels: c.channels, generator: rng)
+        case .cgan:
+            return ConditionalDCGANGenerator(zDim: c.zDim, classCount: c.classCount, embeddingDim: c.classCount,
+                                             channels: c.channels, generator: rng)
+        }
+    }
+
+    static func makeDiscriminator(_ c: GANConfiguration, _ rng: RandomGenerator) -> any GANDiscriminator {
+        switch c.variant {
+        case .gan: return MLPDiscriminator(generator: rng)
+        case .dcgan, .lsgan: return DCGANDiscriminator(channels: c.channels, generator: rng)
+        case .wgan, .wganGP: return WGANCritic(channels: c.channels, generator: rng)
+        case .sngan: return SNGANCritic(channels: c.channels, generator: rng)
+        case .cgan: return ProjectionDiscriminator(classCount: c.classCount, channels: c.channels, generator: rng)
+        }
+    }
+
+    static func makeOptimizer(_ c: GANConfiguration, _ parameters: [Parameter], _ lr: Double) -> any Optimizer {
+        switch c.optimizer {
+        case .adam: return Adam(parameters, learningRate: lr, betas: (c.beta1, c.beta2))
+        case .rmsprop: return RMSprop(parameters, learningRate: lr)
+        }
+    }
+
+    /// The training loop's batch size for `batchSize` real images per discriminator step.
+    public func loopBatchSize(_ batchSize: Int) -> Int { batchSize * config.discriminatorSteps }
+
+    // MARK: training
+
+    /// Consecutive parts of `x` along axis 0, as equal as possible, at most `count` of them.
+    static func parts(_ x: Tensor, _ count: Int) -> [Tensor] {
+        let n = x.shape[0], k = max(1, min(count, n))
+        var out: [Tensor] = []
+        var start = 0
+        for i in 0..<k {
+            let size = n / k + (i < n % k ? 1 : 0)
+            out.append(x.sliced(axis: 0, start..<(start + size)))
+            start += size
+        }
+        return out
+    }
+
+    /// Whether the networks take class labels (cgan).
+    public var isConditional: Bool { generator is ConditionalDCGANGenerator }
+
+    /// G(z) or G(z, y).
+    func generate(_ z: Tensor, _ labels: Tensor?, training: Bool) -> Tensor {
+        if let labels, let g = generator as? ConditionalDCGANGenerator { return g(z, labels: labels, training: training) }
+        return generator(z, training: training)
+    }
+
+    /// D(x) or D(x, y).
+    func score(_ x: Tensor, _ labels: Tensor?, training: Bool) -> Tensor {
+        if let labels, let d = discriminator as? ProjectionDiscriminator { return d(x, labels: labels, training: training) }
+        return discriminator(x, training: training)
+    }
+
+    /// One discriminator loss on a real and a (detached) fake batch, with the statistics to report.
+    func discriminatorLoss(real: Tensor, fake: Tensor, realLabels: Tensor? = nil, fakeLabels: Tensor? = nil,
+                           rng: RandomGenerator) -> (loss: Tensor, stats: [(String, Double)]) {
+        let dReal = score(real, realLabels, training: true)
+        let dFake = score(fake, fakeLabels, training: true)
+        switch config.variant {
+        case .gan, .dcgan, .cgan:
+            return (ganDiscriminatorLoss(realLogits: dReal, fakeLogits: dFake), [])
+        case .lsgan:
+            return (lsganDiscriminatorLoss(realScores: dReal, fakeScores: dFake), [])
+        case .sngan:
+            return (hingeDiscriminatorLoss(realScores: dReal, fakeScores: dFake), [])
+        case .wgan:
+            let loss = wganCriticLoss(realScores: dReal, fakeScores: dFake)
+            return (loss, [("wasserstein", -loss.item)])
+        case .wganGP:
+            let alpha = Tensor.uniform([real.shape[0], 1, 1, 1], generator: rng)
+            let gp = gradientPenalty(critic: { [discriminator] in discriminator($0, training: true) },
+                                     real: real, fake: fake, alpha: alpha).penalty
+            let loss = wganCriticLoss(realScores: dReal, fakeScores: dFake, penalty: gp, penaltyWeight: config.penaltyWeight)
+            return (loss, [("wasserstein", dReal.mean().item - dFake.mean().item), ("gp", gp.item)])
+        }
+    }
+
+    /// The generator's loss on the discriminator's scores of its images.
+    func generatorLoss(fakeScores: Tensor) -> Tensor {
+        switch config.variant {
+        case .gan, .dcgan, .cgan:
+            return config.generatorLoss == .minimax ? ganMinimaxGeneratorLoss(fakeLogits: fakeScores)
+                : ganGeneratorLoss(fakeLogits: fakeScores)
+        case .lsgan: return lsganGeneratorLoss(fakeScores: fakeScores)
+        case .wgan, .wganGP, .sngan: return wganGeneratorLoss(fakeScores: fakeScores)
+        }
+    }
+
+    /// One generator step and its discriminator steps (see the type's documentation).
+    ///
+    /// - Parameter images: (N, 28, 28, 1) in [0, 1], the real data of all discriminator steps.
+    /// - Returns: `loss_d` (mean over the discriminator steps), `loss_g`, and for the WGANs
+    ///   `wasserstein` (mean critic(real) - mean critic(fake), averaged over the critic steps) and
+    ///   for wgan-gp `gp`.
+    public func trainStep(images: Tensor, labels: Tensor?, rng: RandomGenerator, step: Int) -> [(String, Double)] {
+        let conditional = isConditional
+        precondition(!conditional || labels != nil, "GANTraining: the conditional GAN needs labelled data")
+        let real = images * 2 - 1
+        let chunks = Self.parts(real, config.discriminatorSteps)
+        let labelChunks = conditional ? Self.parts(labels!, config.discriminatorSteps) : []
+        let reuseFake = chunks.count == 1
+        var lossD = 0.0
+        var stats: [(String, Double)] = []
+        var reused: (Tensor, Tensor?)?
+        let dParams = discriminatorOptimizer.parameters.map { $0.value }
+        for (i, part) in chunks.enumerated() {
+            let z = Tensor.normal([part.shape[0], config.zDim], generator: rng)
+            let fakeLabels = conditional
+                ? Tensor.randomIntegers([part.shape[0]], low: 0, high: config.classCount, generator: rng) : nil
+            let fake = reuseFake ? generate(z, fakeLabels, training: true)
+                : withoutGradients { generate(z, fakeLabels, training: true) }
+            if reuseFake { reused = (fake, fakeLabels) }
+            // SNGAN: one power iteration per discriminator step, before its forwards.
+            (discriminator as? PowerIterating)?.powerIterate(1)
+            let (loss, s) = discriminatorLoss(real: part, fake: fake.detached(), realLabels: conditional ? labelChunks[i] : nil,
+                                              fakeLabels: fakeLabels, rng: rng)
+            discriminatorOptimizer.step(gradients(of: loss, wrt: dParams))
+            if config.variant == .wgan { clipWeights(of: discriminator, to: config.clipValue) }
+            lossD += loss.item
+            if stats.isEmpty { stats = s } else { for i in stats.indices { stats[i].1 += s[i].1 } }
+        }
+        let k = Double(chunks.count)
+        let (fake, fakeLabels) = reused ?? {
+            let n = chunks[0].shape[0]
+            let z = Tensor.normal([n, config.zDim], generator: rng)
+            let y = conditional ? Tensor.randomIntegers([n], low: 0, high: config.classCount, generator: rng) : nil
+            return (generate(z, y, training: true), y)
+        }()
+        let lossG = generatorLoss(fakeScores: score(fake, fakeLabels, training: true))
+        generatorOptimizer.step(gradients(of: lossG, wrt: generatorOptimizer.parameters.map { $0.value }))
+        ema.update()
+        return [("loss_d", lossD / k), ("loss_g", lossG.item)] + stats.map { ($0.0, $0.1 / k) }
+    }
+
+    // MARK: checkpoints
+
+    public func store(into checkpoint: inout Checkpoint) {
+        checkpoint.store(generator, as: "generator")
+        checkpoint.store(discriminator, as: "discriminator")
+        checkpoint.store(ema, of: generator, as: "ema.generator")
+        checkpoint.store(generatorOptimizer, of: generator, as: "generator")
+        checkpoint.store(discriminatorOptimizer, of: discriminator, as: "discriminator")
+        checkpoint.metadata["variant"] = config.variant.rawValue
+        if let data = try? JSONEncoder().encode(config) { checkpoint.metadata["gan_config"] = String(decoding: data, as: UTF8.self) }
+    }
+
+    public func restore(from checkpoint: Checkpoint) throws {
+        let stored = checkpoint.metadata["variant"] ?? "none"
+        guard stored == config.variant.rawValue else {
+            throw GANCheckpointError(description: "\(checkpoint.path) holds a '\(stored)' model, not a \(config.variant.rawValue) one")
+        }
+        try checkpoint.restore(generator, from: "generator")
+        try checkpoint.restore(discriminator, from: "discriminator")
+        try checkpoint.restore(ema, of: generator, from: "ema.generator")
+        try checkpoint.restore(generatorOptimizer, of: generator, from: "generator")
+        try checkpoint.restore(discriminatorOptimizer, of: discriminator, from: "discriminator")
+    }
+
+    /// The configuration stored in a GAN checkpoint.
+    public static func configuration(in checkpoint: Checkpoint) throws -> GANConfiguration {
+        guard checkpoint.metadata["model"] == kind || checkpoint.metadata["gan_config"] != nil else {
+            throw GANCheckpointError(description: "\(checkpoint.path) is a '\(checkpoint.metadata["model"] ?? "unknown")' checkpoint, not a GAN one")
+        }
+        guard let text = checkpoint.metadata["gan_config"],
+              let config = try? JSONDecoder().decode(GANConfiguration.self, from: Data(text.utf8)) else {
+            throw GANCheckpointError(description: "\(checkpoint.path) has no readable GAN configuration (metadata 'gan_config')")
+        }
+        return config
+    }
+
+    /// Rebuilds a GAN from a checkpoint: its configuration, networks, EMA and optimizers.
+    public static func load(_ checkpoint: Checkpoint) throws -> GANTraining {
+        let gan = GANTraining(config: try configuration(in: checkpoint), seed: 0)
+        try gan.restore(from: checkpoint)
+        return gan
+    }
+
+    // MARK: sampling
+
+    /// Copies the EMA shadows into `emaGenerator`.
+    func syncEMAGenerator() {
+        for ((_, target), shadow) in zip(emaGenerator.namedParameters, ema.shadows) { target.assign(shadow.copied()) }
+    }
+
+    /// The generator that sampling uses: the EMA weights (default) or the raw ones.
+    public func samplingGenerator(ema useEMA: Bool = true) -> any GANGenerator {
+        if useEMA { syncEMAGenerator(); return emaGenerator }
+        return generator
+    }
+
+    /// Images for latent codes z (N, zDim), in eval mode, in [0, 1]: (N, 28, 28, 1). The
+    /// conditional GAN draws classes `labels` (int64 (N)), or class i mod classCount for image i.
+    public func images(for z: Tensor, labels: Tensor? = nil, ema useEMA: Bool = true) -> Tensor {
+        let g = samplingGenerator(ema: useEMA)
+        return withoutGradients {
+            var parts: [Tensor] = []
+            for start in stride(from: 0, to: z.shape[0], by: 500) {
+                let range = start..<min(z.shape[0], start + 500)
+                let zPart = z.sliced(axis: 0, range)
+                let x: Tensor
+                if let c = g as? ConditionalDCGANGenerator {
+                    let y = labels?.sliced(axis: 0, range) ?? balancedLabels(z.shape[0], c.classCount).sliced(axis: 0, range)
+                    x = c(zPart, labels: y, training: false)
+                } else {
+                    x = g(zPart, training: false)
+                }
+                parts.append(((x + 1) * 0.5).clamped(min: 0, max: 1))
+            }
+            return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
+        }
+    }
+
+    /// `count` samples from z ~ N(0, I) drawn from `generator`, (count, 28, 28, 1) in [0, 1]; the
+    /// conditional GAN draws class `label` for all, or class i mod classCount for image i.
+    public func sample(count: Int, generator rng: RandomGenerator, ema useEMA: Bool = true, label: Int? = nil) -> Tensor {
+        precondition(label == nil || isConditional, "GANTraining.sample: a class label needs the conditional GAN")
+        let labels = label.map { k in Tensor([Int64](repeating: Int64(k), count: count), shape: [count]) }
+        return images(for: Tensor.normal([count, config.zDim], generator: rng), labels: labels, ema: useEMA)
+    }
+
+    /// Samples of the EMA generator from noise fixed by `seed`: an 8x8 grid, or for the
+    /// conditional GAN a grid with one column per class (10 rows).
+    public func sampleGrid(seed: UInt64) -> Tensor {
+        let rng = RandomGenerator(seed: seed &+ 0x6A7)
+        if isConditional {
+            return imageGrid(sample(count: 10 * config.classCount, generator: rng, ema: true), columns: config.classCount)
+        }
+        return imageGrid(sample(count: 64, generator: rng, ema: true), columns: 8)
+    }
+}
+
+/// A checkpoint that does not hold the GAN asked for.
+public struct GANCheckpointError: Error, CustomStringConvertible {
+    public let description: String
+}
