@@ -11,6 +11,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var saveEvery: Int
     /// Stop after this many steps in total (0: no limit); the run still ends with a checkpoint.
     public var maxSteps: Int
+    /// Stop after this many seconds of this invocation's training (0: no limit), with a checkpoint.
+    public var maxSeconds: Double = 0
 
     public init(epochs: Int = 10, batchSize: Int = 128, learningRate: Double = 1e-3, seed: UInt64 = 0,
                 saveEvery: Int = 0, maxSteps: Int = 0) {
@@ -116,6 +118,8 @@ public final class TrainingLoop {
             try? FileManager.default.removeItem(at: run.metrics)
         }
         let progress = ProgressReporter(log: log)
+        let started = Date()
+        var outOfTime: Bool { options.maxSeconds > 0 && Date().timeIntervalSince(started) >= options.maxSeconds }
         var written: [EpochRecord] = []
         func save() throws {
             var c = Checkpoint()
@@ -136,7 +140,7 @@ public final class TrainingLoop {
             let start = Date()
             var seen = 0
             while batchIndex < batchesPerEpoch {
-                if options.maxSteps > 0 && step >= options.maxSteps { break }
+                if (options.maxSteps > 0 && step >= options.maxSteps) || outOfTime { break }
                 let lo = batchIndex * options.batchSize, hi = min(n, lo + options.batchSize)
                 let idx = Array(order[lo..<hi])
                 let batch = images.rows(idx)
@@ -151,7 +155,7 @@ public final class TrainingLoop {
                                 losses: losses, imagesPerSecond: Double(seen) / max(elapsed, 1e-9))
                 if options.saveEvery > 0 && step % options.saveEvery == 0 { try save() }
             }
-            if batchIndex < batchesPerEpoch { break }  // stopped by maxSteps mid-epoch
+            if batchIndex < batchesPerEpoch { break }  // stopped by maxSteps or maxSeconds mid-epoch
             let elapsed = Date().timeIntervalSince(start)
             var means: [String: Double] = [:]
             for (k, v) in sums { means[k] = v / Double(n) }
@@ -167,7 +171,10 @@ public final class TrainingLoop {
             try save()
             try writePictures(history: history, epoch: epoch)
         }
-        if options.maxSteps > 0 && step >= options.maxSteps { try save() }
+        if (options.maxSteps > 0 && step >= options.maxSteps) || outOfTime {
+            try save()
+            log("stopped at step \(step) (epoch \(epoch + 1), batch \(batchIndex)); checkpoint \(run.checkpoint.path)")
+        }
         return written
     }
 

@@ -1,0 +1,139 @@
+import Foundation
+
+/// The DDPM setup a checkpoint records (JSON in its metadata).
+public struct DDPMConfiguration: Codable, Equatable, Sendable {
+    /// U-Net base width (the reference workload uses 32).
+    public var width = 32
+    /// Class count for a class-conditional model (0: unconditional).
+    public var classes = 0
+    /// Probability of replacing a label with the null label in training (classifier-free guidance).
+    public var condDrop = 0.1
+    /// What the network predicts: epsilon, x0 or v.
+    public var prediction = PredictionType.epsilon.rawValue
+    /// linear (1e-4 to 0.02) or cosine.
+    public var schedule = "linear"
+    /// Diffusion steps T.
+    public var steps = 1000
+    /// EMA decay, with the warm-up min(decay, (1 + n) / (10 + n)).
+    public var emaDecay = 0.999
+
+    public init() {}
+
+    public var unetConfig: UNetConfig { UNetConfig(width: width, numClasses: classes) }
+    public var predictionType: PredictionType { PredictionType(rawValue: prediction) ?? .epsilon }
+    public var noiseSchedule: NoiseSchedule {
+        schedule == "cosine" ? .cosine(T: steps) : .linear(T: steps)
+    }
+}
+
+/// DDPM training (Ho et al. 2020, the chapter's Algorithm 6-1) as a `TrainableModel`: uniform t,
+/// Gaussian noise, MSE between the network's output and its target (eps, x0 or
+/// v = sqrt(abar) eps - sqrt(1 - abar) x0), Adam, an EMA of the weights; images scaled to [-1, 1].
+public final class DDPMTraining: TrainableModel {
+    public static let kind = "ddpm"
+    public let config: DDPMConfiguration
+    public let model: UNet
+    public let schedule: NoiseSchedule
+    public let optimizer: Adam
+    public let ema: ExponentialMovingAverage
+
+    public init(config: DDPMConfiguration, learningRate: Double, seed: UInt64) {
+        self.config = config
+        model = UNet(config.unetConfig, generator: RandomGenerator(seed: seed))
+        schedule = config.noiseSchedule
+        optimizer = Adam(model.trainableParameters, learningRate: learningRate)
+        ema = ExponentialMovingAverage(model.namedParameters.map { $0.1 }, decay: config.emaDecay, warmup: true)
+    }
+
+    public func trainStep(images: Tensor, labels: Tensor?, rng: RandomGenerator, step: Int) -> [(String, Double)] {
+        let n = images.shape[0]
+        let x0 = images * 2 - 1
+        let t = Tensor.randomIntegers([n], low: 0, high: schedule.steps, generator: rng)
+        let eps = Tensor.normal(x0.shape, generator: rng)
+        var y: Tensor?
+        if config.classes > 0 {
+            guard let labels else { preconditionFailure("ddpm: a class-conditional model needs labels") }
+            let dropped = labels.scalars(as: Int64.self).map { label in
+                rng.nextUnitDouble() < config.condDrop ? Int64(config.classes) : label
+            }
+            y = Tensor(dropped, shape: [n])
+        }
+        let xt = schedule.noised(x0: x0, t: t, eps: eps)
+        let target: Tensor
+        switch config.predictionType {
+        case .epsilon: target = eps
+        case .x0: target = x0
+        case .v:
+            let abar = Tensor(schedule.alphaBars(at: t), shape: [n, 1, 1, 1])
+            target = abar.sqrt() * eps - (1 - abar).sqrt() * x0
+        }
+        let loss = (model(xt, t: t, y: y) - target).square().mean()
+        optimizer.step(gradients(of: loss, wrt: optimizer.parameters.map { $0.value }))
+        ema.update()
+        return [("loss", loss.item)]
+    }
+
+    public func store(into checkpoint: inout Checkpoint) {
+        checkpoint.store(model, as: "model")
+        checkpoint.store(ema, of: model, as: "ema")
+        checkpoint.store(optimizer, of: model, as: "model")
+        if let data = try? JSONEncoder().encode(config) { checkpoint.metadata["ddpm_config"] = String(decoding: data, as: UTF8.self) }
+    }
+
+    public func restore(from checkpoint: Checkpoint) throws {
+        try checkpoint.restore(model, from: "model")
+        try checkpoint.restore(ema, of: model, from: "ema")
+        try checkpoint.restore(optimizer, of: model, from: "model")
+    }
+
+    /// Rebuilds a model from a checkpoint written by `store`.
+    public static func load(_ checkpoint: Checkpoint) throws -> DDPMTraining {
+        guard checkpoint.metadata["model"] == kind else {
+            throw SafeTensorsError(path: checkpoint.path, kind: .invalidHeader,
+                                   problem: "a '\(checkpoint.metadata["model"] ?? "unknown")' checkpoint, not a ddpm one")
+        }
+        let config = try checkpoint.metadata["ddpm_config"].map { try JSONDecoder().decode(DDPMConfiguration.self, from: Data($0.utf8)) }
+            ?? DDPMConfiguration()
+        let training = DDPMTraining(config: config, learningRate: 2e-4, seed: 0)
+        try training.restore(from: checkpoint)
+        return training
+    }
+
+    /// The network to sample with: a copy holding the EMA weights, or the raw model.
+    public func samplingNetwork(ema useEMA: Bool) -> UNet {
+        guard useEMA else { return model }
+        let copy = UNet(config.unetConfig, generator: RandomGenerator(seed: 0))
+        for ((_, p), shadow) in zip(copy.namedParameters, ema.shadows) { p.assign(shadow.copied()) }
+        return copy
+    }
+
+    /// A denoiser over the chosen weights, with classifier-free guidance when `guidance` is given.
+    public func denoiser(ema useEMA: Bool) -> FunctionDenoiser {
+        let network = samplingNetwork(ema: useEMA)
+        return FunctionDenoiser(prediction: config.predictionType) { x, t, y in network(x, t: t, y: y) }
+    }
+
+    /// Samples `count` images (count, 28, 28, 1) in [0, 1].
+    public func sample(count: Int, sampler: Sampler, seed: UInt64, batchSize: Int = 256, labels: [Int]? = nil,
+                       guidance: Double? = nil, ema useEMA: Bool = true, progress: ((Int, Int) -> Void)? = nil) -> Tensor {
+        let base = denoiser(ema: useEMA)
+        let x: Tensor
+        if let guidance, let null = config.unetConfig.nullLabel {
+            x = sampler.sample(ClassifierFreeGuidance(base, scale: guidance, nullLabel: null), schedule: schedule,
+                               noise: SeededNoise(seed: seed), count: count, batchSize: batchSize, labels: labels,
+                               progress: progress)
+        } else {
+            x = sampler.sample(base, schedule: schedule, noise: SeededNoise(seed: seed), count: count,
+                               batchSize: batchSize, labels: labels, progress: progress)
+        }
+        return withoutGradients { ((x + 1) * 0.5).clamped(min: 0, max: 1) }
+    }
+
+    /// 64 EMA samples by DDIM-20 from fixed noise (one column per class when conditional).
+    public func sampleGrid(seed: UInt64) -> Tensor {
+        let labels = config.classes > 0 ? (0..<64).map { $0 % 8 % config.classes } : nil
+        let images = sample(count: 64, sampler: .ddim(DDIMOptions(steps: 20)), seed: seed &+ 0xD1FF, batchSize: 64,
+                            labels: labels)
+        return imageGrid(images, columns: 8)
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+@testable import generative
+import GenTrain
+import XCTest
+
+/// `train ddpm` and `sample ddpm` end to end on tiny settings; exact resume; bad flags.
+final class DDPMCommandTests: XCTestCase {
+    func tempDir() -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("gen-ddpm-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    func run(_ arguments: [String]) throws {
+        var command = try Generative.parseAsRoot(arguments)
+        try command.run()
+    }
+
+    func errorMessage(_ arguments: [String]) -> String? {
+        do {
+            var command = try Generative.parseAsRoot(arguments)
+            try command.run()
+            return nil
+        } catch {
+            return Generative.message(for: error)
+        }
+    }
+
+    func weights(_ path: String) throws -> [String: [Float]] {
+        let c = try Checkpoint(contentsOf: URL(fileURLWithPath: path))
+        return c.tensors.filter { $0.key.hasPrefix("model.") || $0.key.hasPrefix("ema.") }
+            .mapValues { $0.dtype == .float32 ? $0.scalars(as: Float.self) : [] }
+    }
+
+    func testTrainResumeAndSampleConditional() throws {
+        let dir = tempDir()
+        let tiny = ["--width", "8", "--batch-size", "4", "--classes"]
+        let straight = dir.appendingPathComponent("a").path, resumed = dir.appendingPathComponent("b").path
+        try run(["train", "ddpm", "--steps", "3", "--out", straight] + tiny)
+        try run(["train", "ddpm", "--steps", "2", "--out", resumed] + tiny)
+        try run(["train", "ddpm", "--steps", "3", "--resume", "--out", resumed] + tiny)
+        XCTAssertEqual(try weights(straight + "/checkpoint.safetensors"), try weights(resumed + "/checkpoint.safetensors"))
+        let checkpoint = straight + "/checkpoint.safetensors"
+        let a = dir.appendingPathComponent("a.npy"), b = dir.appendingPathComponent("b.npy")
+        try run(["sample", "ddpm", "--checkpoint", checkpoint, "--steps", "3", "--count", "3", "--class", "2",
+                 "--guidance", "3", "--out", a.path])
+        // Image i depends only on the seed and i: 3 images in batches of 2 give the first 3 of 5.
+        try run(["sample", "ddpm", "--checkpoint", checkpoint, "--steps", "3", "--count", "5", "--class", "2",
+                 "--guidance", "3", "--batch-size", "2", "--out", b.path])
+        let x = try NPY.readImages(a).scalars(as: Float.self), y = try NPY.readImages(b).scalars(as: Float.self)
+        XCTAssertEqual(x.count, 3 * 784)
+        XCTAssertLessThan(zip(x, y.prefix(x.count)).map { abs($0 - $1) }.max() ?? 1, 1e-5)
+        XCTAssertTrue(x.allSatisfy { $0 >= 0 && $0 <= 1 })
+        try run(["sample", "ddpm", "--checkpoint", checkpoint, "--sampler", "ddim", "--steps", "2", "--eta", "1",
+                 "--spacing", "trailing", "--no-ema", "--count", "2", "--out", dir.appendingPathComponent("c.png").path])
+        XCTAssertTrue(errorMessage(["sample", "ddpm", "--checkpoint", checkpoint, "--class", "10"])?.contains("--class") ?? false)
+        XCTAssertTrue(errorMessage(["sample", "ddpm", "--checkpoint", checkpoint, "--guidance", "2"])?.contains("--class") ?? false)
+        XCTAssertTrue(errorMessage(["sample", "ddpm", "--checkpoint", checkpoint, "--sampler", "euler"])?.contains("--sampler") ?? false)
+        XCTAssertTrue(errorMessage(["train", "ddpm", "--width", "12"])?.contains("--width") ?? false)
+        XCTAssertTrue(errorMessage(["sample", "vae", "--checkpoint", checkpoint])?.contains("not a vae") ?? false)
+    }
+
+    func testMinutesBudgetLeavesACheckpoint() throws {
+        let dir = tempDir()
+        let out = dir.appendingPathComponent("m").path
+        try run(["train", "ddpm", "--minutes", "0.001", "--width", "8", "--batch-size", "4", "--out", out])
+        let c = try Checkpoint(contentsOf: URL(fileURLWithPath: out + "/checkpoint.safetensors"))
+        XCTAssertGreaterThanOrEqual(try c.integer("step"), 1)
+        XCTAssertNotNil(c.metadata["ddpm_config"])
+    }
+}
