@@ -4,29 +4,7 @@ import GenTrain
 import XCTest
 
 /// `train ddpm` and `sample ddpm` end to end on tiny settings; exact resume; bad flags.
-final class DDPMCommandTests: XCTestCase {
-    func tempDir() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("gen-ddpm-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
-
-    func run(_ arguments: [String]) throws {
-        var command = try Generative.parseAsRoot(arguments)
-        try command.run()
-    }
-
-    func errorMessage(_ arguments: [String]) -> String? {
-        do {
-            var command = try Generative.parseAsRoot(arguments)
-            try command.run()
-            return nil
-        } catch {
-            return Generative.message(for: error)
-        }
-    }
-
+final class DDPMCommandTests: CommandTestCase {
     func weights(_ path: String) throws -> [String: [Float]] {
         let c = try Checkpoint(contentsOf: URL(fileURLWithPath: path))
         return c.tensors.filter { $0.key.hasPrefix("model.") || $0.key.hasPrefix("ema.") }

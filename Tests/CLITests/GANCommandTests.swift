@@ -5,29 +5,7 @@ import XCTest
 
 /// The GAN commands end to end on tiny settings (`train MODEL` then `sample MODEL`), and their
 /// bad-input errors.
-final class GANCommandTests: XCTestCase {
-    func tempDir() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("gen-gan-cli-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
-
-    func run(_ arguments: [String]) throws {
-        var command = try Generative.parseAsRoot(arguments)
-        try command.run()
-    }
-
-    func errorMessage(_ arguments: [String]) -> String? {
-        do {
-            var command = try Generative.parseAsRoot(arguments)
-            try command.run()
-            return nil
-        } catch {
-            return Generative.message(for: error)
-        }
-    }
-
+final class GANCommandTests: CommandTestCase {
     /// Trains `model` for two generator steps and samples it with and without EMA.
     func trainAndSample(_ model: String, _ extra: [String] = [], dir: URL) throws -> String {
         let run = dir.appendingPathComponent(model).path

@@ -4,31 +4,7 @@ import GenTrain
 import XCTest
 
 /// The VAE commands end to end on tiny settings, and their bad-input errors.
-final class VAECommandTests: XCTestCase {
-    func tempDir() -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("gen-cli-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
-
-    /// Parses and runs a command line in-process.
-    func run(_ arguments: [String]) throws {
-        var command = try Generative.parseAsRoot(arguments)
-        try command.run()
-    }
-
-    /// The message a user would see for a failing command line.
-    func errorMessage(_ arguments: [String]) -> String? {
-        do {
-            var command = try Generative.parseAsRoot(arguments)
-            try command.run()
-            return nil
-        } catch {
-            return Generative.message(for: error)
-        }
-    }
-
+final class VAECommandTests: CommandTestCase {
     func testTrainSampleReconstructInterpolateExport() throws {
         let dir = tempDir()
         let run = dir.appendingPathComponent("run").path
