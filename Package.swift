@@ -33,7 +33,8 @@ let package = Package(
         .target(name: "GenNN", dependencies: ["GenTensor"], swiftSettings: fastFlags),
         .target(name: "GenModels", dependencies: ["GenTensor", "GenNN"], swiftSettings: fastFlags),
         .target(name: "GenData", dependencies: ["GenTensor", "CZlib", "CPNG"], swiftSettings: fastFlags),
-        .target(name: "GenEval", dependencies: ["GenTensor", "GenNN", "GenModels", "GenData"], swiftSettings: fastFlags),
+        .target(name: "GenEval", dependencies: ["GenTensor", "GenNN", "GenModels", "GenData"], resources: [.copy("Resources")],
+                swiftSettings: fastFlags),
         .target(name: "GenTrain", dependencies: ["GenModels", "GenData", "GenEval"], swiftSettings: fastFlags),
         .executableTarget(
             name: "generative",

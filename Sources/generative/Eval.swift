@@ -1,0 +1,354 @@
+import ArgumentParser
+import Foundation
+import GenTrain
+
+/// `generative eval INPUT`: FID, FID∞, IS, KID, precision/recall and sampling speed.
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score images or a checkpoint's samples: FID, FID∞, Inception Score, KID, precision/recall, classes and speed.",
+        discussion: """
+            INPUT is one of
+              a .npy file: float32/float64 in [0, 1] or uint8 in 0-255, N x 28 x 28, N x 1 x 28 x 28 or N x 28 x 28 x 1;
+              a folder of 28 x 28 PNGs (or of class sub-folders of PNGs, named 0-9 or by Fashion-MNIST class, for class agreement);
+              a checkpoint of `generative train` (vae, a GAN or ddpm): N images are sampled from it and timed \
+            (EMA weights where there are; class-conditional models with balanced labels, for class agreement);
+              fashion-mnist:train or fashion-mnist:test (the real images, for calibration);
+              noise (uniform noise in [0, 1], for calibration).
+            The feature network is the shipped classifier (see Sources/GenEval/Resources/classifier.md) unless \
+            --network names another. Reference statistics are cached in $GENERATIVE_CACHE or ~/.cache/generative, \
+            keyed by the network's SHA-256, and rebuilt when it changes. Progress goes to stderr.
+            """)
+
+    @Argument(help: "A .npy file, a folder of PNGs, a checkpoint, fashion-mnist:train|test, or noise.")
+    var input: String
+
+    @Option(help: "The real images to compare with: train or test.")
+    var reference: DatasetSplit = .train
+
+    @Option(help: "How many images: the first N of a file or folder (default all); samples to draw from a checkpoint or noise (default 10000).")
+    var count: Int?
+
+    @Option(help: "Seed of the sampling noise and of the metrics' random subsets.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "Print one JSON object instead of the table.")
+    var json = false
+
+    @Option(help: "Images per batch, for the feature network and for sampling.")
+    var batchSize: Int = 500
+
+    @Option(help: "Threads for the kernels.")
+    var threads: Int = 2
+
+    @Option(help: "Another feature network: a plain state_dict or a classifier checkpoint.")
+    var network: String?
+
+    @Option(help: "A data folder for the reference images (default: Debian's Fashion-MNIST).")
+    var data: String?
+
+    @Option(help: "Class labels of the images (.npy of N integers), for class agreement.")
+    var labels: String?
+
+    @Option(help: "Also report FID of random subsets of these sizes, e.g. 1000,5000,10000.")
+    var fidAt: String?
+
+    @Option(help: "KID: the number of random subsets (of 1,000 samples each, or all when fewer).")
+    var kidSubsets: Int = 100
+
+    @Option(help: "The reference-statistics cache folder (default: $GENERATIVE_CACHE, else ~/.cache/generative).")
+    var cache: String?
+
+    @Option(help: "Diffusion checkpoints: the sampler, ddim or ddpm (ancestral, every step).")
+    var sampler: String = "ddim"
+
+    @Option(help: "Diffusion checkpoints: DDIM steps.")
+    var steps: Int = 20
+
+    @Option(help: "Diffusion checkpoints: DDIM eta (0: deterministic).")
+    var eta: Double = 0
+
+    @Option(help: "Class-conditional diffusion checkpoints: classifier-free guidance scale (default: none).")
+    var guidance: Double?
+
+    @Flag(help: "GAN and diffusion checkpoints: sample the raw weights instead of the EMA weights.")
+    var noEma = false
+
+    @Option(help: "Blur the images with a Gaussian of this sigma (pixels) before scoring (calibration).")
+    var blur: Double = 0
+
+    func validate() throws {
+        if let count { guard count >= 1 else { throw ValidationError("--count must be at least 1") } }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard ["ddim", "ddpm"].contains(sampler) else { throw ValidationError("--sampler must be ddim or ddpm") }
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+        guard eta >= 0 else { throw ValidationError("--eta must not be negative") }
+        guard kidSubsets >= 1 else { throw ValidationError("--kid-subsets must be at least 1") }
+        guard blur >= 0, blur <= 10 else { throw ValidationError("--blur must be in [0, 10]") }
+        _ = try fidAtSizes()
+    }
+
+    func fidAtSizes() throws -> [Int] {
+        guard let fidAt else { return [] }
+        return try fidAt.split(separator: ",").map {
+            guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v >= 2 else {
+                throw ValidationError("--fid-at takes sizes of at least 2 separated by commas, e.g. 1000,5000,10000")
+            }
+            return v
+        }
+    }
+
+    func run() throws {
+        let report = try evaluate()
+        print(json ? try report.json() : report.table())
+    }
+
+    /// Loads or samples the images and scores them.
+    func evaluate(log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) throws -> EvaluationReport {
+        Threads.set(threads)
+        let settings = CheckpointSampling(batchSize: batchSize, threads: threads, ema: !noEma,
+                                          sampler: sampler == "ddpm" ? .ddpm(DDPMOptions()) : .ddim(DDIMOptions(steps: steps, eta: eta)),
+                                          guidance: guidance)
+        let loaded = try EvalInput.load(input, count: count, seed: seed, sampling: settings, log: log)
+        // Validate before anything slow (and before blurring, so NaN or out-of-range input is
+        // reported as such).
+        let checked = try ImageValidation.validate(loaded.images, source: input)
+        var images = checked.images
+        let warnings = loaded.warnings + checked.warnings
+        var inputName = input
+        if blur > 0 {
+            images = GaussianBlur.apply(images, sigma: blur)
+            inputName += String(format: " blurred (Gaussian, sigma %g)", blur)
+        }
+        var imageLabels = loaded.labels
+        if let labels {
+            let t = try NPY.read(URL(fileURLWithPath: labels))
+            guard t.dtype == .int64, t.rank == 1 else {
+                throw ValidationError("--labels \(labels): expected N integers (uint8 or int64), got \(t.dtype) of shape \(t.shape)")
+            }
+            guard t.shape[0] >= images.shape[0] else {
+                throw ValidationError("--labels \(labels) holds \(t.shape[0]) labels for \(images.shape[0]) images")
+            }
+            imageLabels = t.shape[0] == images.shape[0] ? t : t.sliced(axis: 0, 0..<images.shape[0])
+        }
+        let featureNetwork = try network.map { try FeatureNetwork(contentsOf: URL(fileURLWithPath: $0)) } ?? FeatureNetwork.shared()
+        let referenceSet = try Evaluator.reference(reference, network: featureNetwork,
+                                                   dataDirectory: data.map { URL(fileURLWithPath: $0) },
+                                                   cacheDirectory: cache.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? ReferenceCache.defaultDirectory,
+                                                   batchSize: batchSize, log: log)
+        var options = EvaluationOptions(reference: reference, seed: seed, batchSize: batchSize)
+        options.fidAt = try fidAtSizes()
+        options.kidSubsets = kidSubsets
+        return try Evaluator.evaluate(images: images, labels: imageLabels, input: inputName, inputKind: loaded.kind,
+                                      network: featureNetwork, reference: referenceSet, options: options,
+                                      checkpointSHA256: loaded.checkpointSHA256, sampling: loaded.sampling,
+                                      warnings: warnings, log: log)
+    }
+}
+
+extension DatasetSplit: ExpressibleByArgument {}
+
+/// Images to evaluate, from any of `generative eval`'s input kinds.
+struct EvalInput {
+    var images: Tensor
+    var labels: Tensor?
+    var kind: String
+    var warnings: [String] = []
+    var checkpointSHA256: String?
+    var sampling: SamplingSpeed?
+
+    /// Samples drawn from checkpoints and noise when --count is not given.
+    static let defaultSampleCount = 10_000
+
+    static func load(_ input: String, count: Int?, seed: UInt64, sampling: CheckpointSampling,
+                     log: (String) -> Void) throws -> EvalInput {
+        if input == "noise" {
+            let n = count ?? defaultSampleCount
+            return EvalInput(images: Tensor.uniform([n, 28, 28, 1], generator: RandomGenerator(seed: seed)), kind: "noise")
+        }
+        if input.hasPrefix("fashion-mnist:") {
+            guard let split = DatasetSplit(rawValue: String(input.dropFirst("fashion-mnist:".count))) else {
+                throw ValidationError("\(input): use fashion-mnist:train or fashion-mnist:test")
+            }
+            let data = try ImageDataset.fashionMNIST(split: split)
+            return truncated(EvalInput(images: data.images, labels: data.labels, kind: "dataset"), count: count, source: input)
+        }
+        let url = URL(fileURLWithPath: input)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            throw ValidationError("\(input): no such file or folder")
+        }
+        if isDirectory.boolValue {
+            return truncated(try loadPNGFolder(url), count: count, source: input)
+        }
+        switch url.pathExtension.lowercased() {
+        case "npy":
+            let images: Tensor
+            do { images = try NPY.readImages(url) } catch let error as DataError {
+                throw ValidationError("\(input): \(error.problem)")
+            }
+            if images.shape[0] == 0 { throw ValidationError("\(input): holds no images") }
+            return truncated(EvalInput(images: images, kind: "npy"), count: count, source: input)
+        case "safetensors":
+            return try sampleCheckpoint(url, count: count ?? defaultSampleCount, seed: seed, settings: sampling, log: log)
+        default:
+            throw ValidationError("\(input): expected a .npy file, a folder of PNGs, a .safetensors checkpoint, fashion-mnist:train|test or noise")
+        }
+    }
+
+    static func truncated(_ value: EvalInput, count: Int?, source: String) -> EvalInput {
+        guard let count else { return value }
+        var out = value
+        let n = value.images.shape[0]
+        if count < n {
+            out.images = value.images.sliced(axis: 0, 0..<count)
+            out.labels = value.labels?.sliced(axis: 0, 0..<count)
+        } else if count > n {
+            out.warnings.append("\(source) holds \(n) images, fewer than --count \(count); scored all \(n)")
+        }
+        return out
+    }
+
+    /// PNGs directly in the folder, or class sub-folders of PNGs (labels for the class agreement
+    /// when the folders are named 0-9 or after the Fashion-MNIST classes).
+    static func loadPNGFolder(_ url: URL) throws -> EvalInput {
+        let fm = FileManager.default
+        func sortedNames(_ u: URL) throws -> [String] {
+            try fm.contentsOfDirectory(atPath: u.path).filter { !$0.hasPrefix(".") }
+                .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        }
+        func isPNG(_ name: String) -> Bool { name.lowercased().hasSuffix(".png") }
+        let names = try sortedNames(url)
+        var files: [(URL, Int64?)] = names.filter(isPNG).map { (url.appendingPathComponent($0), nil) }
+        var warnings: [String] = []
+        var labelled = false
+        if files.isEmpty {
+            for name in names {
+                let sub = url.appendingPathComponent(name, isDirectory: true)
+                var isDir: ObjCBool = false
+                guard fm.fileExists(atPath: sub.path, isDirectory: &isDir), isDir.boolValue else { continue }
+                let pngs = try sortedNames(sub).filter(isPNG)
+                guard !pngs.isEmpty else { continue }
+                let label: Int64? = Int64(name).flatMap { (0..<10).contains($0) ? $0 : nil }
+                    ?? ImageDataset.fashionMNISTClassNames.firstIndex(of: name).map { Int64($0) }
+                if label == nil { warnings.append("\(sub.path): the folder name is not a class (0-9 or a Fashion-MNIST class name); no class agreement") }
+                files += pngs.map { (sub.appendingPathComponent($0), label) }
+                labelled = true
+            }
+        }
+        guard !files.isEmpty else {
+            throw ValidationError("\(url.path): the folder holds no PNG images (nor class sub-folders of PNGs)")
+        }
+        let n = files.count
+        let images = Tensor(uninitializedShape: [n, 28, 28, 1], dtype: .float32)
+        for (i, (file, _)) in files.enumerated() {
+            let image = try PNGReader.readGray(file)
+            guard image.shape[0] == 28 && image.shape[1] == 28 else {
+                throw ValidationError("\(file.path): the image is \(image.shape[1]) x \(image.shape[0]) pixels; the feature network needs 28 x 28 (resize the images first)")
+            }
+            (images.floatPointer + i * 784).update(from: image.floatPointer, count: 784)
+        }
+        var labels: Tensor?
+        if labelled && files.allSatisfy({ $0.1 != nil }) {
+            labels = Tensor(files.map { $0.1! }, shape: [n])
+        }
+        return EvalInput(images: images, labels: labels, kind: "png-folder", warnings: warnings)
+    }
+
+    /// Samples `count` images from a checkpoint, timing the sampling (the whole of it: every batch,
+    /// from loaded weights to images in [0, 1]). Class-conditional models are sampled with balanced
+    /// labels (image i gets class i mod classes), which the report's class agreement checks.
+    static func sampleCheckpoint(_ url: URL, count: Int, seed: UInt64, settings: CheckpointSampling,
+                                 log: (String) -> Void) throws -> EvalInput {
+        let file = try SafeTensorsFile(contentsOf: url)
+        guard file.metadata["format"] == Checkpoint.formatVersion else {
+            throw ValidationError("\(url.path): not a generative checkpoint (to use a classifier's weights as the feature network, pass them with --network)")
+        }
+        let kind = file.metadata["model"] ?? "unknown"
+        let hash = try SHA256.hex(contentsOf: url)
+        let checkpoint = try Checkpoint(contentsOf: url)
+        let batchSize = settings.batchSize
+        let draw: () -> Tensor
+        var labels: Tensor?
+        var model = kind
+        var evaluationsPerImage = 1
+        var effectiveBatch = batchSize
+        switch kind {
+        case VAETraining.kind:
+            let vae = try loadVAE(url.path)
+            model = "vae (\(vae.architecture.rawValue))"
+            draw = {
+                let generator = RandomGenerator(seed: seed)
+                var parts: [Tensor] = []
+                for start in stride(from: 0, to: count, by: batchSize) {
+                    parts.append(vae.sample(count: min(batchSize, count - start), generator: generator))
+                }
+                return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
+            }
+        case GANTraining.kind:
+            let gan = try GANTraining.load(checkpoint)
+            model = gan.config.variant.rawValue + (settings.ema ? " (EMA generator)" : " (raw generator)")
+            if gan.isConditional {
+                labels = Tensor((0..<count).map { Int64($0 % gan.config.classCount) }, shape: [count])
+            }
+            // The generator runs at most 500 images at a time.
+            effectiveBatch = min(batchSize, 500)
+            draw = { [labels] in
+                let z = Tensor.normal([count, gan.config.zDim], generator: RandomGenerator(seed: seed))
+                var parts: [Tensor] = []
+                for start in stride(from: 0, to: count, by: batchSize) {
+                    let range = start..<min(count, start + batchSize)
+                    parts.append(gan.images(for: z.sliced(axis: 0, range), labels: labels?.sliced(axis: 0, range), ema: settings.ema))
+                }
+                return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
+            }
+        case DDPMTraining.kind:
+            let ddpm = try DDPMTraining.load(checkpoint)
+            guard settings.sampler.timesteps(trainingSteps: ddpm.schedule.steps).count <= ddpm.schedule.steps else {
+                throw ValidationError("--steps must be at most \(ddpm.schedule.steps)")
+            }
+            var classLabels: [Int]?
+            if ddpm.config.classes > 0 {
+                classLabels = (0..<count).map { $0 % ddpm.config.classes }
+                labels = Tensor(classLabels!.map { Int64($0) }, shape: [count])
+            } else if settings.guidance != nil {
+                throw ValidationError("\(url.path) is unconditional: --guidance needs a class-conditional model")
+            }
+            let steps = settings.sampler.timesteps(trainingSteps: ddpm.schedule.steps).count
+            evaluationsPerImage = steps * (settings.guidance == nil ? 1 : 2)
+            let samplerName: String
+            switch settings.sampler {
+            case .ddpm: samplerName = "DDPM-\(steps)"
+            case let .ddim(o): samplerName = "DDIM-\(steps)" + (o.eta > 0 ? " eta \(o.eta)" : "")
+            }
+            model = "ddpm (\(samplerName)\(settings.guidance.map { ", guidance \($0)" } ?? ""), \(settings.ema ? "EMA" : "raw") weights)"
+            draw = {
+                ddpm.sample(count: count, sampler: settings.sampler, seed: seed, batchSize: batchSize, labels: classLabels,
+                            guidance: settings.guidance, ema: settings.ema)
+            }
+        case ClassifierTraining.kind:
+            throw ValidationError("\(url.path) is a classifier checkpoint: it makes no images (use it as the feature network with --network)")
+        default:
+            throw ValidationError("\(url.path): eval cannot sample '\(kind)' checkpoints; write samples with `generative sample` and score the .npy")
+        }
+        log("sampling \(count) images from \(url.path) (\(model)), batch \(batchSize)")
+        let start = Date()
+        let images = withoutGradients { draw() }
+        let seconds = Date().timeIntervalSince(start)
+        let speed = SamplingSpeed(model: model, imagesPerSecond: Double(count) / max(seconds, 1e-9), seconds: seconds,
+                                  batchSize: effectiveBatch, networkEvaluationsPerImage: evaluationsPerImage, threads: settings.threads)
+        return EvalInput(images: images, labels: labels, kind: "checkpoint", checkpointSHA256: hash, sampling: speed)
+    }
+}
+
+/// How `generative eval` samples a checkpoint.
+struct CheckpointSampling {
+    var batchSize: Int
+    var threads: Int
+    /// GANs and diffusion: the EMA weights (default) or the raw ones.
+    var ema: Bool
+    /// Diffusion: the sampler and its steps.
+    var sampler: Sampler
+    /// Diffusion, class-conditional: classifier-free guidance scale.
+    var guidance: Double?
+}

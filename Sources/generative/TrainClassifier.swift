@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import GenTrain
+
+/// `generative train classifier`: the evaluation's feature network.
+struct TrainClassifier: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "classifier",
+        abstract: "Train the feature network of `generative eval` (the Classifier CNN) with Adam on cross-entropy.",
+        discussion: """
+            Images are mapped from [0, 1] to [-1, 1] (x * 2 - 1), as eval does. After every epoch the \
+            test accuracy is printed and appended to accuracy.jsonl in the run folder. --export writes \
+            the final weights as a plain PyTorch state_dict, usable with `generative eval --network`.
+            """)
+
+    @OptionGroup var flags: TrainFlags
+
+    @Flag(help: "Augment with random horizontal flips.")
+    var flip = false
+
+    @Option(help: "Augment with random shifts of up to this many pixels (0: none).")
+    var maxShift: Int = 0
+
+    @Option(help: "Also write the final weights as a plain state_dict (.safetensors) here.")
+    var export: String?
+
+    func validate() throws {
+        guard (0...8).contains(maxShift) else { throw ValidationError("--max-shift must be in 0...8") }
+    }
+
+    func run() throws {
+        Threads.set(flags.threads)
+        let data = try flags.loadTraining()
+        guard let labels = data.labels else {
+            throw ValidationError("the training data (\(data.source)) has no labels: the classifier needs them")
+        }
+        let test = try loadDataset(flags.data, split: .test)
+        guard let testLabels = test.labels else {
+            throw ValidationError("the test data (\(test.source)) has no labels: test accuracy needs them")
+        }
+        let model = ClassifierTraining(learningRate: flags.lr, seed: flags.seed, flip: flip, maxShift: maxShift,
+                                       previewImages: data.images.rows(Array(0..<min(64, data.count))))
+        if let path = flags.initWeights {
+            try model.model.load(contentsOf: URL(fileURLWithPath: path), strict: true)
+            print("initialised from \(path)")
+        }
+        let run = RunDirectory(URL(fileURLWithPath: flags.out))
+        let loop = TrainingLoop(model: model, options: flags.options, run: run,
+                                config: ["model": "classifier", "lr": String(flags.lr), "batch_size": String(flags.batchSize),
+                                         "seed": String(flags.seed), "flip": String(flip), "max_shift": String(maxShift)])
+        print("training classifier on \(data.count) images (\(data.source)) for \(flags.epochs) epochs, batch \(flags.batchSize), lr \(flags.lr), seed \(flags.seed)")
+        let accuracyLog = run.url.appendingPathComponent("accuracy.jsonl")
+        let start = Date()
+        var accuracy = Double.nan
+        // One epoch per call, resuming from the checkpoint the previous call wrote (exact), so the
+        // test accuracy can be measured between epochs.
+        for target in 1...flags.epochs {
+            var options = flags.options
+            options.epochs = target
+            let epochLoop = TrainingLoop(model: model, options: options, run: run, config: loop.config)
+            // Resuming from the previous epoch's own checkpoint is an implementation detail: say nothing.
+            if target > 1 { epochLoop.log = { if !$0.hasPrefix("resuming") { print($0) } } }
+            let records = try epochLoop.train(images: data.images, labels: labels, resume: flags.resume || target > 1)
+            guard let record = records.last else { continue }
+            accuracy = model.accuracy(images: test.images, labels: testLabels)
+            print(String(format: "epoch %d: test accuracy %.2f%% (%d of %d)", record.epoch, 100 * accuracy,
+                         Int((accuracy * Double(test.count)).rounded()), test.count))
+            fflush(stdout)
+            let line = String(format: "{\"epoch\":%d,\"step\":%d,\"test_accuracy\":%.6f}\n", record.epoch, record.step, accuracy)
+            if target == 1 && !flags.resume { try? FileManager.default.removeItem(at: accuracyLog) }
+            if let handle = try? FileHandle(forWritingTo: accuracyLog) {
+                try handle.seekToEnd()
+                try handle.write(contentsOf: Data(line.utf8))
+                try handle.close()
+            } else {
+                try Data(line.utf8).write(to: accuracyLog)
+            }
+            if flags.maxSteps > 0 && record.step >= flags.maxSteps { break }
+        }
+        if accuracy.isNaN { accuracy = model.accuracy(images: test.images, labels: testLabels) }
+        print(String(format: "final test accuracy %.2f%% on %d test images", 100 * accuracy, test.count))
+        if let export {
+            let url = URL(fileURLWithPath: export)
+            try SafeTensorsFile.write(model.model.stateDict(), metadata: [
+                "model": "classifier", "test_accuracy": String(format: "%.4f", accuracy),
+                "epochs": String(flags.epochs), "seed": String(flags.seed),
+            ], to: url)
+            print("wrote the weights (plain state_dict) to \(url.path), sha256 \(try SHA256.hex(contentsOf: url))")
+        }
+        print(String(format: "done in %.1f s. checkpoint: %@\n  metrics: %@\n  test accuracy: %@\n  training images: %@",
+                     Date().timeIntervalSince(start), run.checkpoint.path, run.metrics.path, accuracyLog.path,
+                     run.latestSamples.path))
+    }
+}

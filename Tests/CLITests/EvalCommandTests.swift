@@ -1,0 +1,213 @@
+import Foundation
+@testable import generative
+import GenTrain
+import XCTest
+
+/// `generative eval` and `generative train classifier` end to end, in-process.
+final class EvalCommandTests: CommandTestCase {
+    /// Parses an eval command line and evaluates it.
+    func evaluate(_ arguments: [String]) throws -> EvaluationReport {
+        let parsed = try Generative.parseAsRoot(["eval"] + arguments)
+        guard let command = parsed as? Eval else { throw EvaluationError("not an eval command: \(arguments)") }
+        return try command.evaluate(log: { _ in })
+    }
+
+    /// The message a user would see for a failing eval command line.
+    func evalErrorMessage(_ arguments: [String]) -> String {
+        do {
+            _ = try evaluate(arguments)
+            return "no error"
+        } catch {
+            return Generative.message(for: error)
+        }
+    }
+
+    nonisolated(unsafe) static var testImages: ImageDataset?
+    func testSet() throws -> ImageDataset {
+        if let t = Self.testImages { return t }
+        let t = try ImageDataset.fashionMNIST(split: .test)
+        Self.testImages = t
+        return t
+    }
+
+    /// The check: a .npy of 2,000 test images against the test reference.
+    func testNpyOfTestImagesAgainstTestReference() throws {
+        let dir = tempDir()
+        let test = try testSet()
+        let npy = dir.appendingPathComponent("test2000.npy")
+        try NPY.writeImages(test.images.rows(Array(0..<2000)), to: npy)
+        let start = Date()
+        let report = try evaluate([npy.path, "--reference", "test", "--seed", "3", "--kid-subsets", "20", "--json"])
+        print(report.table())
+        print(String(format: "eval of 2000 images: %.1f s", Date().timeIntervalSince(start)))
+        XCTAssertEqual(report.inputKind, "npy")
+        XCTAssertEqual(report.sampleCount, 2000)
+        XCTAssertEqual(report.reference, "test")
+        XCTAssertEqual(report.seed, 3)
+        XCTAssertLessThan(report.fid, 2.5)
+        XCTAssertGreaterThan(report.inceptionScore, 1)
+        XCTAssertNil(report.checkpointSHA256)
+        XCTAssertNil(report.sampling)
+        XCTAssertEqual(report.kidSubsets, 20)
+        XCTAssertEqual(report.networkSHA256, try FeatureNetwork.shared().hash)
+        let object = try JSONSerialization.jsonObject(with: Data(report.json().utf8)) as? [String: Any]
+        XCTAssertEqual(object?["sample_count"] as? Int, 2000)
+
+        // uint8 N x 1 x 28 x 28, first 500 via --count: the same images up to 8-bit rounding.
+        let bytes = test.images.rows(Array(0..<600)).scalars(as: Float.self).map { UInt8(($0 * 255).rounded()) }
+        let u8 = dir.appendingPathComponent("u8.npy")
+        try NPY.encode(NPYArray(elementType: .uint8, shape: [600, 1, 28, 28], data: Data(bytes))).write(to: u8)
+        let labels = dir.appendingPathComponent("labels.npy")
+        try NPY.write(test.labels!.rows(Array(0..<600)), to: labels)
+        let small = try evaluate([u8.path, "--reference", "test", "--count", "500", "--kid-subsets", "2", "--labels", labels.path])
+        XCTAssertEqual(small.sampleCount, 500)
+        XCTAssertGreaterThan(small.classAgreement ?? 0, 0.85)  // the classifier's accuracy on these images
+        let float500 = try evaluate([npy.path, "--reference", "test", "--count", "500", "--kid-subsets", "2"])
+        XCTAssertEqual(small.fid, float500.fid, accuracy: 0.02 * float500.fid)
+        XCTAssertEqual(small.inceptionScore, float500.inceptionScore, accuracy: 0.01 * float500.inceptionScore)
+    }
+
+    func testBadInputsGiveClearErrors() throws {
+        let dir = tempDir()
+        func npy(_ name: String, _ images: Tensor) throws -> String {
+            let url = dir.appendingPathComponent(name)
+            try NPY.write(images, to: url)
+            return url.path
+        }
+        let wrongSize = try npy("wrong.npy", Tensor.zeros([5, 32, 32]))
+        XCTAssertTrue(evalErrorMessage([wrongSize]).contains("32 x 32"), evalErrorMessage([wrongSize]))
+        let nan = Tensor.zeros([5, 28, 28])
+        nan.floatPointer[3 * 784 + 100] = .nan
+        let nanPath = try npy("nan.npy", nan)
+        XCTAssertTrue(evalErrorMessage([nanPath]).contains("NaN"), evalErrorMessage([nanPath]))
+        let signed = try npy("signed.npy", Tensor.uniform([5, 28, 28], low: -1, high: 1, generator: RandomGenerator(seed: 1)))
+        XCTAssertTrue(evalErrorMessage([signed]).contains("outside [0, 1]"), evalErrorMessage([signed]))
+        let empty = dir.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        XCTAssertTrue(evalErrorMessage([empty.path]).contains("no PNG images"), evalErrorMessage([empty.path]))
+        let pngs = dir.appendingPathComponent("pngs")
+        try FileManager.default.createDirectory(at: pngs, withIntermediateDirectories: true)
+        try PNGWriter.write(Tensor.zeros([28, 28, 1]), to: pngs.appendingPathComponent("a.png"))
+        try PNGWriter.write(Tensor.zeros([30, 28, 1]), to: pngs.appendingPathComponent("b.png"))
+        XCTAssertTrue(evalErrorMessage([pngs.path]).contains("b.png"), evalErrorMessage([pngs.path]))
+        XCTAssertTrue(evalErrorMessage([dir.appendingPathComponent("missing.npy").path]).contains("no such file"))
+        let weights = dir.appendingPathComponent("w.safetensors")
+        try SafeTensorsFile.write(["x": Tensor.zeros([2])], to: weights)
+        XCTAssertTrue(evalErrorMessage([weights.path]).contains("not a generative checkpoint"), evalErrorMessage([weights.path]))
+        XCTAssertTrue(evalErrorMessage(["noise", "--reference", "valid"]).contains("valid"))
+        XCTAssertTrue(evalErrorMessage(["noise", "--count", "0"]).contains("--count"))
+    }
+
+    /// A VAE checkpoint: eval samples it, times it and records its hash.
+    func testCheckpointIsSampledAndTimed() throws {
+        let dir = tempDir()
+        let run = dir.appendingPathComponent("vae").path
+        var train = try Generative.parseAsRoot(["train", "vae", "--epochs", "1", "--max-steps", "2", "--batch-size", "32", "--out", run])
+        try train.run()
+        let checkpoint = run + "/checkpoint.safetensors"
+        let report = try evaluate([checkpoint, "--count", "300", "--reference", "test", "--batch-size", "100", "--kid-subsets", "2"])
+        XCTAssertEqual(report.inputKind, "checkpoint")
+        XCTAssertEqual(report.sampleCount, 300)
+        XCTAssertEqual(report.checkpointSHA256, try SHA256.hex(contentsOf: URL(fileURLWithPath: checkpoint)))
+        let sampling = try XCTUnwrap(report.sampling)
+        XCTAssertEqual(sampling.model, "vae (mlp)")
+        XCTAssertEqual(sampling.batchSize, 100)
+        XCTAssertEqual(sampling.networkEvaluationsPerImage, 1)
+        XCTAssertGreaterThan(sampling.imagesPerSecond, 0)
+        // A barely trained VAE is far from the data.
+        XCTAssertGreaterThan(report.fid, 10)
+        XCTAssertTrue(report.table().contains("images/s"))
+        XCTAssertNil(report.classAgreement)
+    }
+
+    /// GAN and diffusion checkpoints: sampled with their EMA weights, conditional ones with
+    /// balanced labels (so the report has a class agreement); diffusion counts its network evaluations.
+    func testGANAndDiffusionCheckpointsAreSampled() throws {
+        let dir = tempDir()
+        func train(_ arguments: [String]) throws {
+            var command = try Generative.parseAsRoot(arguments)
+            try command.run()
+        }
+        let common = ["--reference", "test", "--batch-size", "50", "--kid-subsets", "2"]
+        let cganRun = dir.appendingPathComponent("cgan").path
+        try train(["train", "cgan", "--epochs", "1", "--max-steps", "1", "--batch-size", "16", "--channels", "8", "--out", cganRun])
+        let cgan = try evaluate([cganRun + "/checkpoint.safetensors", "--count", "120"] + common)
+        XCTAssertEqual(cgan.sampling?.model, "cgan (EMA generator)")
+        XCTAssertEqual(cgan.sampling?.networkEvaluationsPerImage, 1)
+        XCTAssertEqual(cgan.sampling?.batchSize, 50)
+        XCTAssertNotNil(cgan.classAgreement)
+        let raw = try evaluate([cganRun + "/checkpoint.safetensors", "--count", "120", "--no-ema"] + common)
+        XCTAssertEqual(raw.sampling?.model, "cgan (raw generator)")
+        XCTAssertNotEqual(raw.fid, cgan.fid)
+
+        let ddpmRun = dir.appendingPathComponent("ddpm").path
+        try train(["train", "ddpm", "--steps", "1", "--width", "8", "--batch-size", "4", "--classes", "--out", ddpmRun])
+        let ddpm = try evaluate([ddpmRun + "/checkpoint.safetensors", "--count", "30", "--steps", "2", "--guidance", "2"] + common)
+        XCTAssertEqual(ddpm.sampling?.networkEvaluationsPerImage, 4)
+        XCTAssertEqual(ddpm.sampling?.model, "ddpm (DDIM-2, guidance 2.0, EMA weights)")
+        XCTAssertNotNil(ddpm.classAgreement)
+        XCTAssertEqual(ddpm.classHistogram.reduce(0, +), 30)
+    }
+
+    /// `train classifier` on a tiny labelled PNG dataset, its exported weights as eval's feature
+    /// network (a new hash, so its own cached reference), and a class-folder input's agreement.
+    func testTrainClassifierAndEvaluateWithItsWeights() throws {
+        let dir = tempDir()
+        let test = try testSet()
+        let data = dir.appendingPathComponent("data")
+        for (split, range) in [("train", 0..<200), ("test", 200..<260)] {
+            for i in range {
+                let label = Int(test.labels!.int64Pointer[i])
+                let folder = data.appendingPathComponent(split).appendingPathComponent("\(label)")
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                try PNGWriter.write(test.images.rows([i]).reshaped([28, 28, 1]), to: folder.appendingPathComponent(String(format: "%04d.png", i)))
+            }
+        }
+        let run = dir.appendingPathComponent("clf").path
+        let weights = dir.appendingPathComponent("clf.safetensors").path
+        var train = try Generative.parseAsRoot(["train", "classifier", "--data", data.path, "--epochs", "2", "--batch-size", "50",
+                                                "--out", run, "--export", weights])
+        try train.run()
+        let log = try String(contentsOfFile: run + "/accuracy.jsonl", encoding: .utf8)
+        XCTAssertEqual(log.split(separator: "\n").count, 2)
+        let network = try FeatureNetwork(contentsOf: URL(fileURLWithPath: weights))
+        XCTAssertNotEqual(network.hash, try FeatureNetwork.shared().hash)
+        // --init starts a run from those weights: after one step at a negligible learning rate they are unchanged.
+        let again = dir.appendingPathComponent("again.safetensors").path
+        var second = try Generative.parseAsRoot(["train", "classifier", "--data", data.path, "--epochs", "1", "--max-steps", "1",
+                                                 "--lr", "1e-12", "--init", weights, "--out", dir.appendingPathComponent("clf2").path,
+                                                 "--export", again])
+        try second.run()
+        let first = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: weights)), copy = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: again))
+        for name in first.names {
+            let a = try first.tensor(name).scalars(as: Float.self), b = try copy.tensor(name).scalars(as: Float.self)
+            for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-6, name) }
+        }
+        // Its checkpoint works as a feature network too.
+        XCTAssertNoThrow(try FeatureNetwork(contentsOf: URL(fileURLWithPath: run + "/checkpoint.safetensors")))
+
+        let cache = dir.appendingPathComponent("cache").path
+        let arguments = [data.appendingPathComponent("test").path, "--network", weights, "--data", data.path, "--reference", "test",
+                         "--cache", cache, "--kid-subsets", "2"]
+        let report = try evaluate(arguments)
+        XCTAssertEqual(report.sampleCount, 60)
+        XCTAssertEqual(report.referenceCount, 60)
+        XCTAssertEqual(report.networkSHA256, network.hash)
+        XCTAssertEqual(report.inputKind, "png-folder")
+        XCTAssertNotNil(report.classAgreement)
+        XCTAssertEqual(report.fid, 0, accuracy: 1e-3)  // the same images as the reference (with ε·I: n < 128)
+        XCTAssertTrue(report.warnings.contains { $0.contains("covariance is singular") }, "\(report.warnings)")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".safetensors") }.count, 1)
+    }
+
+    func testCalibrationInputsParse() throws {
+        let blurred = try XCTUnwrap(try Generative.parseAsRoot(["eval", "fashion-mnist:test", "--blur", "1", "--fid-at", "1000,5000"]) as? Eval)
+        XCTAssertEqual(try blurred.fidAtSizes(), [1000, 5000])
+        XCTAssertEqual(blurred.blur, 1)
+        XCTAssertEqual(blurred.reference, .train)
+        XCTAssertThrowsError(try Generative.parseAsRoot(["eval", "noise", "--fid-at", "1000,x"]))
+        let noise = try evaluate(["noise", "--count", "200", "--reference", "test", "--kid-subsets", "2", "--seed", "4"])
+        XCTAssertEqual(noise.inputKind, "noise")
+        XCTAssertGreaterThan(noise.fid, 100)
+    }
+}
