@@ -24,6 +24,16 @@ struct Generative: ParsableCommand {
             execv("/proc/self/exe", CommandLine.unsafeArgv)  // returns only on failure: carry on as we are
         }
         setvbuf(stdout, nil, _IOLBF, 0)
-        main(nil)
+        do {
+            var command = try parseAsRoot(nil)
+            try command.run()
+        } catch {
+            // Help and version requests print as usual; errors get one line on stderr and a
+            // non-zero exit (the usage is one `--help` away).
+            let code = exitCode(for: error)
+            guard code != .success else { exit(withError: error) }
+            FileHandle.standardError.write(Data("Error: \(message(for: error))\n".utf8))
+            Foundation.exit(code.rawValue)
+        }
     }
 }
