@@ -113,18 +113,22 @@ public final class DDPMTraining: TrainableModel {
         return FunctionDenoiser(prediction: config.predictionType) { x, t, y in network(x, t: t, y: y) }
     }
 
-    /// Samples `count` images (count, 28, 28, 1) in [0, 1].
+    /// Samples `count` images (count, 28, 28, 1) in [0, 1]. `labels` condition a class-conditional
+    /// network and name the classes that classifier guidance pushes toward; `guidance` is the
+    /// classifier-free scale (conditional networks only).
     public func sample(count: Int, sampler: Sampler, seed: UInt64, batchSize: Int = 256, labels: [Int]? = nil,
-                       guidance: Double? = nil, ema useEMA: Bool = true, progress: ((Int, Int) -> Void)? = nil) -> Tensor {
+                       guidance: Double? = nil, classifierGuidance: ClassifierGuidance? = nil, ema useEMA: Bool = true,
+                       progress: ((Int, Int) -> Void)? = nil) -> Tensor {
         let base = denoiser(ema: useEMA)
         let x: Tensor
         if let guidance, let null = config.unetConfig.nullLabel {
             x = sampler.sample(ClassifierFreeGuidance(base, scale: guidance, nullLabel: null), schedule: schedule,
                                noise: SeededNoise(seed: seed), count: count, batchSize: batchSize, labels: labels,
-                               progress: progress)
+                               classifierGuidance: classifierGuidance, progress: progress)
         } else {
             x = sampler.sample(base, schedule: schedule, noise: SeededNoise(seed: seed), count: count,
-                               batchSize: batchSize, labels: labels, progress: progress)
+                               batchSize: batchSize, labels: labels, classifierGuidance: classifierGuidance,
+                               progress: progress)
         }
         return withoutGradients { ((x + 1) * 0.5).clamped(min: 0, max: 1) }
     }

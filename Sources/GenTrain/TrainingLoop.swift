@@ -38,6 +38,12 @@ public protocol TrainableModel: AnyObject {
     func restore(from checkpoint: Checkpoint) throws
     /// A grid of samples from fixed noise (so successive grids show learning), (H, W, 1) in [0, 1].
     func sampleGrid(seed: UInt64) -> Tensor
+    /// Whether the model makes images (a sample grid per epoch); true unless a model says otherwise.
+    var makesImages: Bool { get }
+}
+
+extension TrainableModel {
+    public var makesImages: Bool { true }
 }
 
 /// Where a run writes its files.
@@ -179,9 +185,11 @@ public final class TrainingLoop {
     }
 
     func writePictures(history: [EpochRecord], epoch: Int) throws {
-        let grid = withoutGradients { model.sampleGrid(seed: options.seed) }
-        try PNGWriter.write(grid, to: run.samples(epoch: epoch))
-        try PNGWriter.write(grid, to: run.latestSamples)
+        if model.makesImages {
+            let grid = withoutGradients { model.sampleGrid(seed: options.seed) }
+            try PNGWriter.write(grid, to: run.samples(epoch: epoch))
+            try PNGWriter.write(grid, to: run.latestSamples)
+        }
         guard let first = history.first?.losses.keys.sorted().first else { return }
         let keys = history.first.map { Array($0.losses.keys).sorted() } ?? [first]
         let series = keys.map { k in (name: k, values: history.map { $0.losses[k] ?? .nan }) }

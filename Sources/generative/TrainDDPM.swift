@@ -100,6 +100,35 @@ struct TrainDDPM: ParsableCommand {
     }
 }
 
+/// `generative train noisy-classifier`.
+struct TrainNoisyClassifier: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "noisy-classifier",
+        abstract: "Train a noise-aware classifier p(y | x_t, t) for classifier guidance of a DDPM (Dhariwal & Nichol 2021).")
+
+    @OptionGroup var flags: TrainFlags
+
+    @Option(help: "The diffusion's noise schedule: linear or cosine (must match the DDPM it guides).")
+    var schedule: String = "linear"
+
+    func validate() throws {
+        guard ["linear", "cosine"].contains(schedule) else { throw ValidationError("--schedule must be linear or cosine") }
+    }
+
+    func run() throws {
+        Threads.set(flags.threads)
+        let data = try flags.loadTraining()
+        guard let labels = data.labels else { throw ValidationError("\(data.source) has no labels to classify") }
+        let classes = Int(labels.scalars(as: Int64.self).max() ?? 0) + 1
+        let model = NoisyClassifierTraining(classes: classes, schedule: schedule, learningRate: flags.lr, seed: flags.seed)
+        let run = RunDirectory(URL(fileURLWithPath: flags.out))
+        let loop = TrainingLoop(model: model, options: flags.options, run: run,
+                                config: ["model": NoisyClassifierTraining.kind, "schedule": schedule, "classes": String(classes)])
+        try loop.train(images: data.images, labels: labels, resume: flags.resume)
+        print("checkpoint: \(run.checkpoint.path)\nmetrics: \(run.metrics.path)")
+    }
+}
+
 /// `generative sample ddpm`.
 struct SampleDDPM: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -126,8 +155,11 @@ struct SampleDDPM: ParsableCommand {
     @Option(help: "Sample this class (class-conditional checkpoints).")
     var `class`: Int?
 
-    @Option(help: "Classifier-free guidance scale (with --class).")
+    @Option(help: "Guidance scale (with --class): classifier-free, or classifier guidance with --classifier.")
     var guidance: Double?
+
+    @Option(help: "A noisy-classifier checkpoint: guide with its gradient of log p(y | x_t) instead of classifier-free.")
+    var classifier: String?
 
     @Flag(help: "Use the raw weights instead of the EMA weights.")
     var noEma = false
@@ -149,11 +181,24 @@ struct SampleDDPM: ParsableCommand {
         guard steps >= 1, count >= 1, batchSize >= 1 else { throw ValidationError("--steps, --count and --batch-size must be at least 1") }
         guard eta >= 0 else { throw ValidationError("--eta must not be negative") }
         if guidance != nil && `class` == nil { throw ValidationError("--guidance needs --class") }
+        if classifier != nil && (guidance == nil || `class` == nil) { throw ValidationError("--classifier needs --class and --guidance") }
     }
 
     func run() throws {
         let model = try DDPMTraining.load(try Checkpoint(contentsOf: URL(fileURLWithPath: checkpoint)))
         var labels: [Int]?
+        if let path = classifier, let k = `class`, let s = guidance {
+            let noisy = try NoisyClassifierTraining.load(try Checkpoint(contentsOf: URL(fileURLWithPath: path)))
+            guard (0..<noisy.model.classes).contains(k) else { throw ValidationError("--class must be in 0..<\(noisy.model.classes)") }
+            guard noisy.schedule == model.schedule else {
+                throw ValidationError("\(path) was trained on another noise schedule than \(checkpoint)")
+            }
+            // The labels name the class the classifier's gradient pushes toward (and condition a
+            // class-conditional network on it too; an unconditional one ignores them).
+            try sampleAndWrite(model, labels: Array(repeating: k, count: count), guidance: nil,
+                               classifierGuidance: noisy.guidance(scale: s))
+            return
+        }
         if let k = `class` {
             guard model.config.classes > 0 else { throw ValidationError("\(checkpoint) is unconditional: --class needs a model trained with --classes") }
             guard (0..<model.config.classes).contains(k) else { throw ValidationError("--class must be in 0..<\(model.config.classes)") }
@@ -162,17 +207,24 @@ struct SampleDDPM: ParsableCommand {
             labels = Array(repeating: model.config.classes, count: count)  // the null label: unconditional samples
         }
         guard steps <= model.schedule.steps else { throw ValidationError("--steps must be at most \(model.schedule.steps)") }
+        try sampleAndWrite(model, labels: labels, guidance: guidance, classifierGuidance: nil)
+    }
+
+    func sampleAndWrite(_ model: DDPMTraining, labels: [Int]?, guidance: Double?, classifierGuidance: ClassifierGuidance?) throws {
         let chosen: Sampler = sampler == "ddpm"
             ? .ddpm(DDPMOptions(clipX0: !noClip))
             : .ddim(DDIMOptions(steps: steps, eta: eta, spacing: spacing, clipX0: !noClip))
         let start = Date()
         let images = model.sample(count: count, sampler: chosen, seed: seed, batchSize: batchSize, labels: labels,
-                                  guidance: guidance, ema: !noEma) { done, total in
+                                  guidance: guidance, classifierGuidance: classifierGuidance, ema: !noEma) { done, total in
             print("\(done)/\(total) images")
         }
         let seconds = Date().timeIntervalSince(start)
+        // Network evaluations per image: one per step, two with classifier-free guidance, plus the
+        // classifier's forward and backward with classifier guidance (counted as one).
+        let perStep = (guidance == nil ? 1 : 2) + (classifierGuidance == nil ? 0 : 1)
         print(String(format: "%.2f images/s (%d network evaluations per image)", Double(count) / seconds,
-                     chosen.timesteps(trainingSteps: model.schedule.steps).count * (guidance == nil ? 1 : 2)))
+                     chosen.timesteps(trainingSteps: model.schedule.steps).count * perStep))
         print("wrote " + (try writeImages(images, to: out)))
     }
 }

@@ -39,6 +39,22 @@ final class DDPMCommandTests: CommandTestCase {
         XCTAssertTrue(errorMessage(["sample", "vae", "--checkpoint", checkpoint])?.contains("not a vae") ?? false)
     }
 
+    func testClassifierGuidance() throws {
+        let dir = tempDir()
+        let ddpm = dir.appendingPathComponent("ddpm").path, clf = dir.appendingPathComponent("clf").path
+        try run(["train", "ddpm", "--steps", "1", "--width", "8", "--batch-size", "4", "--out", ddpm])
+        try run(["train", "noisy-classifier", "--epochs", "1", "--max-steps", "2", "--batch-size", "8", "--out", clf])
+        let guided = dir.appendingPathComponent("g.npy"), plain = dir.appendingPathComponent("p.npy")
+        let common = ["sample", "ddpm", "--checkpoint", ddpm + "/checkpoint.safetensors", "--steps", "3", "--count", "2"]
+        try run(common + ["--class", "1", "--guidance", "50", "--classifier", clf + "/checkpoint.safetensors", "--out", guided.path])
+        try run(common + ["--out", plain.path])
+        let g = try NPY.readImages(guided).scalars(as: Float.self), p = try NPY.readImages(plain).scalars(as: Float.self)
+        XCTAssertGreaterThan(zip(g, p).map { abs($0 - $1) }.max() ?? 0, 1e-4, "guidance changes the samples")
+        XCTAssertTrue(errorMessage(common + ["--classifier", clf + "/checkpoint.safetensors"])?.contains("--classifier") ?? false)
+        XCTAssertTrue(errorMessage(common + ["--class", "1", "--guidance", "2", "--classifier", ddpm + "/checkpoint.safetensors"])?
+            .contains("not a noisy-classifier") ?? false)
+    }
+
     func testMinutesBudgetLeavesACheckpoint() throws {
         let dir = tempDir()
         let out = dir.appendingPathComponent("m").path
