@@ -7,8 +7,13 @@ public final class ProgressReporter {
     let log: (String) -> Void
     var lastPrint = Date.distantPast
     let started = Date()
+    /// When training stops at a wall-clock budget, the time left is at most the budget's remainder.
+    let deadline: Date?
 
-    public init(log: @escaping (String) -> Void) { self.log = log }
+    public init(log: @escaping (String) -> Void, deadline: Date? = nil) {
+        self.log = log
+        self.deadline = deadline
+    }
 
     public func update(epoch: Int, epochs: Int, batch: Int, batches: Int, losses: [(String, Double)], imagesPerSecond: Double) {
         let now = Date()
@@ -20,7 +25,9 @@ public final class ProgressReporter {
         let lossText = losses.map { String(format: "%@ %.4g", $0.0, $0.1) }.joined(separator: " ")
         let remainingBatches = Double(batches - batch) + Double(epochs - epoch) * Double(batches)
         let secondsPerBatch = now.timeIntervalSince(started) / Double(max(batch, 1))
-        let eta = Self.duration(remainingBatches * secondsPerBatch)
+        var remaining = remainingBatches * secondsPerBatch
+        if let deadline { remaining = min(remaining, max(0, deadline.timeIntervalSince(now))) }
+        let eta = Self.duration(remaining)
         let line = String(format: "epoch %d/%d [%@] %d/%d %@ %.0f img/s eta %@", epoch, epochs, bar, batch, batches,
                           lossText, imagesPerSecond, eta)
         if isTerminal {

@@ -123,8 +123,8 @@ public final class TrainingLoop {
             history = []
             try? FileManager.default.removeItem(at: run.metrics)
         }
-        let progress = ProgressReporter(log: log)
         let started = Date()
+        let progress = ProgressReporter(log: log, deadline: options.maxSeconds > 0 ? started.addingTimeInterval(options.maxSeconds) : nil)
         var outOfTime: Bool { options.maxSeconds > 0 && Date().timeIntervalSince(started) >= options.maxSeconds }
         var written: [EpochRecord] = []
         func save() throws {
