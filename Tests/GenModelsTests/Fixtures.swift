@@ -13,18 +13,8 @@ struct FixtureError: Error, CustomStringConvertible {
 /// The folder is `$FIXTURES_DIR` when set, else `../shared/fixtures` relative to the package root.
 /// A missing folder or file fails the test (CI always has them): parity is not optional.
 enum Fixtures {
-    /// The package root, three levels above this file (Tests/GenModelsTests/Fixtures.swift).
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
-
-    /// The fixtures folder.
-    static var directory: URL {
-        if let dir = ProcessInfo.processInfo.environment["FIXTURES_DIR"], !dir.isEmpty {
-            return URL(fileURLWithPath: dir, isDirectory: true).standardizedFileURL
-        }
-        return packageRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures", isDirectory: true)
-            .standardizedFileURL
-    }
+    /// The fixtures folder (one definition for every test target: `FixtureFiles.directory`).
+    static var directory: URL { FixtureFiles.directory.standardizedFileURL }
 
     /// Opens `name` (for example `vae.io.safetensors`) from the fixtures folder; records a test
     /// failure with a clear message and throws when the folder or file is missing or invalid.
@@ -54,6 +44,19 @@ enum Fixtures {
 
     /// Loads a model's parameters from `NAME.params.safetensors` (strict: every tensor of the file
     /// must belong to the model, and every model parameter must be in the file).
+    /// The U-Net that `unet.params` was saved from, loaded strictly: width, input channels and class
+    /// count come from the file; multipliers, blocks per level and groups are workloads.py's defaults,
+    /// and the strict load then checks every name and shape both ways.
+    static func unet() throws -> UNet {
+        let params = try open("unet.params.safetensors")
+        let convIn = try params.entry("conv_in.weight").shape  // (ch, in, 3, 3)
+        let classes = params.contains("class_emb.weight") ? try params.entry("class_emb.weight").shape[0] - 1 : 0
+        let model = UNet(UNetConfig(inChannels: convIn[1], width: convIn[0], numClasses: classes),
+                         generator: RandomGenerator(seed: 1))
+        try load(model, from: "unet.params.safetensors")
+        return model
+    }
+
     static func load(_ model: some Module, from name: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let params = try open(name, file: file, line: line)
         do {

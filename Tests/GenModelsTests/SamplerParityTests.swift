@@ -10,20 +10,9 @@ import XCTest
 /// unchanged. Tolerance: the README's, 1e-4 of the sample's largest magnitude (float32 against float64
 /// PyTorch differs by about 1e-6 for DDIM-10 and 3e-6 for DDPM-1000).
 final class SamplerParityTests: XCTestCase {
-    /// The fixtures' U-Net, loaded strictly, its width, input channels and class count read from the file.
-    func loadUNet() throws -> UNet {
-        let params = try Fixtures.open("unet.params.safetensors")
-        let convIn = try params.entry("conv_in.weight").shape  // (ch, in, 3, 3)
-        let classes = params.contains("class_emb.weight") ? try params.entry("class_emb.weight").shape[0] - 1 : 0
-        let model = UNet(UNetConfig(inChannels: convIn[1], width: convIn[0], numClasses: classes),
-                         generator: RandomGenerator(seed: 1))
-        try Fixtures.load(model, from: "unet.params.safetensors")
-        return model
-    }
-
     /// The io file, the model, the labels and the batch description.
     func setUp(_ io: SafeTensorsFile) throws -> (UNet, SampleBatch, Tensor) {
-        let model = try loadUNet()
+        let model = try Fixtures.unet()
         let xT = try io.image("xT")  // (B, H, W, C)
         let labels = try io.required("y").scalars(as: Int64.self).map { Int($0) }
         let batch = SampleBatch(count: xT.shape[0], labels: labels, imageShape: Array(xT.shape.dropFirst()))

@@ -8,22 +8,9 @@ import XCTest
 /// `grad.<param>` (see shared/fixtures/README.md). Every shape is read from the files, so another draw
 /// of the fixtures (other seed or batch) passes unchanged.
 final class UNetParityTests: XCTestCase {
-    /// The U-Net that `unet.params` was saved from, loaded strictly: width, input channels and class
-    /// count come from the file; multipliers, blocks per level and groups are workloads.py's defaults,
-    /// and the strict load then checks every name and shape both ways.
-    func loadModel() throws -> UNet {
-        let params = try Fixtures.open("unet.params.safetensors")
-        let convIn = try params.entry("conv_in.weight").shape  // (ch, in, 3, 3)
-        let classes = params.contains("class_emb.weight") ? try params.entry("class_emb.weight").shape[0] - 1 : 0
-        let model = UNet(UNetConfig(inChannels: convIn[1], width: convIn[0], numClasses: classes),
-                         generator: RandomGenerator(seed: 1))
-        try Fixtures.load(model, from: "unet.params.safetensors")
-        return model
-    }
-
     func testParameterNamesMatchStateDict() throws {
         let params = try Fixtures.open("unet.params.safetensors")
-        let model = try loadModel()
+        let model = try Fixtures.unet()
         let names = model.namedParameters.map { $0.0 }
         XCTAssertEqual(names.count, Set(names).count, "duplicate parameter names")
         XCTAssertEqual(Set(names).subtracting(params.names).sorted(), [], "model parameters missing from the state_dict")
@@ -54,7 +41,7 @@ final class UNetParityTests: XCTestCase {
     func testForwardLossAndGradientsMatchPyTorch() throws {
         let io = try Fixtures.open("unet.io.safetensors")
         assertKeys(of: io, are: ["x0", "t", "y", "eps", "xt", "eps_pred", "loss"], besides: ["grad."])
-        let model = try loadModel()
+        let model = try Fixtures.unet()
         let schedule = NoiseSchedule.linear()
         let x0 = try io.image("x0"), eps = try io.image("eps")
         let t = try io.required("t"), y = try io.required("y")

@@ -1,5 +1,6 @@
 @testable import GenTensor
 import Foundation
+import GenTestSupport
 import XCTest
 
 final class SafeTensorsTests: XCTestCase {
@@ -72,14 +73,7 @@ final class SafeTensorsTests: XCTestCase {
     /// The fixtures folder: `FIXTURES_DIR`, else `../shared/fixtures` next to the package root.
     /// Throws (failing the test with a clear message) when the folder is missing.
     private func fixturesDirectory() throws -> URL {
-        let url: URL
-        if let override = ProcessInfo.processInfo.environment["FIXTURES_DIR"], !override.isEmpty {
-            url = URL(fileURLWithPath: override, isDirectory: true)
-        } else {
-            let packageRoot = URL(fileURLWithPath: #filePath)
-                .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            url = packageRoot.appendingPathComponent("../shared/fixtures", isDirectory: true).standardizedFileURL
-        }
+        let url = FixtureFiles.directory.standardizedFileURL
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             let message = "fixtures folder \(url.path) is missing: set FIXTURES_DIR to the folder written by "
