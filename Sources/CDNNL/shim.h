@@ -2,6 +2,13 @@
 #ifndef GENERATIVE_CDNNL_SHIM_H
 #define GENERATIVE_CDNNL_SHIM_H
 #include <oneapi/dnnl/dnnl.h>
+#include <malloc.h>
+
+// glibc's allocator tuning (TensorStorage keeps freed tensor memory for reuse).
+static inline void cgen_keep_freed_memory(int mmap_threshold, int trim_threshold) {
+    mallopt(M_MMAP_THRESHOLD, mmap_threshold);
+    mallopt(M_TRIM_THRESHOLD, trim_threshold);
+}
 
 // DNNL_MEMORY_ALLOCATE is a macro that does not import into Swift.
 static inline void *cdnnl_memory_allocate(void) { return DNNL_MEMORY_ALLOCATE; }

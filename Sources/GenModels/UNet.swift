@@ -89,10 +89,10 @@ public final class ResBlock: Module {
     }
 
     public func callAsFunction(_ x: Tensor, _ e: Tensor) -> Tensor {
-        var h = conv1(norm1(x).silu())
+        var h = conv1(norm1.withSiLU(x))
         let t = temb(e.silu())
         h = h + t.reshaped([t.shape[0], 1, 1, t.shape[1]])
-        h = conv2(norm2(h).silu())
+        h = conv2(norm2.withSiLU(h))
         return h + (skip.map { $0(x) } ?? x)
     }
 }
@@ -277,6 +277,6 @@ public final class UNet: Module {
                 h = conv(h.upsampleNearest(scale: 2))
             }
         }
-        return convOut(normOut(h).silu())
+        return convOut(normOut.withSiLU(h))
     }
 }

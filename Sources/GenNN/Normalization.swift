@@ -64,6 +64,11 @@ public final class GroupNorm: Module {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         Tensor.groupNorm(x, groups: groups, weight: weight.value, bias: bias.value, eps: eps)
     }
+
+    /// silu(groupNorm(x)) in one fused pass (the pre-activation of the U-Net's residual blocks).
+    public func withSiLU(_ x: Tensor) -> Tensor {
+        Tensor.groupNorm(x, groups: groups, weight: weight.value, bias: bias.value, eps: eps, silu: true)
+    }
 }
 
 /// Layer normalisation over the last axis (PyTorch's `nn.LayerNorm(features)`).

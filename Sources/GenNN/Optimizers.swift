@@ -157,13 +157,29 @@ public final class Adam: Optimizer {
         for (i, (param, grad)) in zip(parameters, gradients).enumerated() {
             let p = param.value.floatPointer, g = grad.floatPointer
             let mp = m[i].floatPointer, vp = v[i].floatPointer
-            parallelFor(grad.elementCount) { range in
-                for j in range {
+            parallelFor((grad.elementCount + 15) / 16, costPerItem: 16) { range in
+                // 16 lanes at a time (the four arrays are distinct, which the compiler cannot know).
+                typealias V = SIMD16<Float>
+                let end = Swift.min(range.upperBound * 16, grad.elementCount)
+                var j = range.lowerBound * 16
+                while j + 16 <= end {
+                    let pj = UnsafeRawPointer(p + j).loadUnaligned(as: V.self)
+                    let gj = UnsafeRawPointer(g + j).loadUnaligned(as: V.self) + l2 * pj
+                    let mj = b1 * UnsafeRawPointer(mp + j).loadUnaligned(as: V.self) + (1 - b1) * gj
+                    let vj = b2 * UnsafeRawPointer(vp + j).loadUnaligned(as: V.self) + (1 - b2) * gj * gj
+                    let updated = pj * decay - stepSize * mj / (vj.squareRoot() / bc2Sqrt + e)
+                    UnsafeMutableRawPointer(mp + j).storeBytes(of: mj, as: V.self)
+                    UnsafeMutableRawPointer(vp + j).storeBytes(of: vj, as: V.self)
+                    UnsafeMutableRawPointer(p + j).storeBytes(of: updated, as: V.self)
+                    j += 16
+                }
+                while j < end {
                     let gj = g[j] + l2 * p[j]
                     p[j] *= decay
                     mp[j] = b1 * mp[j] + (1 - b1) * gj
                     vp[j] = b2 * vp[j] + (1 - b2) * gj * gj
                     p[j] -= stepSize * mp[j] / (vp[j].squareRoot() / bc2Sqrt + e)
+                    j += 1
                 }
             }
         }

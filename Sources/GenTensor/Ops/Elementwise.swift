@@ -118,13 +118,17 @@ extension Tensor {
     public func tanh() -> Tensor {
         let x = self
         let out = mapRaw(TanhF.self, "tanh")
-        return out.recording("tanh", [x]) { [unowned out] g, _ in [g * (1 - out * out)] }
+        return out.recording("tanh", [x]) { [unowned out] g, _ in
+            GradMode.isEnabled ? [g * (1 - out * out)] : [Tensor.zipRaw(TanhGradF.self, g, out.detached(), "tanh")]
+        }
     }
 
     public func sigmoid() -> Tensor {
         let x = self
         let out = mapRaw(SigmoidF.self, "sigmoid")
-        return out.recording("sigmoid", [x]) { [unowned out] g, _ in [g * out * (1 - out)] }
+        return out.recording("sigmoid", [x]) { [unowned out] g, _ in
+            GradMode.isEnabled ? [g * out * (1 - out)] : [Tensor.zipRaw(SigmoidGradF.self, g, out.detached(), "sigmoid")]
+        }
     }
 
     public func sin() -> Tensor {
@@ -145,7 +149,9 @@ extension Tensor {
     /// max(x, 0).
     public func relu() -> Tensor {
         let x = self
-        return mapRaw(ReluF.self, "relu").recording("relu", [x]) { g, _ in [g * x.mapRaw(PositiveMaskF.self, "relu")] }
+        return mapRaw(ReluF.self, "relu").recording("relu", [x]) { g, _ in
+            GradMode.isEnabled ? [g * x.mapRaw(PositiveMaskF.self, "relu")] : [Tensor.zipRaw(ReluGradF.self, g, x.detached(), "relu")]
+        }
     }
 
     /// x where x > 0, else slope * x.
@@ -156,8 +162,18 @@ extension Tensor {
         }
     }
 
-    /// x * sigmoid(x) (SiLU / swish).
-    public func silu() -> Tensor { self * sigmoid() }
+    /// x * sigmoid(x) (SiLU / swish), in one pass; its backward pass is one pass too (a composite of
+    /// differentiable ops when the backward pass is itself recorded, for second-order gradients).
+    public func silu() -> Tensor {
+        let x = self
+        return mapRaw(SiLUF.self, "silu").recording("silu", [x]) { g, _ in
+            if GradMode.isEnabled {
+                let s = x.sigmoid()
+                return [g * (s * (1 + x * (1 - s)))]
+            }
+            return [Tensor.zipRaw(SiLUGradF.self, g, x.detached(), "silu")]
+        }
+    }
 
     /// log(1 + exp(x)), stable for large |x|; its derivative is sigmoid(x) everywhere, 0 included.
     public func softplus() -> Tensor {
@@ -223,17 +239,21 @@ extension Tensor {
         let c = condition.expandedRaw(to: shape), av = a.expandedRaw(to: shape), bv = b.expandedRaw(to: shape)
         let out = Tensor(uninitializedShape: shape, dtype: a.dtype)
         let n = out.elementCount
-        let cd = c.doubleScalars()
+        func choose<C: TensorScalar, T>(_ cp: UnsafeMutablePointer<C>, _ pa: UnsafeMutablePointer<T>,
+                                                                                  _ pb: UnsafeMutablePointer<T>, _ po: UnsafeMutablePointer<T>) {
+            parallelChunks(n) { r in for i in r { po[i] = cp[i] != 0 ? pa[i] : pb[i] } }
+        }
+        func run<T>(_ pa: UnsafeMutablePointer<T>, _ pb: UnsafeMutablePointer<T>, _ po: UnsafeMutablePointer<T>) {
+            switch c.dtype {
+            case .float32: choose(c.floatPointer, pa, pb, po)
+            case .float64: choose(c.doublePointer, pa, pb, po)
+            case .int64: choose(c.int64Pointer, pa, pb, po)
+            }
+        }
         switch a.dtype {
-        case .float32:
-            let (pa, pb, po) = (av.floatPointer, bv.floatPointer, out.floatPointer)
-            for i in 0..<n { po[i] = cd[i] != 0 ? pa[i] : pb[i] }
-        case .float64:
-            let (pa, pb, po) = (av.doublePointer, bv.doublePointer, out.doublePointer)
-            for i in 0..<n { po[i] = cd[i] != 0 ? pa[i] : pb[i] }
-        case .int64:
-            let (pa, pb, po) = (av.int64Pointer, bv.int64Pointer, out.int64Pointer)
-            for i in 0..<n { po[i] = cd[i] != 0 ? pa[i] : pb[i] }
+        case .float32: run(av.floatPointer, bv.floatPointer, out.floatPointer)
+        case .float64: run(av.doublePointer, bv.doublePointer, out.doublePointer)
+        case .int64: run(av.int64Pointer, bv.int64Pointer, out.int64Pointer)
         }
         let cond = condition.detached()
         return out.recording("where", [a, b]) { g, needs in

@@ -11,7 +11,10 @@ protocol BinaryFunctor {
 }
 
 enum NegF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { -x } }
-enum ExpF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { T.exp(x) } }
+enum ExpF: VectorUnaryFunctor {
+    @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { T.exp(x) }
+    @inline(__always) static func apply(vector x: VectorMath.Vector) -> VectorMath.Vector { VectorMath.exp(x) }
+}
 enum LogF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { T.log(x) } }
 enum Log1pF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { T.log(onePlus: x) } }
 enum SqrtF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { x.squareRoot() } }
@@ -25,13 +28,19 @@ enum SignF: UnaryFunctor {
 }
 /// 1 where x > 0, else 0: the derivative of relu.
 enum PositiveMaskF: UnaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { x > 0 ? 1 : 0 } }
-enum SigmoidF: UnaryFunctor {
+enum SigmoidF: VectorUnaryFunctor {
     @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T {
         // Stable for large |x|: never exponentiates a large positive number.
         if x >= 0 { return 1 / (1 + T.exp(-x)) }
         let e = T.exp(x)
         return e / (1 + e)
     }
+    @inline(__always) static func apply(vector x: VectorMath.Vector) -> VectorMath.Vector { VectorMath.sigmoid(x) }
+}
+/// x * sigmoid(x) (SiLU).
+enum SiLUF: VectorUnaryFunctor {
+    @inline(__always) static func apply<T: KernelFloat>(_ x: T) -> T { x * SigmoidF.apply(x) }
+    @inline(__always) static func apply(vector x: VectorMath.Vector) -> VectorMath.Vector { x * VectorMath.sigmoid(x) }
 }
 
 /// log(1 + exp(x)), stable for large |x|.
@@ -43,6 +52,32 @@ enum AddF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_
 enum SubF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { a - b } }
 enum MulF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { a * b } }
 enum DivF: BinaryFunctor { @inline(__always) static func apply<T: KernelFloat>(_ a: T, _ b: T) -> T { a / b } }
+
+// Fused backward passes (first-order only: under createGraph the ops use composite VJPs instead).
+
+/// g * d/dx silu(x) = g * s (1 + x (1 - s)), s = sigmoid(x); operands (g, x).
+enum SiLUGradF: VectorBinaryFunctor {
+    @inline(__always) static func apply<T: KernelFloat>(_ g: T, _ x: T) -> T {
+        let s = SigmoidF.apply(x)
+        return g * s * (1 + x * (1 - s))
+    }
+    @inline(__always) static func apply(vector g: VectorMath.Vector, _ x: VectorMath.Vector) -> VectorMath.Vector {
+        let s = VectorMath.sigmoid(x)
+        return g * s * (1 + x * (1 - s))
+    }
+}
+/// g * y (1 - y) with y = sigmoid(x); operands (g, y).
+enum SigmoidGradF: BinaryFunctor {
+    @inline(__always) static func apply<T: KernelFloat>(_ g: T, _ y: T) -> T { g * y * (1 - y) }
+}
+/// g * (1 - y²) with y = tanh(x); operands (g, y).
+enum TanhGradF: BinaryFunctor {
+    @inline(__always) static func apply<T: KernelFloat>(_ g: T, _ y: T) -> T { g * (1 - y * y) }
+}
+/// g where x > 0, else 0; operands (g, x).
+enum ReluGradF: BinaryFunctor {
+    @inline(__always) static func apply<T: KernelFloat>(_ g: T, _ x: T) -> T { x > 0 ? g : 0 }
+}
 /// a^b; whole exponents use repeated multiplication so negative bases and 0^0 follow PyTorch
 /// (RealModule's real-exponent `pow` is defined for positive bases only).
 enum PowF: BinaryFunctor {
@@ -65,6 +100,11 @@ enum LeakySlopeF: BinaryFunctor { @inline(__always) static func apply<T: KernelF
 /// The loops behind elementwise ops, threaded over row chunks.
 enum ElementwiseKernels {
     static func unary<F: UnaryFunctor, T: KernelFloat>(_ f: F.Type, _ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, _ n: Int) {
+        if T.self == Float.self, let vector = F.self as? any VectorUnaryFunctor.Type {
+            unaryVector(vector, UnsafeRawPointer(x).assumingMemoryBound(to: Float.self),
+                        UnsafeMutableRawPointer(y).assumingMemoryBound(to: Float.self), n)
+            return
+        }
         parallelChunks(n) { r in
             for i in r { y[i] = F.apply(x[i]) }
         }
@@ -79,7 +119,33 @@ enum ElementwiseKernels {
         let rank = shape.count
         let aContiguous = sa == Shapes.strides(shape), bContiguous = sb == Shapes.strides(shape)
         if aContiguous && bContiguous {
+            if T.self == Float.self, let vector = F.self as? any VectorBinaryFunctor.Type {
+                binaryVector(vector, UnsafeRawPointer(a).assumingMemoryBound(to: Float.self),
+                             UnsafeRawPointer(b).assumingMemoryBound(to: Float.self),
+                             UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self), n)
+                return
+            }
             parallelChunks(n) { r in for i in r { out[i] = F.apply(a[i], b[i]) } }
+            return
+        }
+        // One operand contiguous, the other repeating a contiguous block along leading axes (a bias
+        // over (N, H, W, C)): no index arithmetic per row.
+        if aContiguous, let inner = Self.repeatingBlock(sb, shape) {
+            parallelChunks(n / inner, costPerItem: inner) { r in
+                for row in r {
+                    let o = out + row * inner, x = a + row * inner
+                    for j in 0..<inner { o[j] = F.apply(x[j], b[j]) }
+                }
+            }
+            return
+        }
+        if bContiguous, let inner = Self.repeatingBlock(sa, shape) {
+            parallelChunks(n / inner, costPerItem: inner) { r in
+                for row in r {
+                    let o = out + row * inner, y = b + row * inner
+                    for j in 0..<inner { o[j] = F.apply(a[j], y[j]) }
+                }
+            }
             return
         }
         if bContiguous && sa.allSatisfy({ $0 == 0 }) {
@@ -120,6 +186,22 @@ enum ElementwiseKernels {
                 }
             }
         }
+    }
+
+    /// When `strides` read a contiguous block of the trailing axes again and again along the leading
+    /// axes (strides 0 there), the block's element count.
+    static func repeatingBlock(_ strides: [Int], _ shape: [Int]) -> Int? {
+        var block = 1, d = shape.count - 1
+        while d >= 0 && (strides[d] == block || shape[d] == 1) && !(strides[d] == 0 && shape[d] > 1) {
+            block *= shape[d]
+            d -= 1
+        }
+        guard block > 1 else { return nil }
+        while d >= 0 {
+            if strides[d] != 0 && shape[d] > 1 { return nil }
+            d -= 1
+        }
+        return block
     }
 
     /// Copies a tensor read through `strides` over `shape` into contiguous `out`.

@@ -43,21 +43,90 @@ extension Tensor {
         return y
     }
 
-    /// Group normalisation of (N, ..., C): channels split into `groups` groups, each normalised over
-    /// its channels and all spatial positions of one sample; then the per-channel affine transform.
-    public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Double = 1e-5) -> Tensor {
+    /// Group normalisation over channels-last input (N, ..., C): each sample's channels are split into
+    /// `groups` groups, each normalised to zero mean and unit variance over its channels and all spatial
+    /// positions, then scaled by `weight` and shifted by `bias` (both (C), optional). With
+    /// `silu: true` the result goes through x * sigmoid(x) in the same pass (GroupNorm + SiLU, the
+    /// U-Net's pre-activation).
+    ///
+    /// One kernel forward and one backward; when the backward pass is itself recorded
+    /// (`createGraph`), the VJP is written in differentiable ops instead, for second-order gradients.
+    public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Double = 1e-5,
+                                 silu: Bool = false) -> Tensor {
         precondition(x.rank >= 2, "groupNorm: input must be (N, ..., C), got \(x.shape)")
+        x.checkFloat("groupNorm")
         let n = x.shape[0], c = x.shape[x.rank - 1]
         precondition(c % groups == 0, "groupNorm: \(c) channels do not split into \(groups) groups")
-        let spatial = x.elementCount / Swift.max(n * c, 1)
-        let grouped = x.reshaped([n, spatial, groups, c / groups])
-        let mean = grouped.mean(axes: [1, 3], keepDims: true)
-        let centered = grouped - mean
-        let variance = centered.square().mean(axes: [1, 3], keepDims: true)
-        var y = (centered / (variance + eps).sqrt()).reshaped(x.shape)
-        if let weight { y = y * weight }
-        if let bias { y = y + bias }
-        return y
+        for p in [weight, bias].compactMap({ $0 }) {
+            precondition(p.shape == [c] && p.dtype == x.dtype, "groupNorm: weight and bias must be (\(c)) \(x.dtype), got \(p.shape) \(p.dtype)")
+        }
+        let geometry = GroupNormGeometry(batch: n, spatial: x.elementCount / Swift.max(n * c, 1), channels: c,
+                                         groups: groups, eps: eps, silu: silu)
+        let out = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+        let stats = Tensor(uninitializedShape: [n, groups, 2], dtype: .float64)  // mean, 1 / std
+        switch x.dtype {
+        case .float32:
+            GroupNormKernels.forward(geometry, x.floatPointer, weight?.floatPointer, bias?.floatPointer,
+                                     out.floatPointer, stats.doublePointer)
+        case .float64:
+            GroupNormKernels.forward(geometry, x.doublePointer, weight?.doublePointer, bias?.doublePointer,
+                                     out.doublePointer, stats.doublePointer)
+        case .int64: break
+        }
+        let inputs = [x] + [weight, bias].compactMap { $0 }
+        return out.recording(silu ? "groupNormSiLU" : "groupNorm", inputs) { g, needs in
+            let grads: (Tensor?, Tensor?, Tensor?)
+            if GradMode.isEnabled {
+                grads = groupNormCompositeVJP(g, x, weight, bias, geometry)
+            } else {
+                grads = groupNormFastVJP(g, x, weight, bias, stats, geometry)
+            }
+            return [grads.0] + (weight == nil ? [] : [grads.1]) + (bias == nil ? [] : [grads.2])
+        }
+    }
+
+    /// The backward pass in one kernel (first-order gradients).
+    private static func groupNormFastVJP(_ g: Tensor, _ x: Tensor, _ weight: Tensor?, _ bias: Tensor?, _ stats: Tensor,
+                                         _ geometry: GroupNormGeometry) -> (Tensor?, Tensor?, Tensor?) {
+        let dx = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+        let dw = Tensor(uninitializedShape: [geometry.channels], dtype: x.dtype)
+        let db = Tensor(uninitializedShape: [geometry.channels], dtype: x.dtype)
+        switch x.dtype {
+        case .float32:
+            GroupNormKernels.backward(geometry, g.floatPointer, x.floatPointer, weight?.floatPointer, bias?.floatPointer,
+                                      stats.doublePointer, dx.floatPointer, dw.floatPointer, db.floatPointer)
+        case .float64:
+            GroupNormKernels.backward(geometry, g.doublePointer, x.doublePointer, weight?.doublePointer, bias?.doublePointer,
+                                      stats.doublePointer, dx.doublePointer, dw.doublePointer, db.doublePointer)
+        case .int64: break
+        }
+        return (dx, dw, db)
+    }
+
+    /// The backward pass in differentiable ops, recomputing the statistics from x, so that it can be
+    /// differentiated again.
+    private static func groupNormCompositeVJP(_ g: Tensor, _ x: Tensor, _ weight: Tensor?, _ bias: Tensor?,
+                                              _ geometry: GroupNormGeometry) -> (Tensor?, Tensor?, Tensor?) {
+        let grouped = [geometry.batch, geometry.spatial, geometry.groups, geometry.channels / geometry.groups]
+        let xg = x.reshaped(grouped)
+        let centered = xg - xg.mean(axes: [1, 3], keepDims: true)
+        let rstd = 1 / (centered.square().mean(axes: [1, 3], keepDims: true) + geometry.eps).sqrt()
+        let xhat = (centered * rstd).reshaped(x.shape)
+        var dz = g
+        if geometry.silu {
+            var z = xhat
+            if let weight { z = z * weight }
+            if let bias { z = z + bias }
+            let s = z.sigmoid()
+            dz = g * (s * (1 + z * (1 - s)))
+        }
+        let dw = weight.map { (dz * xhat).sumToShape($0.shape) }
+        let db = bias.map { dz.sumToShape($0.shape) }
+        let dxhat = (weight.map { dz * $0 } ?? dz).reshaped(grouped)
+        let xhatg = xhat.reshaped(grouped)
+        let dx = rstd * (dxhat - dxhat.mean(axes: [1, 3], keepDims: true)
+                         - xhatg * (dxhat * xhatg).mean(axes: [1, 3], keepDims: true))
+        return (dx.reshaped(x.shape), dw, db)
     }
 
     /// Layer normalisation over the last `normalizedAxes` axes, with an elementwise affine transform

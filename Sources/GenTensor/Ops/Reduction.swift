@@ -128,52 +128,83 @@ extension Tensor {
         return out
     }
 
-    /// Sum over sorted axes, as a flat tensor of the kept elements in order.
+    /// Sum over sorted axes, as a flat tensor of the kept elements in order. Reads the input in place
+    /// (no permuted copy): adjacent axes that are both reduced or both kept are merged, and the input
+    /// is walked in memory order, one run of its last merged axis at a time, into Double accumulators.
     func sumRaw(_ axes: [Int]) -> Tensor {
         let keptCount = (0..<rank).filter { !axes.contains($0) }.reduce(1) { $0 * shape[$1] }
         let out = Tensor(uninitializedShape: [keptCount], dtype: dtype)
-        if axes.isEmpty {
-            out.storage.pointer.copyMemory(from: storage.pointer, byteCount: elementCount * dtype.byteSize)
+        if axes.isEmpty || elementCount == 0 {
+            if axes.isEmpty {
+                out.storage.pointer.copyMemory(from: storage.pointer, byteCount: elementCount * dtype.byteSize)
+            } else {
+                out.storage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: keptCount * dtype.byteSize)
+            }
             return out
         }
-        let isSuffix = axes == Array((rank - axes.count)..<rank)
-        let isPrefix = axes == Array(0..<axes.count)
-        let source = (isSuffix || isPrefix) ? self : permutedRaw((0..<rank).filter { !axes.contains($0) } + axes)
-        let reduced = axes.reduce(1) { $0 * shape[$1] }
+        // Merge runs of axes with the same status, dropping axes of size 1.
+        var dims: [Int] = [], reduced: [Bool] = []
+        for d in 0..<rank where shape[d] != 1 {
+            let r = axes.contains(d)
+            if let last = reduced.last, last == r { dims[dims.count - 1] *= shape[d] } else { dims.append(shape[d]); reduced.append(r) }
+        }
+        if dims.isEmpty { dims = [1]; reduced = [true] }
+        // Output strides of the merged axes (0 for reduced ones).
+        var outStrides = [Int](repeating: 0, count: dims.count)
+        var acc = 1
+        for d in stride(from: dims.count - 1, through: 0, by: -1) where !reduced[d] {
+            outStrides[d] = acc
+            acc *= dims[d]
+        }
+        let inner = dims[dims.count - 1], innerReduced = reduced[dims.count - 1]
+        let rows = elementCount / inner
+        let outerDims = Array(dims.dropLast()), outerStrides = Array(outStrides.dropLast())
+        // Rows split over threads; when rows of different threads can meet in one output, each thread
+        // sums into its own buffer and the buffers are added at the end.
+        let threads = Swift.min(Threads.count, elementCount < 32_768 ? 1 : rows)
+        let firstKept = !reduced[0] && dims.count > 1 && dims[0] >= threads
+        let partialCount = firstKept ? 1 : threads
+        let units = firstKept ? dims[0] : rows, unitRows = rows / units
+        var partials = [Double](repeating: 0, count: keptCount * partialCount)
         func run<T: KernelFloat>(_ x: UnsafeMutablePointer<T>, _ o: UnsafeMutablePointer<T>) {
-            if isPrefix && !isSuffix {
-                // out[k] = sum over rows r of x[r * kept + k]: split rows over threads, then combine.
-                let threads = keptCount * reduced < 32_768 ? 1 : Threads.count
-                var partials = [[Double]](repeating: [Double](repeating: 0, count: keptCount), count: threads)
-                partials.withUnsafeMutableBufferPointer { parts in
-                    let base = parts.baseAddress!
-                    parallelChunks(threads, costPerItem: 1 << 20) { tr in
-                        for t in tr {
-                            base[t].withUnsafeMutableBufferPointer { acc in
-                                let lo = reduced * t / threads, hi = reduced * (t + 1) / threads
-                                for r in lo..<hi {
-                                    let row = x + r * keptCount
-                                    for k in 0..<keptCount { acc[k] += Double(row[k]) }
-                                }
+            partials.withUnsafeMutableBufferPointer { buffer in
+                let base = buffer.baseAddress!
+                let work: (Range<Int>) -> Void = { tr in
+                    for t in tr {
+                        let accum = firstKept ? base : base + t * keptCount
+                        // With a kept first axis, threads take whole slices of it, which own disjoint outputs.
+                        let lo = units * t / threads * unitRows, hi = units * (t + 1) / threads * unitRows
+                        for row in lo..<hi {
+                            var rem = row, off = 0
+                            var d = outerDims.count - 1
+                            while d >= 0 {
+                                off += (rem % outerDims[d]) * outerStrides[d]
+                                rem /= outerDims[d]
+                                d -= 1
+                            }
+                            let p = x + row * inner
+                            if innerReduced {
+                                var s = 0.0
+                                for j in 0..<inner { s += Double(p[j]) }
+                                accum[off] += s
+                            } else {
+                                let a = accum + off
+                                for j in 0..<inner { a[j] += Double(p[j]) }
                             }
                         }
                     }
                 }
-                for k in 0..<keptCount { o[k] = T(partials.reduce(0) { $0 + $1[k] }) }
-            } else {
-                parallelChunks(keptCount, costPerItem: reduced) { r in
-                    for k in r {
-                        let row = x + k * reduced
-                        var acc = 0.0
-                        for j in 0..<reduced { acc += Double(row[j]) }
-                        o[k] = T(acc)
-                    }
+                if threads == 1 { work(0..<1) } else { parallelChunks(threads, costPerItem: 1 << 20, work) }
+                for k in 0..<keptCount {
+                    var s = base[k]
+                    for t in 1..<partialCount { s += base[t * keptCount + k] }
+                    o[k] = T(s)
                 }
             }
         }
         switch dtype {
-        case .float32: run(source.floatPointer, out.floatPointer)
-        case .float64: run(source.doublePointer, out.doublePointer)
+        case .float32: run(floatPointer, out.floatPointer)
+        case .float64: run(doublePointer, out.doublePointer)
         case .int64: break
         }
         return out
