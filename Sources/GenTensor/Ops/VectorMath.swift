@@ -8,12 +8,20 @@ public enum VectorMath {
     public typealias Vector = SIMD16<Float>
 
     /// e^x per lane; 0 below -103.97 (where Float underflows), +inf above 88.72.
+    ///
+    /// Written with plain lane arithmetic and bit casts only: the standard library's generic SIMD
+    /// conversions (`SIMD16<Int32>(floats)`, `rounded`, `clamped`) compile to per-lane calls.
     @inline(__always)
     public static func exp(_ x: Vector) -> Vector {
-        let hi = Vector(repeating: 88.72283), lo = Vector(repeating: -103.972084)
-        let xc = x.clamped(lowerBound: lo, upperBound: hi)
-        // n = round(x / ln 2), r = x - n ln 2 in two parts (Cody-Waite) so r keeps full precision.
-        let n = (xc * 1.44269504088896341).rounded(.toNearestOrEven)
+        let hi: Float = 88.72283, lo: Float = -103.972084
+        var xc = x
+        xc.replace(with: Vector(repeating: hi), where: x .> hi)
+        xc.replace(with: Vector(repeating: lo), where: x .< lo)
+        // n = round(x / ln 2) by the 1.5 * 2^23 trick: adding it rounds to an integer, which then sits
+        // in the low mantissa bits. r = x - n ln 2 in two parts (Cody-Waite) keeps full precision.
+        let magic: Float = 12582912
+        let t = xc * 1.44269504088896341 + magic
+        let n = t - magic
         var r = xc - n * 0.693359375
         r = r - n * -2.12194440e-4
         var p = Vector(repeating: 1.9875691500e-4)
@@ -24,9 +32,10 @@ public enum VectorMath {
         p = p * r + 5.0000001201e-1
         let y = p * (r * r) + r + 1
         // Scale by 2^n in two halves so that n down to -150 (subnormal results) and up to 128 work.
-        let ni = SIMD16<Int32>(n)
+        let ni = unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B40_0000
         let n1 = ni &>> 1, n2 = ni &- n1
-        let s1 = Vector(bitPattern: (n1 &+ 127) &<< 23), s2 = Vector(bitPattern: (n2 &+ 127) &<< 23)
+        let s1 = unsafeBitCast((n1 &+ 127) &<< 23, to: Vector.self)
+        let s2 = unsafeBitCast((n2 &+ 127) &<< 23, to: Vector.self)
         var result = y * s1 * s2
         result.replace(with: .infinity, where: x .> hi)
         result.replace(with: 0, where: x .< lo)
