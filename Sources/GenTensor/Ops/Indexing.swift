@@ -68,27 +68,39 @@ extension Tensor {
         let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
         let oh = (h - kernel) / s + 1, ow = (w - kernel) / s + 1
         precondition(oh > 0 && ow > 0, "maxPool2d: input \(shape) smaller than kernel \(kernel)")
-        var indices = [Int](repeating: 0, count: n * oh * ow * c)
-        func argmax<T: KernelFloat>(_ x: UnsafeMutablePointer<T>) {
-            indices.withUnsafeMutableBufferPointer { out in
-                let o = out.baseAddress!
-                // One output row (b, i) per item: channels innermost, so reads are contiguous.
+        // Indices of the maxima are kept only when the backward pass will need them.
+        let recordsIndices = GradMode.isEnabled && tracksGradient
+        var indices = [Int](repeating: 0, count: recordsIndices ? n * oh * ow * c : 0)
+        let out = Tensor(uninitializedShape: [n, oh, ow, c], dtype: dtype)
+        func pool<T: KernelFloat>(_ x: UnsafeMutablePointer<T>, _ y: UnsafeMutablePointer<T>) {
+            indices.withUnsafeMutableBufferPointer { idx in
+                let o = recordsIndices ? idx.baseAddress : nil
+                // One output row (b, i) per item; channels innermost, so every loop reads contiguously.
                 parallelChunks(n * oh, costPerItem: ow * c * kernel * kernel) { rows in
                     for row in rows {
                         let b = row / oh, i = row % oh
                         for j in 0..<ow {
                             let base = (row * ow + j) * c
-                            for ch in 0..<c {
-                                var bestIndex = ((b * h + i * s) * w + j * s) * c + ch
-                                var best = x[bestIndex]
-                                for di in 0..<kernel {
-                                    for dj in 0..<kernel {
-                                        let idx = ((b * h + i * s + di) * w + j * s + dj) * c + ch
-                                        let v = x[idx]
-                                        if v > best || (v.isNaN && !best.isNaN) { best = v; bestIndex = idx }
+                            let first = ((b * h + i * s) * w + j * s) * c
+                            let best = y + base
+                            best.update(from: x + first, count: c)
+                            if let o { for ch in 0..<c { o[base + ch] = first + ch } }
+                            for di in 0..<kernel {
+                                for dj in 0..<kernel where di + dj > 0 {
+                                    let start = ((b * h + i * s + di) * w + j * s + dj) * c
+                                    let v = x + start
+                                    if let o {
+                                        for ch in 0..<c where v[ch] > best[ch] || (v[ch].isNaN && !best[ch].isNaN) {
+                                            best[ch] = v[ch]
+                                            o[base + ch] = start + ch
+                                        }
+                                    } else {
+                                        for ch in 0..<c {
+                                            let a = v[ch], m = best[ch]
+                                            best[ch] = (a > m || (a.isNaN && !m.isNaN)) ? a : m
+                                        }
                                     }
                                 }
-                                o[base + ch] = bestIndex
                             }
                         }
                     }
@@ -96,11 +108,13 @@ extension Tensor {
             }
         }
         switch dtype {
-        case .float32: argmax(floatPointer)
-        case .float64: argmax(doublePointer)
+        case .float32: pool(floatPointer, out.floatPointer)
+        case .float64: pool(doublePointer, out.doublePointer)
         case .int64: preconditionFailure("maxPool2d: int64 input")
         }
-        return Tensor.gatherFlat(self, indices: indices, shape: [n, oh, ow, c])
+        guard recordsIndices else { return out }
+        let inputShape = shape
+        return out.recording("maxPool2d", [self]) { g, _ in [Tensor.scatterAddFlat(g, indices: indices, shape: inputShape)] }
     }
 
     /// Average pooling on (N, H, W, C) with window = stride = `kernel`, no padding; trailing rows
