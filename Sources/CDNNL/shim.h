@@ -34,10 +34,17 @@ static inline dnnl_status_t cdnnl_md_init_4d(dnnl_memory_desc_t *md, int64_t d0,
     return dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, tag);
 }
 
-/// A 2-D convolution descriptor. pass: 0 forward training, 1 forward inference, 2 backward data,
+/// A 1-D f32 memory descriptor (a bias vector).
+static inline dnnl_status_t cdnnl_md_init_1d(dnnl_memory_desc_t *md, int64_t d0) {
+    dnnl_dims_t dims = {d0};
+    return dnnl_memory_desc_init_by_tag(md, 1, dims, dnnl_f32, dnnl_a);
+}
+
+/// A 2-D convolution descriptor (bias: forward passes only, may be NULL). pass: 0 forward training, 1 forward inference, 2 backward data,
 /// 3 backward weights. Dilation in oneDNN's convention (0 = dense). No bias.
 static inline dnnl_status_t cdnnl_conv2d_desc_init(dnnl_convolution_desc_t *cd, int pass,
-        const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *weights, const dnnl_memory_desc_t *dst,
+        const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *weights, const dnnl_memory_desc_t *bias,
+        const dnnl_memory_desc_t *dst,
         int64_t stride_h, int64_t stride_w, int64_t dil_h, int64_t dil_w,
         int64_t pad_t, int64_t pad_l, int64_t pad_b, int64_t pad_r) {
     dnnl_dims_t strides = {stride_h, stride_w};
@@ -48,7 +55,7 @@ static inline dnnl_status_t cdnnl_conv2d_desc_init(dnnl_convolution_desc_t *cd, 
     case 0:
     case 1:
         return dnnl_dilated_convolution_forward_desc_init(cd, pass == 0 ? dnnl_forward_training
-                : dnnl_forward_inference, dnnl_convolution_direct, src, weights, NULL, dst, strides, dilates,
+                : dnnl_forward_inference, dnnl_convolution_direct, src, weights, bias, dst, strides, dilates,
                 padding_l, padding_r);
     case 2:
         return dnnl_dilated_convolution_backward_data_desc_init(cd, dnnl_convolution_direct, src, weights, dst,

@@ -23,8 +23,10 @@ public final class Conv2d: Module {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = Tensor.conv2d(x, weight.value, stride: stride, padding: padding, dilation: dilation)
-        return bias.map { y + $0.value } ?? y
+        if let bias {
+            return Tensor.conv2d(x, weight.value, bias: bias.value, stride: stride, padding: padding, dilation: dilation)
+        }
+        return Tensor.conv2d(x, weight.value, stride: stride, padding: padding, dilation: dilation)
     }
 }
 

@@ -11,8 +11,9 @@ public protocol ComputeBackend: AnyObject {
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
               beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int)
     /// output(N, OH, OW, O) = conv(input(N, H, W, I), weight(O, I, KH, KW)).
+    /// (bias (O) is added to every output position when given.)
     func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                       output: UnsafeMutablePointer<Float>)
+                       bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>)
     /// gradInput(N, H, W, I) from gradOutput(N, OH, OW, O) and weight(O, I, KH, KW).
     func conv2dBackwardData(_ g: ConvGeometry, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                             gradInput: UnsafeMutablePointer<Float>)
@@ -64,4 +65,12 @@ public struct ConvGeometry: Hashable, Sendable {
 /// The backend in use. Defaults to the CPU backend (oneDNN for GEMM and convolutions).
 public enum Backend {
     nonisolated(unsafe) public static var current: ComputeBackend = CPUBackend.shared
+}
+
+extension ComputeBackend {
+    /// The convolution without bias.
+    public func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                              output: UnsafeMutablePointer<Float>) {
+        conv2dForward(g, input: input, weight: weight, bias: nil, output: output)
+    }
 }

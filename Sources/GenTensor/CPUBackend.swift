@@ -50,18 +50,18 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     }
 
     public func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                              output: UnsafeMutablePointer<Float>) {
+                              bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
         if g.batch == 0 { return }  // nothing to write; oneDNN rejects zero-sized activations
         let e = Self.effectiveGeometry(g)
         lock.lock(); defer { lock.unlock() }
-        let p = primitive(e, .forward, "conv2dForward")
+        let p = primitive(e, .forward, "conv2dForward", bias: bias != nil)
         if e == g {
-            p.run(activation: UnsafeMutableRawPointer(mutating: input), other: output, weight: weight,
+            p.run(activation: UnsafeMutableRawPointer(mutating: input), other: output, weight: weight, bias: bias,
                   stream: stream, op: "conv2dForward")
         } else {
             let cropped = Self.crop(input, from: g, to: e)
             defer { cropped.deallocate() }
-            p.run(activation: cropped, other: output, weight: weight, stream: stream, op: "conv2dForward")
+            p.run(activation: cropped, other: output, weight: weight, bias: bias, stream: stream, op: "conv2dForward")
         }
     }
 
@@ -126,16 +126,18 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     private struct ConvKey: Hashable {
         var geometry: ConvGeometry
         var pass: ConvolutionPass
+        /// Whether a forward convolution adds a bias.
+        var bias: Bool
         /// oneDNN's jit kernels fix their thread partition when created.
         var threads: Int32
     }
 
     /// Must be called with `lock` held.
-    private func primitive(_ g: ConvGeometry, _ pass: ConvolutionPass, _ op: String) -> ConvPrimitive {
-        let key = ConvKey(geometry: g, pass: pass, threads: omp_get_max_threads())
+    private func primitive(_ g: ConvGeometry, _ pass: ConvolutionPass, _ op: String, bias: Bool = false) -> ConvPrimitive {
+        let key = ConvKey(geometry: g, pass: pass, bias: bias, threads: omp_get_max_threads())
         if let p = cache[key] { return p }
         let hint = pass == .forward ? nil : primitive(g, .forward, op)
-        let p = ConvPrimitive(g, pass: pass, engine: engine, hint: hint, op: op)
+        let p = ConvPrimitive(g, pass: pass, bias: bias, engine: engine, hint: hint, op: op)
         cache[key] = p
         return p
     }
@@ -205,11 +207,13 @@ private final class ConvPrimitive {
     var primitiveWeightMemory: dnnl_memory_t?
     var reorder: dnnl_primitive_t?
     var scratchpadMemory: dnnl_memory_t?
+    /// The bias vector (forward with bias only).
+    var biasMemory: dnnl_memory_t?
     var args: [dnnl_exec_arg_t] = []
     var reorderArgs: [dnnl_exec_arg_t] = []
     var reordersWeights: Bool { reorder != nil }
 
-    init(_ g: ConvGeometry, pass: ConvolutionPass, engine: dnnl_engine_t, hint: ConvPrimitive?, op: String) {
+    init(_ g: ConvGeometry, pass: ConvolutionPass, bias: Bool, engine: dnnl_engine_t, hint: ConvPrimitive?, op: String) {
         self.pass = pass
         self.hint = hint
         let n = Int64(g.batch)
@@ -226,10 +230,17 @@ private final class ConvPrimitive {
 
         let passCode: Int32 = switch pass { case .forward: 0; case .backwardData: 2; case .backwardWeights: 3 }
         var desc = dnnl_convolution_desc_t()
-        check(cdnnl_conv2d_desc_init(&desc, passCode, &srcMD, &anyWeightMD, &dstMD, Int64(g.strideH),
-                                     Int64(g.strideW), Int64(g.dilationH - 1), Int64(g.dilationW - 1),
-                                     Int64(g.padTop), Int64(g.padLeft), Int64(g.padBottom), Int64(g.padRight)),
-              "\(op): convolution descriptor for \(g)")
+        var biasMD = dnnl_memory_desc_t()
+        if bias { check(cdnnl_md_init_1d(&biasMD, Int64(g.outChannels)), "\(op): bias memory descriptor") }
+        let status = withUnsafePointer(to: &biasMD) { biasPointer in
+            cdnnl_conv2d_desc_init(&desc, passCode, &srcMD, &anyWeightMD, bias ? biasPointer : nil, &dstMD, Int64(g.strideH),
+                                   Int64(g.strideW), Int64(g.dilationH - 1), Int64(g.dilationW - 1),
+                                   Int64(g.padTop), Int64(g.padLeft), Int64(g.padBottom), Int64(g.padRight))
+        }
+        check(status, "\(op): convolution descriptor for \(g)")
+        if bias {
+            check(dnnl_memory_create(&biasMemory, &biasMD, engine, cdnnl_memory_none()), "\(op): bias memory")
+        }
 
         var attr: dnnl_primitive_attr_t?
         check(dnnl_primitive_attr_create(&attr), "\(op): attribute create")
@@ -299,6 +310,9 @@ private final class ConvPrimitive {
                     dnnl_exec_arg_t(arg: DNNL_ARG_DIFF_WEIGHTS, memory: primitiveWeightMemory),
                     dnnl_exec_arg_t(arg: DNNL_ARG_DIFF_DST, memory: otherMemory)]
         }
+        if let biasMemory {
+            args.append(dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: biasMemory))
+        }
         if let scratchpadMemory {
             args.append(dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratchpadMemory))
         }
@@ -327,7 +341,7 @@ private final class ConvPrimitive {
 
     deinit {
         if primitiveWeightMemory != userWeightMemory { dnnl_memory_destroy(primitiveWeightMemory) }
-        for memory in [activationMemory, otherMemory, userWeightMemory, scratchpadMemory] where memory != nil {
+        for memory in [activationMemory, otherMemory, userWeightMemory, scratchpadMemory, biasMemory] where memory != nil {
             dnnl_memory_destroy(memory)
         }
         if reorder != nil { dnnl_primitive_destroy(reorder) }
@@ -339,7 +353,9 @@ private final class ConvPrimitive {
     /// diff_src (backward-data); `other` is dst or diff_dst; `weight` is the OIHW weight or, for
     /// backward-weights, the OIHW weight gradient to write.
     func run(activation: UnsafeMutableRawPointer, other: UnsafeMutableRawPointer, weight: UnsafeRawPointer,
-             stream: dnnl_stream_t, op: String) {
+             bias: UnsafePointer<Float>? = nil, stream: dnnl_stream_t, op: String) {
+        precondition((bias != nil) == (biasMemory != nil), "\(op): bias given to a primitive built without one, or missing")
+        if let bias { check(dnnl_memory_set_data_handle(biasMemory, UnsafeMutableRawPointer(mutating: bias)), op) }
         check(dnnl_memory_set_data_handle(activationMemory, activation), op)
         check(dnnl_memory_set_data_handle(otherMemory, other), op)
         check(dnnl_memory_set_data_handle(userWeightMemory, UnsafeMutableRawPointer(mutating: weight)), op)

@@ -274,6 +274,22 @@ final class BackendTests: XCTestCase {
         ReferenceKernels.conv2dForward(g, input: xd, weight: wd, output: &yRef)
         assertClose(y.map(Double.init), yRef, relative: tolerance(forwardTerms(g)), floor: 0,
                     "\(label): forward", file: file, line: line)
+        // With a bias, added by oneDNN while it writes the output.
+        let bias = randomFloats(g.outChannels, seed: seed + 3)
+        var yb = [Float](repeating: .nan, count: outputCount(g))
+        x.withUnsafeBufferPointer { xp in
+            w.withUnsafeBufferPointer { wp in
+                bias.withUnsafeBufferPointer { bp in
+                    yb.withUnsafeMutableBufferPointer { yp in
+                        backend.conv2dForward(g, input: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!,
+                                              output: yp.baseAddress!)
+                    }
+                }
+            }
+        }
+        let yRefBiased = yRef.enumerated().map { $0.element + Double(bias[$0.offset % g.outChannels]) }
+        assertClose(yb.map(Double.init), yRefBiased, relative: tolerance(forwardTerms(g) + 1), floor: 0,
+                    "\(label): forward with bias", file: file, line: line)
 
         var gx = [Float](repeating: .nan, count: inputCount(g))
         var gxRef = [Double](repeating: .nan, count: inputCount(g))

@@ -451,7 +451,7 @@ final class OpGradientTests: XCTestCase {
         }
     }
 
-    func testConv2dWithBias() {
+    func testConv2dWithFusedBias() {
         let x = Self.input([2, 5, 5, 2], 190), w = Self.input([3, 2, 3, 3], 191), b = Self.input([3], 192)
         GradientCheck.check([x, w, b], "conv2d + bias") {
             Tensor.conv2d($0[0], $0[1], stride: (2, 2), padding: (1, 1)) + $0[2]
@@ -538,6 +538,18 @@ final class OpGradientTests: XCTestCase {
         }
         let m = Self.constant([3], 269), v = Self.constant([3], 270, 0.5, 2)
         Self.checkUnary(x, "batchNormInference no affine") { Tensor.batchNormInference($0, weight: nil, bias: nil, mean: m, variance: v) }
+    }
+
+    func testConv2dWithBias() {
+        let x = Self.input([2, 5, 5, 3], 341), w = Self.input([4, 3, 3, 3], 342), b = Self.input([4], 343)
+        GradientCheck.check([x, w, b], "conv2d with bias") { Tensor.conv2d($0[0], $0[1], bias: $0[2], stride: (2, 2), padding: (1, 1)) }
+        GradientCheck.checkSecondOrder([x, w, b], "conv2d with bias, tanh") {
+            Tensor.conv2d($0[0], $0[1], bias: $0[2], padding: (1, 1)).tanh()
+        }
+        // Float32 (oneDNN's fused bias) against Float64 (reference kernel plus bias).
+        let y32 = Tensor.conv2d(x.cast(to: .float32), w.cast(to: .float32), bias: b.cast(to: .float32), stride: (2, 2), padding: (1, 1))
+        let y64 = Tensor.conv2d(x, w, stride: (2, 2), padding: (1, 1)) + b
+        assertClose(y32.cast(to: .float64), y64, relative: 1e-5, floor: 1e-6, "conv2d with bias, Float32 against Float64")
     }
 
     func testGroupNorm() {

@@ -32,6 +32,35 @@ extension Tensor {
         return convForward(x, weight, g)
     }
 
+    /// Cross-correlation plus a bias (O) added at every output position, in one pass of the kernel
+    /// (oneDNN adds it while writing the output). Same shapes as `conv2d(_:_:)`.
+    public static func conv2d(_ x: Tensor, _ weight: Tensor, bias: Tensor, stride: (Int, Int) = (1, 1),
+                              padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1)) -> Tensor {
+        let g = convGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding,
+                             dilation: dilation, op: "conv2d")
+        precondition(bias.shape == [g.outChannels] && bias.dtype == x.dtype,
+                     "conv2d: bias must be (\(g.outChannels)) \(x.dtype), got \(bias.shape) \(bias.dtype)")
+        precondition(x.dtype == weight.dtype && x.dtype.isFloatingPoint, "conv2d: dtypes \(x.dtype) and \(weight.dtype)")
+        let out = Tensor(uninitializedShape: convOutputShape(g), dtype: x.dtype)
+        switch x.dtype {
+        case .float32:
+            Backend.current.conv2dForward(g, input: x.floatPointer, weight: weight.floatPointer, bias: bias.floatPointer,
+                                          output: out.floatPointer)
+        case .float64:
+            ReferenceKernels.conv2dForward(g, input: UnsafePointer(x.doublePointer), weight: UnsafePointer(weight.doublePointer),
+                                           output: out.doublePointer)
+            let (o, b, c) = (out.doublePointer, bias.doublePointer, g.outChannels)
+            for i in 0..<(out.elementCount / Swift.max(c, 1)) {
+                for k in 0..<c { o[i * c + k] += b[k] }
+            }
+        case .int64: break
+        }
+        return out.recording("conv2d", [x, weight, bias]) { dy, needs in
+            [needs[0] ? convBackwardData(dy, weight, g) : nil, needs[1] ? convBackwardWeights(x, dy, g) : nil,
+             needs[2] ? dy.sumToShape(bias.shape) : nil]
+        }
+    }
+
     /// Transposed convolution (PyTorch's conv_transpose2d) without bias.
     ///
     /// - Parameters:
