@@ -19,7 +19,6 @@ public final class Linear: Module {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = Tensor.matmul(x, weight.value, transposeB: true)
-        return bias.map { y + $0.value } ?? y
+        Tensor.linear(x, weight.value, bias: bias?.value)
     }
 }

@@ -451,6 +451,18 @@ final class OpGradientTests: XCTestCase {
         }
     }
 
+    func testLinearWithBias() {
+        let x = Self.input([3, 5], 351), w = Self.input([4, 5], 352), b = Self.input([4], 353)
+        GradientCheck.check([x, w, b], "linear") { Tensor.linear($0[0], $0[1], bias: $0[2]) }
+        GradientCheck.checkSecondOrder([x, w, b], "linear, tanh") { Tensor.linear($0[0], $0[1], bias: $0[2]).tanh() }
+        let x3 = Self.input([2, 3, 5], 354)
+        GradientCheck.check([x3, w, b], "linear on rank 3") { Tensor.linear($0[0], $0[1], bias: $0[2]) }
+        // Float32 (bias as the GEMM's starting C) against Float64.
+        let y32 = Tensor.linear(x3.cast(to: .float32), w.cast(to: .float32), bias: b.cast(to: .float32))
+        let y64 = Tensor.matmul(x3, w, transposeB: true) + b
+        assertClose(y32.cast(to: .float64), y64, relative: 1e-5, floor: 1e-6, "linear Float32 against Float64")
+    }
+
     func testConv2dWithFusedBias() {
         let x = Self.input([2, 5, 5, 2], 190), w = Self.input([3, 2, 3, 3], 191), b = Self.input([3], 192)
         GradientCheck.check([x, w, b], "conv2d + bias") {

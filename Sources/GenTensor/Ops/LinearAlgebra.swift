@@ -50,4 +50,45 @@ extension Tensor {
             return [da, db]
         }
     }
+
+    /// x Wᵀ + b (PyTorch's `F.linear`) in one GEMM: the output starts as b repeated over the rows and
+    /// the GEMM accumulates into it (beta = 1), so no separate pass adds the bias.
+    ///
+    /// Shapes: `x` (..., K), `weight` (N, K), `bias` (N) or nil; the result is (..., N).
+    public static func linear(_ x: Tensor, _ weight: Tensor, bias: Tensor?) -> Tensor {
+        guard let bias else { return matmul(x, weight, transposeB: true) }
+        precondition(x.rank >= 1 && weight.rank == 2 && x.shape[x.rank - 1] == weight.shape[1],
+                     "linear: input \(x.shape) and weight \(weight.shape) (out, in) disagree")
+        precondition(bias.shape == [weight.shape[0]] && bias.dtype == x.dtype && weight.dtype == x.dtype,
+                     "linear: bias must be (\(weight.shape[0])) \(x.dtype), got \(bias.shape) \(bias.dtype)")
+        if x.rank != 2 {
+            let lead = Array(x.shape.dropLast())
+            return linear(x.reshaped([-1, x.shape[x.rank - 1]]), weight, bias: bias).reshaped(lead + [weight.shape[0]])
+        }
+        let (m, k, n) = (x.shape[0], x.shape[1], weight.shape[0])
+        let out = Tensor(uninitializedShape: [m, n], dtype: x.dtype)
+        func fill<T>(_ o: UnsafeMutablePointer<T>, _ b: UnsafeMutablePointer<T>) {
+            parallelChunks(m, costPerItem: n) { rows in
+                for row in rows { (o + row * n).update(from: b, count: n) }
+            }
+        }
+        switch x.dtype {
+        case .float32:
+            fill(out.floatPointer, bias.floatPointer)
+            if m > 0 && n > 0 {
+                Backend.current.gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: x.floatPointer, lda: k,
+                                     b: weight.floatPointer, ldb: k, beta: 1, c: out.floatPointer, ldc: n)
+            }
+        case .float64:
+            fill(out.doublePointer, bias.doublePointer)
+            ReferenceKernels.gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1.0, a: x.doublePointer, lda: k,
+                                  b: weight.doublePointer, ldb: k, beta: 1.0, c: out.doublePointer, ldc: n)
+        case .int64: preconditionFailure("linear: int64 operands")
+        }
+        return out.recording("linear", [x, weight, bias]) { g, needs in
+            [needs[0] ? matmul(g, weight) : nil,
+             needs[1] ? matmul(g, x, transposeA: true) : nil,
+             needs[2] ? g.sumToShape(bias.shape) : nil]
+        }
+    }
 }
