@@ -44,9 +44,27 @@ public final class RandomGenerator: @unchecked Sendable {
 
     /// A standard normal double (Box-Muller; each call draws two values and uses one).
     public func nextNormal() -> Double {
-        let u1 = 1 - nextUnitDouble()  // (0, 1]
-        let u2 = nextUnitDouble()
+        defer { counter &+= 2 }
+        return RandomGenerator.normal(seed, counter)
+    }
+
+    /// The uniform double in [0, 1) at stream position n.
+    @inline(__always)
+    static func unitDouble(_ seed: UInt64, _ n: UInt64) -> Double { Double(mix(seed, n) >> 11) * 0x1p-53 }
+
+    /// The normal value drawn from stream positions n and n + 1 (what `nextNormal` returns there).
+    @inline(__always)
+    static func normal(_ seed: UInt64, _ n: UInt64) -> Double {
+        let u1 = 1 - unitDouble(seed, n)  // (0, 1]
+        let u2 = unitDouble(seed, n &+ 1)
         return (-2 * Double.log(u1)).squareRoot() * Double.cos(2 * Double.pi * u2)
+    }
+
+    /// Reserves `count` draws and returns the position of the first: tensors fill their elements from
+    /// the positions in parallel, with the values a sequential loop would give.
+    func reserve(_ count: Int) -> UInt64 {
+        defer { counter &+= UInt64(count) }
+        return counter
     }
 
     /// A random permutation of 0..<n (Fisher-Yates).
@@ -68,9 +86,15 @@ extension Tensor {
         case .float32:
             // Rounding to Float32 can reach `high`; keep the promised half-open range.
             let top = Float(high).nextDown
-            for i in 0..<n { out.floatPointer[i] = Swift.min(Float(low + (high - low) * generator.nextUnitDouble()), top) }
+            let (seed, base, p) = (generator.seed, generator.reserve(n), out.floatPointer)
+            parallelChunks(n, costPerItem: 8) { r in
+                for i in r { p[i] = Swift.min(Float(low + (high - low) * RandomGenerator.unitDouble(seed, base &+ UInt64(i))), top) }
+            }
         case .float64:
-            for i in 0..<n { out.doublePointer[i] = low + (high - low) * generator.nextUnitDouble() }
+            let (seed, base, p) = (generator.seed, generator.reserve(n), out.doublePointer)
+            parallelChunks(n, costPerItem: 8) { r in
+                for i in r { p[i] = low + (high - low) * RandomGenerator.unitDouble(seed, base &+ UInt64(i)) }
+            }
         case .int64: preconditionFailure("uniform: int64 dtype; use randomIntegers")
         }
         return out
@@ -82,8 +106,16 @@ extension Tensor {
         let out = Tensor(uninitializedShape: shape, dtype: dtype, requiresGrad: requiresGrad)
         let n = out.elementCount
         switch dtype {
-        case .float32: for i in 0..<n { out.floatPointer[i] = Float(mean + std * generator.nextNormal()) }
-        case .float64: for i in 0..<n { out.doublePointer[i] = mean + std * generator.nextNormal() }
+        case .float32:
+            let (seed, base, p) = (generator.seed, generator.reserve(2 * n), out.floatPointer)
+            parallelChunks(n, costPerItem: 64) { r in
+                for i in r { p[i] = Float(mean + std * RandomGenerator.normal(seed, base &+ 2 &* UInt64(i))) }
+            }
+        case .float64:
+            let (seed, base, p) = (generator.seed, generator.reserve(2 * n), out.doublePointer)
+            parallelChunks(n, costPerItem: 64) { r in
+                for i in r { p[i] = mean + std * RandomGenerator.normal(seed, base &+ 2 &* UInt64(i)) }
+            }
         case .int64: preconditionFailure("normal: int64 dtype")
         }
         return out

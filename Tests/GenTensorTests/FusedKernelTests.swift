@@ -137,4 +137,17 @@ final class FusedKernelTests: XCTestCase {
             XCTAssertEqual(diff[i], bs[i % bs.count] - xs[i])
         }
     }
+
+    func testParallelRandomFillsMatchSequentialDraws() {
+        let n = 100_003
+        let a = RandomGenerator(seed: 77), b = RandomGenerator(seed: 77)
+        let normals = Tensor.normal([n], dtype: .float64, generator: a).scalars(as: Double.self)
+        let uniforms = Tensor.uniform([n], low: -2, high: 3, dtype: .float32, generator: a).scalars(as: Float.self)
+        for i in 0..<n { XCTAssertEqual(normals[i], b.nextNormal(), "normal \(i)"); if normals[i] != normals[i] { break } }
+        for i in 0..<n {
+            let expected = Swift.min(Float(-2 + 5 * b.nextUnitDouble()), Float(3).nextDown)
+            if uniforms[i] != expected { XCTFail("uniform \(i): \(uniforms[i]) != \(expected)"); break }
+        }
+        XCTAssertEqual(a.counter, b.counter, "the tensor fills advance the stream as the sequential draws do")
+    }
 }
