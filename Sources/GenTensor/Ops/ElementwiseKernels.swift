@@ -130,20 +130,12 @@ enum ElementwiseKernels {
         }
         // One operand contiguous, the other repeating a contiguous block along leading axes (a bias
         // over (N, H, W, C)): no index arithmetic per row.
-        if aContiguous, let inner = Self.repeatingBlock(sb, shape) {
+        if let inner = aContiguous ? Self.repeatingBlock(sb, shape) : bContiguous ? Self.repeatingBlock(sa, shape) : nil {
+            let (rowA, rowB) = aContiguous ? (inner, 0) : (0, inner)
             parallelChunks(n / inner, costPerItem: inner) { r in
                 for row in r {
-                    let o = out + row * inner, x = a + row * inner
-                    for j in 0..<inner { o[j] = F.apply(x[j], b[j]) }
-                }
-            }
-            return
-        }
-        if bContiguous, let inner = Self.repeatingBlock(sa, shape) {
-            parallelChunks(n / inner, costPerItem: inner) { r in
-                for row in r {
-                    let o = out + row * inner, y = b + row * inner
-                    for j in 0..<inner { o[j] = F.apply(a[j], y[j]) }
+                    let o = out + row * inner, x = a + row * rowA, y = b + row * rowB
+                    for j in 0..<inner { o[j] = F.apply(x[j], y[j]) }
                 }
             }
             return

@@ -80,7 +80,7 @@ enum GroupNormKernels {
                         }
                     }
                 }
-                if geo.silu { ElementwiseKernels.serialUnary(SiLUF.self, yn, s * c) }
+                if geo.silu { ElementwiseKernels.serialUnary(SiLUF.self, yn, yn, s * c) }
             }
         }
     }
@@ -99,7 +99,7 @@ enum GroupNormKernels {
                 parallelChunks(geo.batch, costPerItem: s * c * 4) { range in
                     var scale = [T](repeating: 0, count: c), shift = [T](repeating: 0, count: c)
                     var mean = [T](repeating: 0, count: c), rstd = [T](repeating: 0, count: c)
-                    var a1 = [T](repeating: 0, count: c), a2 = [T](repeating: 0, count: c)
+                    var a1 = [T](repeating: 0, count: c), a2 = [T](repeating: 0, count: c), a3 = [T](repeating: 0, count: c)
                     for n in range {
                         let xn = x + n * s * c, dyn = dy + n * s * c, dxn = dx + n * s * c
                         let accDz = sdzBase + n * c, accDzX = sdzxBase + n * c
@@ -115,7 +115,7 @@ enum GroupNormKernels {
                                 let row = xn + p * c, z = dxn + p * c
                                 for k in 0..<c { z[k] = row[k] * scale[k] + shift[k] }
                             }
-                            ElementwiseKernels.serialBinaryIntoSecond(SiLUGradF.self, dyn, dxn, s * c)
+                            ElementwiseKernels.serialBinary(SiLUGradF.self, dyn, dxn, dxn, s * c)
                         } else {
                             dxn.update(from: dyn, count: s * c)
                         }
@@ -142,12 +142,12 @@ enum GroupNormKernels {
                                 // dx = a1 dz + a2 (x - mean) + a3, folded per channel:
                                 a1[k] = T(r * w)
                                 a2[k] = T(-r * r * m2)
-                                scale[k] = T(-r * m1)
+                                a3[k] = T(-r * m1)
                             }
                         }
                         for p in 0..<s {
                             let row = xn + p * c, dz = dxn + p * c
-                            for k in 0..<c { dz[k] = a1[k] * dz[k] + a2[k] * (row[k] - mean[k]) + scale[k] }
+                            for k in 0..<c { dz[k] = a1[k] * dz[k] + a2[k] * (row[k] - mean[k]) + a3[k] }
                         }
                     }
                 }

@@ -87,79 +87,70 @@ protocol VectorBinaryFunctor: BinaryFunctor {
 }
 
 extension ElementwiseKernels {
-    /// y = F(x) over n Float32 values, 16 lanes at a time (the tail through a padded vector).
+    /// y = F(x) over n Float32 values, threaded; each thread runs `serialUnary` on its chunk.
     static func unaryVector<F: VectorUnaryFunctor>(_ f: F.Type, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
         parallelChunks((n + 15) / 16, costPerItem: 16) { r in
-            let end = Swift.min(r.upperBound * 16, n)
-            var i = r.lowerBound * 16
-            while i + 16 <= end {
-                let v = UnsafeRawPointer(x + i).loadUnaligned(as: VectorMath.Vector.self)
-                UnsafeMutableRawPointer(y + i).storeBytes(of: F.apply(vector: v), as: VectorMath.Vector.self)
-                i += 16
-            }
-            if i < end {
-                var v = VectorMath.Vector(repeating: 0)
-                for j in 0..<(end - i) { v[j] = x[i + j] }
-                let out = F.apply(vector: v)
-                for j in 0..<(end - i) { y[i + j] = out[j] }
-            }
+            let lo = r.lowerBound * 16, hi = Swift.min(r.upperBound * 16, n)
+            serialUnary(f, x + lo, y + lo, hi - lo)
         }
     }
 
-    /// out = F(a, b) over n contiguous Float32 pairs, 16 lanes at a time.
+    /// out = F(a, b) over n contiguous Float32 pairs, threaded; each thread runs `serialBinary`.
     static func binaryVector<F: VectorBinaryFunctor>(_ f: F.Type, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                                                      _ out: UnsafeMutablePointer<Float>, _ n: Int) {
         parallelChunks((n + 15) / 16, costPerItem: 16) { r in
-            let end = Swift.min(r.upperBound * 16, n)
-            var i = r.lowerBound * 16
-            while i + 16 <= end {
-                let va = UnsafeRawPointer(a + i).loadUnaligned(as: VectorMath.Vector.self)
-                let vb = UnsafeRawPointer(b + i).loadUnaligned(as: VectorMath.Vector.self)
-                UnsafeMutableRawPointer(out + i).storeBytes(of: F.apply(vector: va, vb), as: VectorMath.Vector.self)
-                i += 16
-            }
-            if i < end {
-                var va = VectorMath.Vector(repeating: 0), vb = va
-                for j in 0..<(end - i) { va[j] = a[i + j]; vb[j] = b[i + j] }
-                let o = F.apply(vector: va, vb)
-                for j in 0..<(end - i) { out[i + j] = o[j] }
-            }
+            let lo = r.lowerBound * 16, hi = Swift.min(r.upperBound * 16, n)
+            serialBinary(f, a + lo, b + lo, out + lo, hi - lo)
         }
     }
 
-    /// x = F(x) in place over n values on the calling thread (for kernels already inside a parallel
-    /// region); Float32 runs 16 lanes at a time.
-    static func serialUnary<F: VectorUnaryFunctor, T: KernelFloat>(_ f: F.Type, _ x: UnsafeMutablePointer<T>, _ n: Int) {
+    /// y = F(x) over n values on the calling thread (also for kernels already inside a parallel
+    /// region; y may be x). Float32 runs 16 lanes at a time, the tail through a padded vector.
+    static func serialUnary<F: VectorUnaryFunctor, T: KernelFloat>(_ f: F.Type, _ x: UnsafePointer<T>,
+                                                                  _ y: UnsafeMutablePointer<T>, _ n: Int) {
         guard T.self == Float.self else {
-            for i in 0..<n { x[i] = F.apply(x[i]) }
+            for i in 0..<n { y[i] = F.apply(x[i]) }
             return
         }
-        let p = UnsafeMutableRawPointer(x).assumingMemoryBound(to: Float.self)
+        let px = UnsafeRawPointer(x).assumingMemoryBound(to: Float.self)
+        let py = UnsafeMutableRawPointer(y).assumingMemoryBound(to: Float.self)
         var i = 0
         while i + 16 <= n {
-            let v = UnsafeRawPointer(p + i).loadUnaligned(as: VectorMath.Vector.self)
-            UnsafeMutableRawPointer(p + i).storeBytes(of: F.apply(vector: v), as: VectorMath.Vector.self)
+            let v = UnsafeRawPointer(px + i).loadUnaligned(as: VectorMath.Vector.self)
+            UnsafeMutableRawPointer(py + i).storeBytes(of: F.apply(vector: v), as: VectorMath.Vector.self)
             i += 16
         }
-        while i < n { p[i] = F.apply(p[i]); i += 1 }
+        if i < n {
+            var v = VectorMath.Vector(repeating: 0)
+            for j in 0..<(n - i) { v[j] = px[i + j] }
+            let o = F.apply(vector: v)
+            for j in 0..<(n - i) { py[i + j] = o[j] }
+        }
     }
 
-    /// b = F(a, b) in place over n values on the calling thread; Float32 runs 16 lanes at a time.
-    static func serialBinaryIntoSecond<F: VectorBinaryFunctor, T: KernelFloat>(_ f: F.Type, _ a: UnsafeMutablePointer<T>,
-                                                                              _ b: UnsafeMutablePointer<T>, _ n: Int) {
+    /// out = F(a, b) over n values on the calling thread (out may be a or b). Float32 runs 16 lanes at
+    /// a time, the tail through a padded vector.
+    static func serialBinary<F: VectorBinaryFunctor, T: KernelFloat>(_ f: F.Type, _ a: UnsafePointer<T>, _ b: UnsafePointer<T>,
+                                                                    _ out: UnsafeMutablePointer<T>, _ n: Int) {
         guard T.self == Float.self else {
-            for i in 0..<n { b[i] = F.apply(a[i], b[i]) }
+            for i in 0..<n { out[i] = F.apply(a[i], b[i]) }
             return
         }
-        let pa = UnsafeMutableRawPointer(a).assumingMemoryBound(to: Float.self)
-        let pb = UnsafeMutableRawPointer(b).assumingMemoryBound(to: Float.self)
+        let pa = UnsafeRawPointer(a).assumingMemoryBound(to: Float.self)
+        let pb = UnsafeRawPointer(b).assumingMemoryBound(to: Float.self)
+        let po = UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self)
         var i = 0
         while i + 16 <= n {
             let va = UnsafeRawPointer(pa + i).loadUnaligned(as: VectorMath.Vector.self)
             let vb = UnsafeRawPointer(pb + i).loadUnaligned(as: VectorMath.Vector.self)
-            UnsafeMutableRawPointer(pb + i).storeBytes(of: F.apply(vector: va, vb), as: VectorMath.Vector.self)
+            UnsafeMutableRawPointer(po + i).storeBytes(of: F.apply(vector: va, vb), as: VectorMath.Vector.self)
             i += 16
         }
-        while i < n { pb[i] = F.apply(pa[i], pb[i]); i += 1 }
+        if i < n {
+            var va = VectorMath.Vector(repeating: 0), vb = va
+            for j in 0..<(n - i) { va[j] = pa[i + j]; vb[j] = pb[i + j] }
+            let o = F.apply(vector: va, vb)
+            for j in 0..<(n - i) { po[i + j] = o[j] }
+        }
     }
 }
