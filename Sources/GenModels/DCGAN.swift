@@ -38,6 +38,8 @@ public final class DCGANGenerator: Module {
             + prefixed("net.6", deconv3.namedParameters)
     }
 
+    public var batchNorms: [BatchNorm] { [bn1, bn2] }
+
     /// Generates images from latent codes.
     ///
     /// - Parameters:

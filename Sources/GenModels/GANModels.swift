@@ -10,6 +10,12 @@ public protocol GANGenerator: Module {
     /// Generates images; `training` selects batch statistics (and running-statistic updates) for
     /// networks with BatchNorm, and is ignored by the others.
     func callAsFunction(_ z: Tensor, training: Bool) -> Tensor
+    /// The generator's BatchNorm layers, in forward order (none by default).
+    var batchNorms: [BatchNorm] { get }
+}
+
+extension GANGenerator {
+    public var batchNorms: [BatchNorm] { [] }
 }
 
 /// A GAN discriminator or critic: images (N, 28, 28, 1) to one raw score (a logit, or a critic
@@ -171,6 +177,8 @@ public final class ConditionalDCGANGenerator: GANGenerator, ConditionalGANNetwor
                      "ConditionalDCGANGenerator: labels \(labels.dtype) \(labels.shape) should be int64 (\(z.shape[0]))")
         return net(Tensor.concatenate([z, labelEmbedding(labels)], axis: 1), training: training)
     }
+
+    public var batchNorms: [BatchNorm] { net.batchNorms }
 
     /// Images with class-balanced labels: image i gets class i mod classCount.
     public func callAsFunction(_ z: Tensor, training: Bool) -> Tensor {

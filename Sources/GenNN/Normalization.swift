@@ -10,7 +10,10 @@
 public final class BatchNorm: Module {
     public let weight: Parameter, bias: Parameter
     public let runningMean: Parameter, runningVar: Parameter, numBatchesTracked: Parameter
-    public let eps: Double, momentum: Double
+    public let eps: Double
+    /// The running statistics' update weight (PyTorch's `momentum`); `recalibrate` changes it
+    /// while it averages.
+    public var momentum: Double
 
     public init(_ channels: Int, eps: Double = 1e-5, momentum: Double = 0.1) {
         weight = Parameter(Tensor.ones([channels]))
@@ -40,6 +43,22 @@ public final class BatchNorm: Module {
             numBatchesTracked.assign(Tensor(scalar: Int64(numBatchesTracked.value.item) + 1))
         }
         return y
+    }
+
+    /// Re-estimates the running statistics of `norms` as the plain average of the batch statistics
+    /// of `batches` training-mode forwards (`forward(i)` runs forward i without gradients), as
+    /// `torch.optim.swa_utils.update_bn` does for averaged weights: an EMA or SWA model's weights
+    /// are not the ones the raw model's running statistics were measured on.
+    public static func recalibrate(_ norms: [BatchNorm], batches: Int, forward: (Int) -> Void) {
+        precondition(batches >= 1, "BatchNorm.recalibrate: needs at least one batch")
+        let saved = norms.map(\.momentum)
+        defer { for (norm, m) in zip(norms, saved) { norm.momentum = m } }
+        for i in 0..<batches {
+            // Forward i weighs its statistics 1 / (i + 1): after it, the running values are the
+            // mean over forwards 0...i (the first replaces whatever was there).
+            for norm in norms { norm.momentum = 1 / Double(i + 1) }
+            withoutGradients { forward(i) }
+        }
     }
 }
 

@@ -36,6 +36,9 @@ struct GANTrainFlags: ParsableArguments {
     @Option(help: "Seed for initialisation, shuffling and noise.")
     var seed: UInt64 = 0
 
+    @Option(name: .customLong("init"), help: "Initialisation: dcgan (weights N(0, 0.02), Radford et al.) or pytorch (each layer's PyTorch default, as the reference modules). Default: dcgan, or pytorch for the MLP gan.")
+    var initialization: GANInitialization?
+
     @Option(help: "A folder of IDX files (gzipped or not) or of PNG images; default: Debian's Fashion-MNIST.")
     var data: String?
 
@@ -83,6 +86,7 @@ struct GANTrainFlags: ParsableArguments {
         if let dSteps { c.discriminatorSteps = dSteps }
         c.zDim = zDim
         c.emaDecay = emaDecay
+        if let initialization { c.initialization = initialization }
         return c
     }
 }
@@ -263,6 +267,7 @@ struct TrainCGAN: ParsableCommand {
 }
 
 extension GANGeneratorLossKind: ExpressibleByArgument {}
+extension GANInitialization: ExpressibleByArgument {}
 
 /// `generative train cyclegan`.
 struct TrainCycleGAN: ParsableCommand {

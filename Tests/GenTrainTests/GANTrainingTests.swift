@@ -197,6 +197,70 @@ final class GANTrainingTests: XCTestCase {
         }
     }
 
+    // MARK: initialisation
+
+    /// `dcgan` initialisation: convolution weights N(0, 0.02), BatchNorm scales N(1, 0.02) and
+    /// shifts 0, for the generator and the discriminator; `pytorch` keeps each layer's default
+    /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (the last transposed convolution: fan_in 1 * 4 * 4, bound 0.25).
+    func testDCGANInitialisationDrawsFromTheDCGANPaperDistributions() {
+        func moments(_ t: Tensor) -> (mean: Double, std: Double) {
+            let v = t.doubleScalars()
+            let mean = v.reduce(0, +) / Double(v.count)
+            return (mean, (v.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(v.count)).squareRoot())
+        }
+        XCTAssertEqual(GANConfiguration(variant: .dcgan).initialization, .dcgan)
+        XCTAssertEqual(GANConfiguration(variant: .gan).initialization, .pytorch)
+        let gan = GANTraining(variant: .dcgan, seed: 3)
+        for network in [gan.generator as Module, gan.discriminator as Module] {
+            let named = Dictionary(uniqueKeysWithValues: network.namedParameters)
+            for (name, p) in network.namedParameters where p.isTrainable {
+                let (mean, std) = moments(p.value)
+                if p.value.rank == 4 {
+                    XCTAssertEqual(mean, 0, accuracy: 0.003, name)
+                    XCTAssertEqual(std, 0.02, accuracy: 0.002, name)
+                } else if name.hasSuffix("weight"), named[String(name.dropLast(6)) + "running_mean"] != nil {
+                    XCTAssertEqual(mean, 1, accuracy: 0.01, name)
+                    XCTAssertEqual(std, 0.02, accuracy: 0.01, name)
+                    XCTAssertEqual(named[String(name.dropLast(6)) + "bias"]?.value.doubleScalars().allSatisfy { $0 == 0 }, true)
+                }
+            }
+        }
+        var c = GANConfiguration(variant: .dcgan)
+        c.initialization = .pytorch
+        let last = GANTraining(config: c, seed: 3).generator.namedParameters.first { $0.0 == "net.6.weight" }!.1
+        let values = last.value.doubleScalars()
+        XCTAssertLessThanOrEqual(values.map(abs).max()!, 0.25)
+        XCTAssertGreaterThan(values.map(abs).max()!, 0.2, "PyTorch's default bound is 1/sqrt(16)")
+    }
+
+    /// Configurations stored before `initialization` existed decode as PyTorch-initialised runs.
+    func testOldConfigurationsDecodeWithPyTorchInitialisation() throws {
+        let json = #"{"variant":"dcgan","zDim":100,"channels":64}"#
+        let c = try JSONDecoder().decode(GANConfiguration.self, from: Data(json.utf8))
+        XCTAssertEqual(c.initialization, .pytorch)
+        XCTAssertEqual(c.variant, .dcgan)
+        let roundTrip = try JSONDecoder().decode(GANConfiguration.self, from: JSONEncoder().encode(GANConfiguration(variant: .lsgan)))
+        XCTAssertEqual(roundTrip.initialization, .dcgan)
+    }
+
+    /// The EMA generator's BatchNorm statistics are re-measured on its own weights: they differ
+    /// from the raw generator's, and sampling twice gives the same images.
+    func testEMAGeneratorRecalibratesItsBatchNormStatistics() {
+        let gan = GANTraining(config: config(.dcgan), seed: 6)
+        for step in 0..<3 {
+            _ = gan.trainStep(images: Self.images.rows(Array((8 * step)..<(8 * step + 8))), labels: nil,
+                              rng: RandomGenerator(seed: UInt64(step)), step: step)
+        }
+        let emaGenerator = gan.samplingGenerator(ema: true)
+        let raw = gan.generator.batchNorms.map { $0.runningMean.value.doubleScalars() }
+        let averaged = emaGenerator.batchNorms.map { $0.runningMean.value.doubleScalars() }
+        XCTAssertEqual(averaged.count, 2)
+        XCTAssertNotEqual(raw, averaged)
+        XCTAssertEqual(emaGenerator.batchNorms.map(\.momentum), [0.1, 0.1])
+        let first = gan.sample(count: 4, generator: RandomGenerator(seed: 2)).scalars(as: Float.self)
+        XCTAssertEqual(gan.sample(count: 4, generator: RandomGenerator(seed: 2)).scalars(as: Float.self), first)
+    }
+
     // MARK: EMA and sampling
 
     func testEMASamplesAreInRangeAndDifferFromTheRawGenerator() {
