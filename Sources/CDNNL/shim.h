@@ -68,6 +68,15 @@ static inline dnnl_status_t cdnnl_conv2d_desc_init(dnnl_convolution_desc_t *cd, 
     }
 }
 
+/// A 2-D f32 memory descriptor with dims (d0, d1) and element strides (s0, s1): (M, K) row-major is
+/// strides (K, 1); PyTorch's (N, K) weight read as the (K, N) matrix it transposes is strides (1, K).
+static inline dnnl_status_t cdnnl_md_init_2d(dnnl_memory_desc_t *md, int64_t d0, int64_t d1, int64_t s0,
+                                            int64_t s1) {
+    dnnl_dims_t dims = {d0, d1};
+    dnnl_dims_t strides = {s0, s1};
+    return dnnl_memory_desc_init_by_strides(md, 2, dims, dnnl_f32, strides);
+}
+
 /// The implementation name oneDNN chose for a primitive descriptor (e.g. "jit:avx512_core").
 static inline const char *cdnnl_impl_info(const_dnnl_primitive_desc_t pd) {
     const char *name = NULL;

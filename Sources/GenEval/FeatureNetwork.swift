@@ -164,7 +164,7 @@ extension FeatureNetwork {
         var h = reluMaxPool2(classifier.conv1(x))  // 14x14
         h = reluMaxPool2(classifier.conv2(h))  // 7x7
         h = reluMaxPool2(classifier.conv3(h))  // 3x3 (floor)
-        return classifier.fc1(h.flattened(from: 1)).relu()
+        return classifier.fc1(h.flattened(from: 1), activation: .relu)
     }
 
     /// max(0, 2 x 2 max pooling) of (N, H, W, C) float32, stride 2, floor output size.

@@ -34,7 +34,7 @@ public final class Classifier: Module {
         var h = conv1(x).relu().maxPool2d(kernel: 2)  // 14x14
         h = conv2(h).relu().maxPool2d(kernel: 2)  // 7x7
         h = conv3(h).relu().maxPool2d(kernel: 2)  // 3x3 (floor)
-        return fc1(h.flattened(from: 1)).relu()
+        return fc1(h.flattened(from: 1), activation: .relu)
     }
 
     /// The class logits.

@@ -9,6 +9,12 @@ public protocol Autoencoder: Module {
     func encode(_ x: Tensor) -> (mu: Tensor, logvar: Tensor)
     /// Bernoulli logits of the pixels, (N, 784).
     func decode(_ z: Tensor) -> Tensor
+    /// Pixel probabilities sigmoid(decode(z)), (N, 784); a model may fuse the sigmoid into its last layer.
+    func decodeProbabilities(_ z: Tensor) -> Tensor
+}
+
+extension Autoencoder {
+    public func decodeProbabilities(_ z: Tensor) -> Tensor { decode(z).sigmoid() }
 }
 
 extension MLPVAE: Autoencoder {
@@ -57,7 +63,7 @@ public final class ConvVAE: Autoencoder {
 
     public func decode(_ z: Tensor) -> Tensor {
         // fc_dec's rows are in channels-last (H, W, C) order here; PyTorch users reshape (C, H, W).
-        let h = fcDec(z).relu().reshaped([z.shape[0], 7, 7, 64])
+        let h = fcDec(z, activation: .relu).reshaped([z.shape[0], 7, 7, 64])
         return dec2(dec1(h).relu()).flattened(from: 1)
     }
 }
@@ -84,6 +90,8 @@ public final class MLPAutoencoder: Autoencoder {
     }
 
     public func decode(_ z: Tensor) -> Tensor { vae.decode(z) }
+
+    public func decodeProbabilities(_ z: Tensor) -> Tensor { vae.decodeProbabilities(z) }
 }
 
 /// The training objective of an `Autoencoder` per example: reconstruction + KL(q(z|x) || N(0, I))

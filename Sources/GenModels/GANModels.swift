@@ -56,8 +56,7 @@ public final class MLPGenerator: GANGenerator {
         precondition(z.rank == 2 && z.shape[1] == zDim, "MLPGenerator: z \(z.shape) should be (N, \(zDim))")
         var h = z
         for (i, layer) in layers.enumerated() {
-            h = layer(h)
-            h = i == layers.count - 1 ? h.tanh() : h.relu()
+            h = layer(h, activation: i == layers.count - 1 ? .tanh : .relu)
         }
         return h.reshaped([z.shape[0], 28, 28, 1])
     }

@@ -41,7 +41,7 @@ public final class MLPVAE: Module {
     /// - Parameter x: (N, 28, 28, 1) or (N, 784).
     /// - Returns: `mu` and `logvar`, each (N, latentDim).
     public func encode(_ x: Tensor) -> (mu: Tensor, logvar: Tensor) {
-        let h = fc1(flattenedInput(x)).relu()
+        let h = fc1(flattenedInput(x), activation: .relu)
         return (fcMu(h), fcLogvar(h))
     }
 
@@ -50,7 +50,16 @@ public final class MLPVAE: Module {
     /// - Parameter z: (N, latentDim).
     /// - Returns: logits (N, inputDim); `sigmoid` gives pixel probabilities.
     public func decode(_ z: Tensor) -> Tensor {
-        fc4(fc3(z).relu())
+        fc4(fc3(z, activation: .relu))
+    }
+
+    /// Pixel probabilities, sigmoid(decode(z)). Without gradient recording (sampling) each layer is
+    /// one fused product + bias + activation: ReLU after fc3, the sigmoid after fc4.
+    ///
+    /// - Parameter z: (N, latentDim).
+    /// - Returns: (N, inputDim) in [0, 1].
+    public func decodeProbabilities(_ z: Tensor) -> Tensor {
+        fc4(fc3(z, activation: .relu), activation: .sigmoid)
     }
 
     /// The negative ELBO per example with the reparameterisation z = mu + exp(logvar / 2) eps:

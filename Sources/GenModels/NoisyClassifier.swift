@@ -32,12 +32,12 @@ public final class NoisyClassifier: Module {
     }
 
     public func callAsFunction(_ x: Tensor, t: Tensor) -> Tensor {
-        let e = timeOut(timeIn(timestepEmbedding(t, dim: 32)).silu()).silu()
+        let e = timeOut(timeIn(timestepEmbedding(t, dim: 32), activation: .silu), activation: .silu)
         var h = x
         for i in 0..<3 {
             let shift = tembs[i](e).reshaped([x.shape[0], 1, 1, -1])
             h = (convs[i](h) + shift).silu().avgPool2d(kernel: 2)
         }
-        return fc2(fc1(h.flattened(from: 1)).silu())
+        return fc2(fc1(h.flattened(from: 1), activation: .silu))
     }
 }

@@ -240,7 +240,7 @@ public final class UNet: Module {
 
     /// The time (and class) embedding, (B, 4 * width).
     public func embedding(_ t: Tensor, _ y: Tensor?) -> Tensor {
-        var e = timeLinear2(timeLinear1(timestepEmbedding(t, dim: config.width)).silu())
+        var e = timeLinear2(timeLinear1(timestepEmbedding(t, dim: config.width), activation: .silu))
         if let classEmbedding {
             guard let y else { preconditionFailure("UNet: a class-conditional model needs labels y") }
             precondition(y.shape == t.shape, "UNet: labels \(y.shape) and timesteps \(t.shape) differ in shape")

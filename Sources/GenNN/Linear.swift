@@ -18,7 +18,9 @@ public final class Linear: Module {
         [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        Tensor.linear(x, weight.value, bias: bias?.value)
+    /// activation(x Wᵀ + b); without gradient recording the bias and activation run fused into the
+    /// product (see `Tensor.linear`), with it this is the layer followed by the activation op.
+    public func callAsFunction(_ x: Tensor, activation: LinearActivation = .none) -> Tensor {
+        Tensor.linear(x, weight.value, bias: bias?.value, activation: activation)
     }
 }

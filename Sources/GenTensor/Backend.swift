@@ -1,4 +1,4 @@
-/// The backend seam: the heavy kernels (GEMM and convolutions) that ops call. Models and autodiff
+/// The backend seam: the heavy kernels (GEMM, linear layers and convolutions) that ops call. Models and autodiff
 /// never call oneDNN directly; a GPU backend implements this protocol without touching them.
 ///
 /// Layouts: activations are channels-last (NHWC), convolution weights are PyTorch's OIHW of the
@@ -10,6 +10,11 @@ public protocol ComputeBackend: AnyObject {
     func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
               beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int)
+    /// output(M, N) = activation(input(M, K) · weight(N, K)ᵀ + bias(N)), all row-major: PyTorch's
+    /// `F.linear` followed by an activation, in one pass where the backend can fuse them (bias may be
+    /// nil). A default implementation (`linearUnfused`) runs GEMM, then the activation.
+    func linear(m: Int, n: Int, k: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                bias: UnsafePointer<Float>?, activation: LinearActivation, output: UnsafeMutablePointer<Float>)
     /// output(N, OH, OW, O) = conv(input(N, H, W, I), weight(O, I, KH, KW)).
     /// (bias (O) is added to every output position when given.)
     func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
@@ -22,6 +27,21 @@ public protocol ComputeBackend: AnyObject {
                                gradWeight: UnsafeMutablePointer<Float>)
     /// Sets the number of threads the backend's kernels use.
     func setThreads(_ count: Int)
+}
+
+/// An activation applied to a linear layer's output (`Tensor.linear`), fused into the same pass as the
+/// product and bias where the backend can (on the CPU, a oneDNN eltwise post-op of the matmul).
+public enum LinearActivation: String, Sendable, CaseIterable {
+    /// The identity: x Wᵀ + b.
+    case none
+    /// max(x, 0).
+    case relu
+    /// 1 / (1 + e^-x).
+    case sigmoid
+    /// tanh(x).
+    case tanh
+    /// x * sigmoid(x) (SiLU / swish).
+    case silu
 }
 
 /// The shape of one 2-D convolution (groups = 1). Padding may differ per side: a transposed
@@ -68,6 +88,33 @@ public enum Backend {
 }
 
 extension ComputeBackend {
+    public func linear(m: Int, n: Int, k: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                       bias: UnsafePointer<Float>?, activation: LinearActivation, output: UnsafeMutablePointer<Float>) {
+        linearUnfused(m: m, n: n, k: k, input: input, weight: weight, bias: bias, activation: activation, output: output)
+    }
+
+    /// `linear` in separate passes: the output starts as the bias repeated over the rows (or zeros),
+    /// one GEMM accumulates x Wᵀ into it (beta = 1), and the activation runs over it in place. The
+    /// same arithmetic as `Tensor.linear` followed by the activation op.
+    public func linearUnfused(m: Int, n: Int, k: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                              bias: UnsafePointer<Float>?, activation: LinearActivation,
+                              output: UnsafeMutablePointer<Float>) {
+        if m == 0 || n == 0 { return }
+        if let bias {
+            parallelChunks(m, costPerItem: n) { rows in
+                for row in rows { (output + row * n).update(from: bias, count: n) }
+            }
+        }
+        if k > 0 {
+            gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: input, lda: k, b: weight, ldb: k,
+                 beta: bias == nil ? 0 : 1, c: output, ldc: n)
+        } else if bias == nil {
+            output.update(repeating: 0, count: m * n)
+        }
+        ElementwiseKernels.activation(activation, output, m * n)
+    }
+
+
     /// The convolution without bias.
     public func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                               output: UnsafeMutablePointer<Float>) {

@@ -8,13 +8,15 @@ public enum ConvolutionPass: String, Sendable, CaseIterable {
     case backwardWeights = "conv backward-weights"
 }
 
-/// The CPU backend: oneDNN's sgemm and convolutions (Float32, channels-last).
+/// The CPU backend: oneDNN's sgemm, matmul (linear layers with fused bias and activation) and
+/// convolutions (Float32, channels-last).
 ///
 /// Each convolution runs a oneDNN primitive created for its geometry, pass and thread count with
 /// activations in NHWC and weights in whatever blocked layout oneDNN's fastest (jit) kernel wants
 /// (`dnnl_format_tag_any`); the caller's OIHW weights are reordered into it (and weight gradients
 /// back out of it) by cached reorder primitives. Primitives, their scratchpads and the reordered
-/// weight buffers are created once and cached for the life of the backend. Calls are serialized by a
+/// weight buffers are created once and cached for the life of the backend; so are the matmul
+/// primitives of `linear`, one per shape, activation and thread count. Calls are serialized by a
 /// lock: each one already uses every OpenMP thread, and cached buffers and the stream are shared.
 public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     /// The process-wide instance that `Backend.current` defaults to.
@@ -24,6 +26,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     private let stream: dnnl_stream_t
     private let lock = NSLock()
     private var cache: [ConvKey: ConvPrimitive] = [:]
+    private var matmulCache: [MatmulKey: MatmulPrimitive] = [:]
 
     /// Creates a backend with its own oneDNN CPU engine, stream and primitive cache.
     public init() {
@@ -37,6 +40,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
     deinit {
         cache.removeAll()
+        matmulCache.removeAll()
         dnnl_stream_destroy(stream)
         dnnl_engine_destroy(engine)
     }
@@ -47,6 +51,21 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let status = dnnl_sgemm(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
                                 a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
         precondition(status == dnnl_success, "gemm: oneDNN sgemm failed with status \(status)")
+    }
+
+    /// One cached oneDNN matmul primitive per shape, activation and thread count (`MatmulPrimitive`):
+    /// the bias add and the activation run on each output tile as the product leaves it, instead of a
+    /// bias fill before an sgemm and an activation pass after it.
+    public func linear(m: Int, n: Int, k: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                       bias: UnsafePointer<Float>?, activation: LinearActivation, output: UnsafeMutablePointer<Float>) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {  // no product: the bias (or zeros) through the activation
+            linearUnfused(m: m, n: n, k: k, input: input, weight: weight, bias: bias, activation: activation, output: output)
+            return
+        }
+        lock.lock(); defer { lock.unlock() }
+        let p = matmulPrimitive(m: m, n: n, k: k, bias: bias != nil, activation: activation, "linear")
+        p.run(input: input, weight: weight, bias: bias, output: output, stream: stream, op: "linear")
     }
 
     public func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
@@ -121,7 +140,29 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         return p.implementationName + (p.reordersWeights ? " (weights reordered from OIHW)" : "")
     }
 
+    /// The name of the implementation oneDNN chose for `linear` on these sizes (e.g. "brg:avx512_core";
+    /// "ref" would mean a slow path). Creates and caches the primitive if needed.
+    public func linearImplementationName(m: Int, n: Int, k: Int, bias: Bool = true,
+                                         activation: LinearActivation = .none) -> String {
+        precondition(m > 0 && n > 0 && k > 0, "linearImplementationName: empty product \(m)x\(k) · \(k)x\(n)")
+        lock.lock(); defer { lock.unlock() }
+        return matmulPrimitive(m: m, n: n, k: k, bias: bias, activation: activation, "linearImplementationName")
+            .implementationName
+    }
+
     // MARK: - Primitive cache
+
+    /// Must be called with `lock` held. Batch sizes vary more than convolution geometries (the last
+    /// batch of an epoch, interactive sampling), so the matmul cache is emptied when it grows large.
+    private func matmulPrimitive(m: Int, n: Int, k: Int, bias: Bool, activation: LinearActivation,
+                                 _ op: String) -> MatmulPrimitive {
+        let key = MatmulKey(m: m, n: n, k: k, bias: bias, activation: activation, threads: omp_get_max_threads())
+        if let p = matmulCache[key] { return p }
+        if matmulCache.count >= 256 { matmulCache.removeAll() }
+        let p = MatmulPrimitive(key, engine: engine, op: op)
+        matmulCache[key] = p
+        return p
+    }
 
     private struct ConvKey: Hashable {
         var geometry: ConvGeometry

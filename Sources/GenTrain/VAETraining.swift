@@ -66,7 +66,7 @@ public final class VAETraining: TrainableModel {
 
     /// Images (N, 28, 28, 1) in [0, 1] for codes z (N, latentDim).
     public func decodeImages(_ z: Tensor) -> Tensor {
-        model.decode(z).sigmoid().reshaped([z.shape[0], 28, 28, 1])
+        model.decodeProbabilities(z).reshaped([z.shape[0], 28, 28, 1])
     }
 
     /// Reconstructions of x through the posterior mean.

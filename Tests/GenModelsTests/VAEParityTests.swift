@@ -28,6 +28,29 @@ final class VAEParityTests: XCTestCase {
         try assertGradients(grads, of: model, io: io, prefix: "grad.")
     }
 
+    /// Sampling and evaluation run the fused layers (bias and activation inside the matmul): without
+    /// gradient recording the encoder and decoder still match PyTorch, and `decodeProbabilities`
+    /// (the sigmoid fused into fc4) matches PyTorch's sigmoid of the logits and the recorded
+    /// composite sigmoid(decode(z)).
+    func testFusedInferenceMatchesPyTorchAndTheRecordedPath() throws {
+        let io = try Fixtures.open("vae.io.safetensors")
+        let model = try loadModel()
+        let x = try io.image("x")
+        let eps = try io.required("eps")
+
+        let fused = withoutGradients { model.loss(x, eps: eps) }
+        assertParity(fused.mu, try io.required("mu"), "fused mu")
+        assertParity(fused.logvar, try io.required("logvar"), "fused logvar")
+        assertParity(fused.logits, try io.required("logits"), "fused logits")
+
+        let z = withoutGradients { fused.mu + (fused.logvar * 0.5).exp() * eps }
+        let probabilities = withoutGradients { model.decodeProbabilities(z) }
+        assertParity(probabilities, try io.required("logits").sigmoid(), "probabilities")
+        let recorded = model.decode(z).sigmoid()
+        XCTAssertTrue(recorded.tracksGradient)
+        assertClose(probabilities, recorded, relative: 1e-5, floor: 1e-7, "fused against recorded probabilities")
+    }
+
     /// `encode` accepts flattened input as well as images, with the same result.
     func testEncodeAcceptsFlatInput() throws {
         let io = try Fixtures.open("vae.io.safetensors")

@@ -44,7 +44,7 @@ public enum WorkloadBenchmark {
             adamV.step(gradients(of: loss, wrt: adamV.parameters.map { $0.value }))
         })
         list.append(Workload(name: "vae", phase: "sample", batch: b(1024), flopsPerItem: 0.643e6) {
-            withoutGradients { _ = vae.decode(Tensor.normal([b(1024), 20], generator: rng)).sigmoid() }
+            withoutGradients { _ = vae.decodeProbabilities(Tensor.normal([b(1024), 20], generator: rng)) }
         })
 
         // DCGAN: one discriminator step and one generator step (non-saturating loss).

@@ -224,3 +224,17 @@ enum ElementwiseKernels {
         }
     }
 }
+
+extension ElementwiseKernels {
+    /// Applies a linear layer's activation to n Float32 values in place, with the same functors (and
+    /// so the same values) as the activation ops.
+    static func activation(_ a: LinearActivation, _ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        switch a {
+        case .none: break
+        case .relu: unary(ReluF.self, x, x, n)
+        case .sigmoid: unary(SigmoidF.self, x, x, n)
+        case .tanh: unary(TanhF.self, x, x, n)
+        case .silu: unary(SiLUF.self, x, x, n)
+        }
+    }
+}

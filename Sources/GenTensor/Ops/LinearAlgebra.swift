@@ -51,11 +51,54 @@ extension Tensor {
         }
     }
 
-    /// x Wᵀ + b (PyTorch's `F.linear`) in one GEMM: the output starts as b repeated over the rows and
-    /// the GEMM accumulates into it (beta = 1), so no separate pass adds the bias.
+    /// activation(x Wᵀ + b): PyTorch's `F.linear`, optionally followed by an activation.
+    ///
+    /// Without gradient recording (sampling, evaluation), Float32 runs as one backend call that adds
+    /// the bias and applies the activation as each output tile is written (`ComputeBackend.linear`;
+    /// on the CPU a oneDNN matmul with an eltwise post-op). When the result records gradients, and for
+    /// Float64, it is the linear op (one GEMM accumulating onto the broadcast bias) followed by the
+    /// activation op, so training computes what the two ops compute and differentiates through their
+    /// VJPs, second order included.
     ///
     /// Shapes: `x` (..., K), `weight` (N, K), `bias` (N) or nil; the result is (..., N).
-    public static func linear(_ x: Tensor, _ weight: Tensor, bias: Tensor?) -> Tensor {
+    public static func linear(_ x: Tensor, _ weight: Tensor, bias: Tensor?, activation: LinearActivation = .none) -> Tensor {
+        let records = GradMode.isEnabled
+            && (x.tracksGradient || weight.tracksGradient || (bias?.tracksGradient ?? false))
+        if x.dtype == .float32 && !records { return fusedLinear(x, weight, bias: bias, activation: activation) }
+        return affine(x, weight, bias: bias).applying(activation)
+    }
+
+    /// `linear` in one backend call (Float32, no gradient recording).
+    private static func fusedLinear(_ x: Tensor, _ weight: Tensor, bias: Tensor?, activation: LinearActivation) -> Tensor {
+        precondition(x.rank >= 1 && weight.rank == 2 && x.shape[x.rank - 1] == weight.shape[1],
+                     "linear: input \(x.shape) and weight \(weight.shape) (out, in) disagree")
+        precondition(weight.dtype == x.dtype, "linear: weight must be \(x.dtype), got \(weight.dtype)")
+        if let bias {
+            precondition(bias.shape == [weight.shape[0]] && bias.dtype == x.dtype,
+                         "linear: bias must be (\(weight.shape[0])) \(x.dtype), got \(bias.shape) \(bias.dtype)")
+        }
+        let (k, n) = (weight.shape[1], weight.shape[0])
+        let lead = Array(x.shape.dropLast())
+        let out = Tensor(uninitializedShape: lead + [n], dtype: x.dtype)
+        Backend.current.linear(m: lead.reduce(1, *), n: n, k: k, input: x.floatPointer, weight: weight.floatPointer,
+                               bias: bias?.floatPointer, activation: activation, output: out.floatPointer)
+        return out
+    }
+
+    /// The activation op for `activation` applied to this tensor (itself for `.none`).
+    public func applying(_ activation: LinearActivation) -> Tensor {
+        switch activation {
+        case .none: return self
+        case .relu: return relu()
+        case .sigmoid: return sigmoid()
+        case .tanh: return tanh()
+        case .silu: return silu()
+        }
+    }
+
+    /// x Wᵀ + b in one GEMM: the output starts as b repeated over the rows and the GEMM accumulates
+    /// into it (beta = 1), so no separate pass adds the bias. Records its VJP.
+    private static func affine(_ x: Tensor, _ weight: Tensor, bias: Tensor?) -> Tensor {
         guard let bias else { return matmul(x, weight, transposeB: true) }
         precondition(x.rank >= 1 && weight.rank == 2 && x.shape[x.rank - 1] == weight.shape[1],
                      "linear: input \(x.shape) and weight \(weight.shape) (out, in) disagree")
@@ -63,7 +106,7 @@ extension Tensor {
                      "linear: bias must be (\(weight.shape[0])) \(x.dtype), got \(bias.shape) \(bias.dtype)")
         if x.rank != 2 {
             let lead = Array(x.shape.dropLast())
-            return linear(x.reshaped([-1, x.shape[x.rank - 1]]), weight, bias: bias).reshaped(lead + [weight.shape[0]])
+            return affine(x.reshaped([-1, x.shape[x.rank - 1]]), weight, bias: bias).reshaped(lead + [weight.shape[0]])
         }
         let (m, k, n) = (x.shape[0], x.shape[1], weight.shape[0])
         let out = Tensor(uninitializedShape: [m, n], dtype: x.dtype)
