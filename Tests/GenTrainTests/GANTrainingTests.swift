@@ -259,6 +259,12 @@ final class GANTrainingTests: XCTestCase {
         XCTAssertEqual(emaGenerator.batchNorms.map(\.momentum), [0.1, 0.1])
         let first = gan.sample(count: 4, generator: RandomGenerator(seed: 2)).scalars(as: Float.self)
         XCTAssertEqual(gan.sample(count: 4, generator: RandomGenerator(seed: 2)).scalars(as: Float.self), first)
+        // Synced once per EMA state: another training step makes the next sampling call re-sync.
+        XCTAssertEqual(gan.emaGeneratorSyncedAt, 3)
+        _ = gan.trainStep(images: Self.images.rows(Array(24..<32)), labels: nil, rng: RandomGenerator(seed: 9), step: 3)
+        XCTAssertEqual(gan.emaGeneratorSyncedAt, 3)
+        XCTAssertNotEqual(gan.sample(count: 4, generator: RandomGenerator(seed: 2)).scalars(as: Float.self), first)
+        XCTAssertEqual(gan.emaGeneratorSyncedAt, 4)
     }
 
     // MARK: EMA and sampling
