@@ -31,9 +31,9 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     /// Creates a backend with its own oneDNN CPU engine, stream and primitive cache.
     public init() {
         var engine: dnnl_engine_t?
-        check(dnnl_engine_create(&engine, dnnl_cpu, 0), "CPUBackend: engine create")
+        dnnlCheck(dnnl_engine_create(&engine, dnnl_cpu, 0), "CPUBackend: engine create")
         var stream: dnnl_stream_t?
-        check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "CPUBackend: stream create")
+        dnnlCheck(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "CPUBackend: stream create")
         self.engine = engine!
         self.stream = stream!
     }
@@ -227,8 +227,36 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 }
 
 /// Fails with `op`'s name if a oneDNN call did not succeed.
-private func check(_ status: dnnl_status_t, _ op: @autoclosure () -> String) {
+func dnnlCheck(_ status: dnnl_status_t, _ op: @autoclosure () -> String) {
     if status != dnnl_success { fatalError("\(op()): oneDNN failed with status \(status.rawValue)") }
+}
+
+/// A primitive descriptor for the operation `desc` (a convolution or matmul descriptor): the first
+/// implementation whose name contains `preferred`, else oneDNN's first choice (also when
+/// `preferred` is nil).
+func dnnlPrimitiveDescriptor(_ desc: const_dnnl_op_desc_t, _ attr: dnnl_primitive_attr_t?, _ engine: dnnl_engine_t,
+                             hint: dnnl_primitive_desc_t? = nil, preferring preferred: String?,
+                             _ op: String) -> dnnl_primitive_desc_t {
+    guard let preferred else {
+        var pd: dnnl_primitive_desc_t?
+        dnnlCheck(dnnl_primitive_desc_create(&pd, desc, attr, engine, hint), op)
+        return pd!
+    }
+    var iterator: dnnl_primitive_desc_iterator_t?
+    dnnlCheck(dnnl_primitive_desc_iterator_create(&iterator, desc, attr, engine, hint), op)
+    defer { dnnl_primitive_desc_iterator_destroy(iterator) }
+    var first: dnnl_primitive_desc_t?
+    repeat {
+        guard let candidate = dnnl_primitive_desc_iterator_fetch(iterator) else { break }
+        let name = cdnnl_impl_info(candidate).map { String(cString: $0) } ?? ""
+        if name.contains(preferred) {
+            if let first { dnnl_primitive_desc_destroy(first) }
+            return candidate
+        }
+        if first == nil { first = candidate } else { dnnl_primitive_desc_destroy(candidate) }
+    } while dnnl_primitive_desc_iterator_next(iterator) == dnnl_success
+    guard let first else { fatalError("\(op): oneDNN offered no implementation") }
+    return first
 }
 
 /// A cached convolution primitive with its memory objects, scratchpad and weight reorder.
@@ -260,45 +288,41 @@ private final class ConvPrimitive {
         let n = Int64(g.batch)
         var srcMD = dnnl_memory_desc_t(), dstMD = dnnl_memory_desc_t()
         var anyWeightMD = dnnl_memory_desc_t(), userWeightMD = dnnl_memory_desc_t()
-        check(cdnnl_md_init_4d(&srcMD, n, Int64(g.inChannels), Int64(g.inHeight), Int64(g.inWidth), dnnl_nhwc),
+        dnnlCheck(cdnnl_md_init_4d(&srcMD, n, Int64(g.inChannels), Int64(g.inHeight), Int64(g.inWidth), dnnl_nhwc),
               "\(op): source memory descriptor for \(g)")
-        check(cdnnl_md_init_4d(&dstMD, n, Int64(g.outChannels), Int64(g.outHeight), Int64(g.outWidth), dnnl_nhwc),
+        dnnlCheck(cdnnl_md_init_4d(&dstMD, n, Int64(g.outChannels), Int64(g.outHeight), Int64(g.outWidth), dnnl_nhwc),
               "\(op): destination memory descriptor for \(g)")
-        check(cdnnl_md_init_4d(&anyWeightMD, Int64(g.outChannels), Int64(g.inChannels), Int64(g.kernelHeight),
+        dnnlCheck(cdnnl_md_init_4d(&anyWeightMD, Int64(g.outChannels), Int64(g.inChannels), Int64(g.kernelHeight),
                                Int64(g.kernelWidth), dnnl_format_tag_any), "\(op): weight memory descriptor")
-        check(cdnnl_md_init_4d(&userWeightMD, Int64(g.outChannels), Int64(g.inChannels), Int64(g.kernelHeight),
+        dnnlCheck(cdnnl_md_init_4d(&userWeightMD, Int64(g.outChannels), Int64(g.inChannels), Int64(g.kernelHeight),
                                Int64(g.kernelWidth), dnnl_oihw), "\(op): OIHW memory descriptor")
 
         let passCode: Int32 = switch pass { case .forward: 0; case .backwardData: 2; case .backwardWeights: 3 }
         var desc = dnnl_convolution_desc_t()
         var biasMD = dnnl_memory_desc_t()
-        if bias { check(cdnnl_md_init_1d(&biasMD, Int64(g.outChannels)), "\(op): bias memory descriptor") }
+        if bias { dnnlCheck(cdnnl_md_init_1d(&biasMD, Int64(g.outChannels)), "\(op): bias memory descriptor") }
         let status = withUnsafePointer(to: &biasMD) { biasPointer in
             cdnnl_conv2d_desc_init(&desc, passCode, &srcMD, &anyWeightMD, bias ? biasPointer : nil, &dstMD, Int64(g.strideH),
                                    Int64(g.strideW), Int64(g.dilationH - 1), Int64(g.dilationW - 1),
                                    Int64(g.padTop), Int64(g.padLeft), Int64(g.padBottom), Int64(g.padRight))
         }
-        check(status, "\(op): convolution descriptor for \(g)")
+        dnnlCheck(status, "\(op): convolution descriptor for \(g)")
         if bias {
-            check(dnnl_memory_create(&biasMemory, &biasMD, engine, cdnnl_memory_none()), "\(op): bias memory")
+            dnnlCheck(dnnl_memory_create(&biasMemory, &biasMD, engine, cdnnl_memory_none()), "\(op): bias memory")
         }
 
         var attr: dnnl_primitive_attr_t?
-        check(dnnl_primitive_attr_create(&attr), "\(op): attribute create")
+        dnnlCheck(dnnl_primitive_attr_create(&attr), "\(op): attribute create")
         defer { dnnl_primitive_attr_destroy(attr) }
-        check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "\(op): scratchpad mode")
+        dnnlCheck(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "\(op): scratchpad mode")
         // oneDNN's first choice is its fastest kernel, except that the jit backward-data kernels
         // vectorize over input channels: with one input channel (the DCGAN generator's last
         // ConvTranspose2d, the discriminator's first conv) they ran at 7 GFLOP/s per core, the im2col +
         // sgemm kernel 3.5-5x faster (measured on this machine, oneDNN 2.6).
-        if pass == .backwardData && g.inChannels == 1 {
-            pd = Self.descriptor(&desc, attr, engine, hint?.pd, preferring: "gemm",
-                                 "\(op): primitive descriptor for \(pass.rawValue) \(g)")
-        } else {
-            check(dnnl_primitive_desc_create(&pd, &desc, attr, engine, hint?.pd),
-                  "\(op): primitive descriptor for \(pass.rawValue) \(g)")
-        }
-        check(dnnl_primitive_create(&primitive, pd), "\(op): primitive create for \(g)")
+        pd = dnnlPrimitiveDescriptor(&desc, attr, engine, hint: hint?.pd,
+                                     preferring: pass == .backwardData && g.inChannels == 1 ? "gemm" : nil,
+                                     "\(op): primitive descriptor for \(pass.rawValue) \(g)")
+        dnnlCheck(dnnl_primitive_create(&primitive, pd), "\(op): primitive create for \(g)")
         implementationName = cdnnl_impl_info(pd).map { String(cString: $0) } ?? "unknown"
 
         let (activationQuery, otherQuery, weightQuery): (dnnl_query_t, dnnl_query_t, dnnl_query_t) = switch pass {
@@ -311,26 +335,26 @@ private final class ConvPrimitive {
               let weightMD = dnnl_primitive_desc_query_md(pd, weightQuery, 0),
               let scratchMD = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0)
         else { fatalError("\(op): memory descriptor query failed for \(g)") }
-        check(dnnl_memory_create(&activationMemory, activationMD, engine, cdnnl_memory_none()), "\(op): memory")
-        check(dnnl_memory_create(&otherMemory, otherMD, engine, cdnnl_memory_none()), "\(op): memory")
-        check(dnnl_memory_create(&userWeightMemory, &userWeightMD, engine, cdnnl_memory_none()), "\(op): memory")
+        dnnlCheck(dnnl_memory_create(&activationMemory, activationMD, engine, cdnnl_memory_none()), "\(op): memory")
+        dnnlCheck(dnnl_memory_create(&otherMemory, otherMD, engine, cdnnl_memory_none()), "\(op): memory")
+        dnnlCheck(dnnl_memory_create(&userWeightMemory, &userWeightMD, engine, cdnnl_memory_none()), "\(op): memory")
         if dnnl_memory_desc_get_size(scratchMD) > 0 {
-            check(dnnl_memory_create(&scratchpadMemory, scratchMD, engine, cdnnl_memory_allocate()),
+            dnnlCheck(dnnl_memory_create(&scratchpadMemory, scratchMD, engine, cdnnl_memory_allocate()),
                   "\(op): scratchpad")
         }
         if dnnl_memory_desc_equal(weightMD, &userWeightMD) != 0 {
             primitiveWeightMemory = userWeightMemory
         } else {
-            check(dnnl_memory_create(&primitiveWeightMemory, weightMD, engine, cdnnl_memory_allocate()),
+            dnnlCheck(dnnl_memory_create(&primitiveWeightMemory, weightMD, engine, cdnnl_memory_allocate()),
                   "\(op): weight buffer")
             var reorderPD: dnnl_primitive_desc_t?
             withUnsafePointer(to: &userWeightMD) { userMD in
                 let (fromMD, toMD) = pass == .backwardWeights ? (weightMD, userMD) : (userMD, weightMD)
-                check(dnnl_reorder_primitive_desc_create(&reorderPD, fromMD, engine, toMD, engine, nil),
+                dnnlCheck(dnnl_reorder_primitive_desc_create(&reorderPD, fromMD, engine, toMD, engine, nil),
                       "\(op): weight reorder descriptor")
             }
             defer { dnnl_primitive_desc_destroy(reorderPD) }
-            check(dnnl_primitive_create(&reorder, reorderPD), "\(op): weight reorder create")
+            dnnlCheck(dnnl_primitive_create(&reorder, reorderPD), "\(op): weight reorder create")
             let (from, to) = pass == .backwardWeights ? (primitiveWeightMemory, userWeightMemory)
                                                       : (userWeightMemory, primitiveWeightMemory)
             reorderArgs = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from),
@@ -359,27 +383,6 @@ private final class ConvPrimitive {
         }
     }
 
-    /// The first implementation whose name contains `preferred`, else oneDNN's first choice.
-    private static func descriptor(_ desc: inout dnnl_convolution_desc_t, _ attr: dnnl_primitive_attr_t?,
-                                   _ engine: dnnl_engine_t, _ hint: dnnl_primitive_desc_t?,
-                                   preferring preferred: String, _ op: String) -> dnnl_primitive_desc_t {
-        var iterator: dnnl_primitive_desc_iterator_t?
-        check(dnnl_primitive_desc_iterator_create(&iterator, &desc, attr, engine, hint), op)
-        defer { dnnl_primitive_desc_iterator_destroy(iterator) }
-        var first: dnnl_primitive_desc_t?
-        repeat {
-            guard let candidate = dnnl_primitive_desc_iterator_fetch(iterator) else { break }
-            let name = cdnnl_impl_info(candidate).map { String(cString: $0) } ?? ""
-            if name.contains(preferred) {
-                if let first { dnnl_primitive_desc_destroy(first) }
-                return candidate
-            }
-            if first == nil { first = candidate } else { dnnl_primitive_desc_destroy(candidate) }
-        } while dnnl_primitive_desc_iterator_next(iterator) == dnnl_success
-        guard let first else { fatalError("\(op): oneDNN offered no implementation") }
-        return first
-    }
-
     deinit {
         if primitiveWeightMemory != userWeightMemory { dnnl_memory_destroy(primitiveWeightMemory) }
         for memory in [activationMemory, otherMemory, userWeightMemory, scratchpadMemory, biasMemory] where memory != nil {
@@ -396,19 +399,19 @@ private final class ConvPrimitive {
     func run(activation: UnsafeMutableRawPointer, other: UnsafeMutableRawPointer, weight: UnsafeRawPointer,
              bias: UnsafePointer<Float>? = nil, stream: dnnl_stream_t, op: String) {
         precondition((bias != nil) == (biasMemory != nil), "\(op): bias given to a primitive built without one, or missing")
-        if let bias { check(dnnl_memory_set_data_handle(biasMemory, UnsafeMutableRawPointer(mutating: bias)), op) }
-        check(dnnl_memory_set_data_handle(activationMemory, activation), op)
-        check(dnnl_memory_set_data_handle(otherMemory, other), op)
-        check(dnnl_memory_set_data_handle(userWeightMemory, UnsafeMutableRawPointer(mutating: weight)), op)
+        if let bias { dnnlCheck(dnnl_memory_set_data_handle(biasMemory, UnsafeMutableRawPointer(mutating: bias)), op) }
+        dnnlCheck(dnnl_memory_set_data_handle(activationMemory, activation), op)
+        dnnlCheck(dnnl_memory_set_data_handle(otherMemory, other), op)
+        dnnlCheck(dnnl_memory_set_data_handle(userWeightMemory, UnsafeMutableRawPointer(mutating: weight)), op)
         if reorder != nil && pass != .backwardWeights {
-            check(dnnl_primitive_execute(reorder, stream, Int32(reorderArgs.count), reorderArgs),
+            dnnlCheck(dnnl_primitive_execute(reorder, stream, Int32(reorderArgs.count), reorderArgs),
                   "\(op): weight reorder")
         }
-        check(dnnl_primitive_execute(primitive, stream, Int32(args.count), args), "\(op): execute")
+        dnnlCheck(dnnl_primitive_execute(primitive, stream, Int32(args.count), args), "\(op): execute")
         if reorder != nil && pass == .backwardWeights {
-            check(dnnl_primitive_execute(reorder, stream, Int32(reorderArgs.count), reorderArgs),
+            dnnlCheck(dnnl_primitive_execute(reorder, stream, Int32(reorderArgs.count), reorderArgs),
                   "\(op): weight gradient reorder")
         }
-        check(dnnl_stream_wait(stream), "\(op): stream wait")
+        dnnlCheck(dnnl_stream_wait(stream), "\(op): stream wait")
     }
 }

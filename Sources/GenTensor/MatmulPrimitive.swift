@@ -58,7 +58,7 @@ final class MatmulPrimitive {
             dnnlCheck(dnnl_primitive_attr_set_post_ops(attr, postOps), "\(op): set post-ops")
         }
         let what = "\(op): matmul primitive descriptor \(m)x\(k) · \(k)x\(n), \(key.activation)"
-        pd = Self.descriptor(&desc, attr, engine, preferring: key.m < Self.brgemmMinimumRows ? "gemm" : nil, what)
+        pd = dnnlPrimitiveDescriptor(&desc, attr, engine, preferring: key.m < Self.brgemmMinimumRows ? "gemm" : nil, what)
         dnnlCheck(dnnl_primitive_create(&primitive, pd), "\(op): matmul primitive create")
         implementationName = cdnnl_impl_info(pd).map { String(cString: $0) } ?? "unknown"
 
@@ -100,32 +100,6 @@ final class MatmulPrimitive {
         }
     }
 
-    /// The first implementation whose name contains `preferred`, else oneDNN's first choice.
-    private static func descriptor(_ desc: inout dnnl_matmul_desc_t, _ attr: dnnl_primitive_attr_t?,
-                                   _ engine: dnnl_engine_t, preferring preferred: String?,
-                                   _ op: String) -> dnnl_primitive_desc_t {
-        guard let preferred else {
-            var pd: dnnl_primitive_desc_t?
-            dnnlCheck(dnnl_primitive_desc_create(&pd, &desc, attr, engine, nil), op)
-            return pd!
-        }
-        var iterator: dnnl_primitive_desc_iterator_t?
-        dnnlCheck(dnnl_primitive_desc_iterator_create(&iterator, &desc, attr, engine, nil), op)
-        defer { dnnl_primitive_desc_iterator_destroy(iterator) }
-        var first: dnnl_primitive_desc_t?
-        repeat {
-            guard let candidate = dnnl_primitive_desc_iterator_fetch(iterator) else { break }
-            let name = cdnnl_impl_info(candidate).map { String(cString: $0) } ?? ""
-            if name.contains(preferred) {
-                if let first { dnnl_primitive_desc_destroy(first) }
-                return candidate
-            }
-            if first == nil { first = candidate } else { dnnl_primitive_desc_destroy(candidate) }
-        } while dnnl_primitive_desc_iterator_next(iterator) == dnnl_success
-        guard let first else { fatalError("\(op): oneDNN offered no implementation") }
-        return first
-    }
-
     /// Runs the product on the caller's buffers (the bias must be given exactly when the key has one).
     func run(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
              output: UnsafeMutablePointer<Float>, stream: dnnl_stream_t, op: String) {
@@ -137,9 +111,4 @@ final class MatmulPrimitive {
         dnnlCheck(dnnl_primitive_execute(primitive, stream, Int32(args.count), args), "\(op): execute")
         dnnlCheck(dnnl_stream_wait(stream), "\(op): stream wait")
     }
-}
-
-/// Fails with `op`'s name if a oneDNN call did not succeed.
-private func dnnlCheck(_ status: dnnl_status_t, _ op: @autoclosure () -> String) {
-    if status != dnnl_success { fatalError("\(op()): oneDNN failed with status \(status.rawValue)") }
 }
