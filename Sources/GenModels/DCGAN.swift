@@ -49,8 +49,8 @@ public final class DCGANGenerator: Module {
     public func callAsFunction(_ z: Tensor, training: Bool) -> Tensor {
         precondition(z.rank == 2 && z.shape[1] == zDim, "DCGANGenerator: z \(z.shape) should be (N, \(zDim))")
         var h = z.reshaped([z.shape[0], 1, 1, zDim])
-        h = bn1(deconv1(h), training: training).relu()
-        h = bn2(deconv2(h), training: training).relu()
+        h = bn1(deconv1(h), training: training, activation: .relu)
+        h = bn2(deconv2(h), training: training, activation: .relu)
         return deconv3(h).tanh()
     }
 }
@@ -91,7 +91,7 @@ public final class DCGANDiscriminator: Module {
     /// - Returns: logits (N); sigmoid gives the probability that an image is real.
     public func callAsFunction(_ x: Tensor, training: Bool) -> Tensor {
         var h = conv1(x).leakyRelu(0.2)
-        h = bn(conv2(h), training: training).leakyRelu(0.2)
+        h = bn(conv2(h), training: training, activation: .leakyRelu(slope: 0.2))
         return conv3(h).reshaped([-1])
     }
 }

@@ -30,13 +30,15 @@ public final class BatchNorm: Module {
          ("num_batches_tracked", numBatchesTracked)]
     }
 
-    /// Normalises `x`; in training mode also moves the running statistics toward the batch's.
-    public func callAsFunction(_ x: Tensor, training: Bool) -> Tensor {
+    /// Normalises `x`, then applies `activation` in the same pass; in training mode also moves the
+    /// running statistics toward the batch's.
+    public func callAsFunction(_ x: Tensor, training: Bool, activation: NormActivation = .none) -> Tensor {
         guard training else {
             return Tensor.batchNormInference(x, weight: weight.value, bias: bias.value, mean: runningMean.value,
-                                             variance: runningVar.value, eps: eps)
+                                             variance: runningVar.value, eps: eps, activation: activation)
         }
-        let (y, mean, variance) = Tensor.batchNormTraining(x, weight: weight.value, bias: bias.value, eps: eps)
+        let (y, mean, variance) = Tensor.batchNormTraining(x, weight: weight.value, bias: bias.value, eps: eps,
+                                                           activation: activation)
         withoutGradients {
             runningMean.assign(runningMean.value * (1 - momentum) + mean * momentum)
             runningVar.assign(runningVar.value * (1 - momentum) + variance * momentum)

@@ -105,6 +105,91 @@ final class FusedKernelTests: XCTestCase {
         }
     }
 
+    func testBatchNormActivationGradientsBothPaths() {
+        let x = GradientCheck.input([3, 2, 2, 4], seed: 51), w = GradientCheck.input([4], seed: 52, low: 0.5, high: 1.5)
+        let b = GradientCheck.input([4], seed: 53)
+        for activation in [NormActivation.none, .relu, .leakyRelu(slope: 0.2)] {
+            GradientCheck.check([x, w, b], "batchNorm + \(activation)") {
+                Tensor.batchNormTraining($0[0], weight: $0[1], bias: $0[2], activation: activation).output
+            }
+            GradientCheck.checkSecondOrder([x, w, b], "batchNorm + \(activation)") {
+                Tensor.batchNormTraining($0[0], weight: $0[1], bias: $0[2], activation: activation).output
+            }
+        }
+        GradientCheck.check([x], "batchNorm + relu, no affine") {
+            Tensor.batchNormTraining($0[0], weight: nil, bias: nil, activation: .relu).output
+        }
+        GradientCheck.checkSecondOrder([x], "batchNorm, no affine") { Tensor.batchNormTraining($0[0], weight: nil, bias: nil).output }
+        let m = Tensor.uniform([4], low: -0.5, high: 0.5, dtype: .float64, generator: RandomGenerator(seed: 54))
+        let v = Tensor.uniform([4], low: 0.5, high: 2, dtype: .float64, generator: RandomGenerator(seed: 55))
+        GradientCheck.check([x, w, b], "batchNormInference + leakyRelu") {
+            Tensor.batchNormInference($0[0], weight: $0[1], bias: $0[2], mean: m, variance: v, activation: .leakyRelu(slope: 0.2))
+        }
+    }
+
+    /// The composite batch normalisation (mean, biased variance, normalise, affine, activation), as the reference.
+    private func compositeBatchNorm(_ x: Tensor, weight: Tensor, bias: Tensor, activation: NormActivation) -> Tensor {
+        let axes = Array(0..<(x.rank - 1))
+        let centered = x - x.mean(axes: axes, keepDims: true)
+        let y = centered / (centered.square().mean(axes: axes, keepDims: true) + 1e-5).sqrt() * weight + bias
+        return y.activated(activation)
+    }
+
+    func testFusedBatchNormMatchesCompositeOnDCGANShapes() {
+        // The DCGAN generator's two BatchNorm + ReLU layers and its discriminator's BatchNorm + LeakyReLU.
+        let cases: [([Int], NormActivation)] = [([64, 7, 7, 256], .relu), ([64, 14, 14, 128], .relu),
+                                                ([64, 7, 7, 128], .leakyRelu(slope: 0.2)), ([5, 3, 3, 7], .none)]
+        for (shape, activation) in cases {
+            let c = shape[3]
+            let gen = RandomGenerator(seed: 6)
+            let x64 = (Tensor.normal(shape, dtype: .float64, generator: gen) * 2 + 0.5).requiringGrad()
+            let w64 = Tensor.uniform([c], low: 0.5, high: 1.5, dtype: .float64, generator: gen).requiringGrad()
+            let b64 = Tensor.uniform([c], low: -0.5, high: 0.5, dtype: .float64, generator: gen).requiringGrad()
+            let seed = Tensor.normal(shape, dtype: .float64, generator: gen)
+            let ref = compositeBatchNorm(x64, weight: w64, bias: b64, activation: activation)
+            let refGrads = gradients(of: ref, wrt: [x64, w64, b64], seed: seed)
+            let (x, w, b) = (x64.cast(to: .float32).detached().requiringGrad(), w64.cast(to: .float32).detached().requiringGrad(),
+                             b64.cast(to: .float32).detached().requiringGrad())
+            let (y, mean, unbiased) = Tensor.batchNormTraining(x, weight: w, bias: b, activation: activation)
+            let grads = gradients(of: y, wrt: [x, w, b], seed: seed.cast(to: .float32))
+            assertClose(y.cast(to: .float64), ref, relative: 1e-5, floor: 1e-5, "fused batchNorm \(shape) forward")
+            for (k, name) in ["x", "weight", "bias"].enumerated() {
+                let scale = refGrads[k].abs().max().item
+                assertClose(grads[k].cast(to: .float64), refGrads[k], relative: 1e-4, floor: 1e-4 * scale,
+                            "fused batchNorm \(shape) gradient of \(name)")
+            }
+            let axes = Array(0..<3)
+            let refMean = x64.detached().mean(axes: axes)
+            let count = Double(x.elementCount / c)
+            let refUnbiased = (x64.detached() - refMean).square().sum(axes: axes) / (count - 1)
+            assertClose(mean.cast(to: .float64), refMean, relative: 1e-6, floor: 1e-6, "fused batchNorm \(shape) mean")
+            assertClose(unbiased.cast(to: .float64), refUnbiased, relative: 1e-5, floor: 0, "fused batchNorm \(shape) variance")
+            // Evaluation mode with the batch's statistics as running statistics: the same values.
+            let inference = withoutGradients {
+                Tensor.batchNormInference(x, weight: w, bias: b, mean: mean, variance: unbiased * ((count - 1) / count),
+                                          activation: activation)
+            }
+            assertClose(inference.cast(to: .float64), ref, relative: 1e-5, floor: 1e-5, "fused batchNormInference \(shape)")
+        }
+    }
+
+    func testFusedBatchNormDoesNotDependOnTheThreadCount() {
+        let before = Threads.count
+        defer { Threads.set(before) }
+        let x = Tensor.normal([64, 14, 14, 128], generator: RandomGenerator(seed: 7))
+        let seed = Tensor.normal(x.shape, generator: RandomGenerator(seed: 8))
+        var runs: [[Float]] = []
+        for threads in [1, 2] {
+            Threads.set(threads)
+            let input = x.requiringGrad()
+            let (y, mean, variance) = Tensor.batchNormTraining(input, weight: nil, bias: nil, activation: .relu)
+            let dx = gradients(of: y, wrt: [input], seed: seed)[0]
+            runs.append(y.scalars(as: Float.self) + mean.scalars(as: Float.self) + variance.scalars(as: Float.self)
+                        + dx.scalars(as: Float.self))
+        }
+        XCTAssertEqual(runs[0], runs[1], "batchNorm on 1 and 2 threads")
+    }
+
     func testSumOverAnyAxesMatchesDoubleReference() {
         // Large enough to take the threaded paths: kept first axis, reduced first axis, interleaved.
         let x = Tensor.normal([6, 33, 17, 40], dtype: .float32, generator: RandomGenerator(seed: 9))

@@ -12,35 +12,141 @@ extension Tensor {
         self - logSumExp(axis: axis, keepDims: true)
     }
 
-    /// Batch normalisation with batch statistics, over every axis but the last (channels-last).
+    /// Batch normalisation with batch statistics, over every axis but the last (channels-last),
+    /// optionally followed by an activation in the same pass.
+    ///
+    /// One kernel forward and one backward; when the backward pass is itself recorded
+    /// (`createGraph`), the VJP is written in differentiable ops instead, for second-order gradients.
     ///
     /// - Parameters:
     ///   - x: (N, ..., C).
     ///   - weight, bias: (C), or nil for no affine transform.
+    ///   - activation: applied to the normalised, affine-transformed values.
     /// - Returns: the output, and the batch mean and *unbiased* variance (C), detached, for the
     ///   caller's running statistics (PyTorch updates them with the unbiased variance).
-    public static func batchNormTraining(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Double = 1e-5)
+    public static func batchNormTraining(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Double = 1e-5,
+                                         activation: NormActivation = .none)
         -> (output: Tensor, mean: Tensor, unbiasedVariance: Tensor) {
-        let axes = Array(0..<(x.rank - 1))
-        let count = x.elementCount / Swift.max(x.shape[x.rank - 1], 1)
-        let mean = x.mean(axes: axes, keepDims: true)
-        let centered = x - mean
-        let variance = centered.square().mean(axes: axes, keepDims: true)
-        var y = centered / (variance + eps).sqrt()
-        if let weight { y = y * weight }
-        if let bias { y = y + bias }
-        let c = [x.shape[x.rank - 1]]
-        let unbiased = variance.detached().reshaped(c) * (Double(count) / Double(Swift.max(count - 1, 1)))
-        return (y, mean.detached().reshaped(c), unbiased)
+        let geometry = batchNormGeometry(x, weight, bias, eps, activation, "batchNormTraining")
+        let c = geometry.channels
+        let out = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+        let stats = Tensor(uninitializedShape: [3, c], dtype: .float64)  // mean, 1 / std, unbiased variance
+        switch x.dtype {
+        case .float32:
+            BatchNormKernels.forward(geometry, x.floatPointer, weight?.floatPointer, bias?.floatPointer,
+                                     out.floatPointer, stats.doublePointer)
+        case .float64:
+            BatchNormKernels.forward(geometry, x.doublePointer, weight?.doublePointer, bias?.doublePointer,
+                                     out.doublePointer, stats.doublePointer)
+        case .int64: break
+        }
+        let inputs = [x] + [weight, bias].compactMap { $0 }
+        // The VJP reads the output's values (the activation's slope), through a second handle on its
+        // storage: capturing `out` itself would make a cycle through its own graph node.
+        let outValues = out.detached()
+        let y = out.recording("batchNorm", inputs) { g, _ in
+            let grads: (Tensor?, Tensor?, Tensor?)
+            if GradMode.isEnabled {
+                grads = batchNormCompositeVJP(g, x, outValues, weight, bias, geometry)
+            } else {
+                grads = batchNormFastVJP(g, x, outValues, weight, stats, geometry)
+            }
+            return [grads.0] + (weight == nil ? [] : [grads.1]) + (bias == nil ? [] : [grads.2])
+        }
+        let mean = stats.sliced(axis: 0, 0..<1).reshaped([c]).cast(to: x.dtype)
+        let unbiased = stats.sliced(axis: 0, 2..<3).reshaped([c]).cast(to: x.dtype)
+        return (y, mean, unbiased)
     }
 
-    /// Batch normalisation with given (running) statistics, over every axis but the last.
+    /// Batch normalisation with given (running) statistics, over every axis but the last, optionally
+    /// followed by an activation. One pass when no gradient is recorded; differentiable ops otherwise.
     public static func batchNormInference(_ x: Tensor, weight: Tensor?, bias: Tensor?, mean: Tensor, variance: Tensor,
-                                          eps: Double = 1e-5) -> Tensor {
-        var y = (x - mean) / (variance + eps).sqrt()
-        if let weight { y = y * weight }
-        if let bias { y = y + bias }
-        return y
+                                          eps: Double = 1e-5, activation: NormActivation = .none) -> Tensor {
+        let records = GradMode.isEnabled && ([x, mean, variance] + [weight, bias].compactMap { $0 }).contains { $0.tracksGradient }
+        if records {
+            var y = (x - mean) / (variance + eps).sqrt()
+            if let weight { y = y * weight }
+            if let bias { y = y + bias }
+            return y.activated(activation)
+        }
+        let geometry = batchNormGeometry(x, weight, bias, eps, activation, "batchNormInference")
+        for s in [mean, variance] {
+            precondition(s.shape == [geometry.channels] && s.dtype == x.dtype,
+                         "batchNormInference: statistics must be (\(geometry.channels)) \(x.dtype), got \(s.shape) \(s.dtype)")
+        }
+        let out = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+        switch x.dtype {
+        case .float32:
+            BatchNormKernels.inference(geometry, x.floatPointer, weight?.floatPointer, bias?.floatPointer,
+                                       mean.floatPointer, variance.floatPointer, out.floatPointer)
+        case .float64:
+            BatchNormKernels.inference(geometry, x.doublePointer, weight?.doublePointer, bias?.doublePointer,
+                                       mean.doublePointer, variance.doublePointer, out.doublePointer)
+        case .int64: break
+        }
+        return out
+    }
+
+    /// The activation op for `activation` applied to this tensor (itself for `.none`).
+    public func activated(_ activation: NormActivation) -> Tensor {
+        switch activation {
+        case .none: return self
+        case .relu: return relu()
+        case .leakyRelu(let slope): return leakyRelu(slope)
+        }
+    }
+
+    private static func batchNormGeometry(_ x: Tensor, _ weight: Tensor?, _ bias: Tensor?, _ eps: Double,
+                                          _ activation: NormActivation, _ name: String) -> BatchNormGeometry {
+        precondition(x.rank >= 2, "\(name): input must be (N, ..., C), got \(x.shape)")
+        x.checkFloat(name)
+        let c = x.shape[x.rank - 1]
+        for p in [weight, bias].compactMap({ $0 }) {
+            precondition(p.shape == [c] && p.dtype == x.dtype, "\(name): weight and bias must be (\(c)) \(x.dtype), got \(p.shape) \(p.dtype)")
+        }
+        if case .leakyRelu(let slope) = activation {
+            precondition(slope >= 0 && slope < 1, "\(name): LeakyReLU slope \(slope) outside [0, 1)")
+        }
+        return BatchNormGeometry(rows: x.elementCount / Swift.max(c, 1), channels: c, eps: eps, activation: activation)
+    }
+
+    /// The backward pass in one kernel (first-order gradients).
+    private static func batchNormFastVJP(_ g: Tensor, _ x: Tensor, _ y: Tensor, _ weight: Tensor?, _ stats: Tensor,
+                                         _ geometry: BatchNormGeometry) -> (Tensor?, Tensor?, Tensor?) {
+        let dx = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+        let dw = Tensor(uninitializedShape: [geometry.channels], dtype: x.dtype)
+        let db = Tensor(uninitializedShape: [geometry.channels], dtype: x.dtype)
+        switch x.dtype {
+        case .float32:
+            BatchNormKernels.backward(geometry, g.floatPointer, x.floatPointer, y.floatPointer, weight?.floatPointer,
+                                      stats.doublePointer, dx.floatPointer, dw.floatPointer, db.floatPointer)
+        case .float64:
+            BatchNormKernels.backward(geometry, g.doublePointer, x.doublePointer, y.doublePointer, weight?.doublePointer,
+                                      stats.doublePointer, dx.doublePointer, dw.doublePointer, db.doublePointer)
+        case .int64: break
+        }
+        return (dx, dw, db)
+    }
+
+    /// The backward pass in differentiable ops, recomputing the statistics from x, so that it can be
+    /// differentiated again. The activation's slope is piecewise constant: a mask from the output.
+    private static func batchNormCompositeVJP(_ g: Tensor, _ x: Tensor, _ y: Tensor, _ weight: Tensor?, _ bias: Tensor?,
+                                              _ geometry: BatchNormGeometry) -> (Tensor?, Tensor?, Tensor?) {
+        let axes = Array(0..<(x.rank - 1))
+        let centered = x - x.mean(axes: axes, keepDims: true)
+        let rstd = 1 / (centered.square().mean(axes: axes, keepDims: true) + geometry.eps).sqrt()
+        let xhat = centered * rstd
+        var dz = g
+        if geometry.activation != .none {
+            // The activation's slope where the output (equivalently z) is positive or not: a constant.
+            dz = g * Tensor.zipRaw(LeakySlopeF.self, y, y.scalarLike(geometry.activation.negativeSlope), "batchNorm")
+        }
+        let dw = weight.map { (dz * xhat).sumToShape($0.shape) }
+        let db = bias.map { dz.sumToShape($0.shape) }
+        let dxhat = weight.map { dz * $0 } ?? dz
+        let dx = rstd * (dxhat - dxhat.mean(axes: axes, keepDims: true)
+                         - xhat * (dxhat * xhat).mean(axes: axes, keepDims: true))
+        return (dx, dw, db)
     }
 
     /// Group normalisation over channels-last input (N, ..., C): each sample's channels are split into
