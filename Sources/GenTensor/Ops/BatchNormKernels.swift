@@ -34,32 +34,29 @@ struct BatchNormGeometry {
 /// blocks of rows. Each block sums in its own precision over at most `blockRows` rows; the blocks'
 /// partial sums are added in Double, in block order.
 enum BatchNormKernels {
-    /// Per-channel sums over each block of rows of `term(row pointer, channel)`, added up in block
-    /// order: the total per channel.
+    /// Per-channel sums of `accumulators` quantities over all rows: `body(rows, acc)` adds the terms
+    /// of one block of rows into `acc` (accumulators x C values, zeroed first). The blocks' sums are
+    /// added up in block order, in Double. The loops live in `body`, called once per block, so that
+    /// they are compiled where the element type is known (not behind a call per element).
     @inline(__always)
-    private static func channelSums<T: KernelFloat>(_ geo: BatchNormGeometry, cost: Int,
-                                                    _ term: (Int, Int) -> T) -> [Double] {
-        let c = geo.channels, blocks = geo.blocks
-        var partial = [Double](repeating: 0, count: blocks * c)
-        partial.withUnsafeMutableBufferPointer { buffer in
-            let base = buffer.baseAddress!
-            parallelChunks(blocks, costPerItem: BatchNormGeometry.blockRows * c * cost) { range in
-                var acc = [T](repeating: 0, count: c)
-                acc.withUnsafeMutableBufferPointer { a in
-                    for b in range {
-                        for k in 0..<c { a[k] = 0 }
-                        let end = Swift.min((b + 1) * BatchNormGeometry.blockRows, geo.rows)
-                        for r in (b * BatchNormGeometry.blockRows)..<end {
-                            for k in 0..<c { a[k] += term(r, k) }
-                        }
-                        for k in 0..<c { base[b * c + k] = Double(a[k]) }
-                    }
-                }
+    private static func blockSums<T: KernelFloat>(_ geo: BatchNormGeometry, accumulators: Int, cost: Int,
+                                                  _ body: (Range<Int>, UnsafeMutablePointer<T>) -> Void) -> [Double] {
+        let width = accumulators * geo.channels, blocks = geo.blocks
+        let partial = UnsafeMutablePointer<Double>.allocate(capacity: blocks * width)
+        defer { partial.deallocate() }
+        parallelChunks(blocks, costPerItem: BatchNormGeometry.blockRows * geo.channels * cost) { range in
+            let acc = UnsafeMutablePointer<T>.allocate(capacity: width)
+            defer { acc.deallocate() }
+            for b in range {
+                acc.initialize(repeating: 0, count: width)
+                let end = Swift.min((b + 1) * BatchNormGeometry.blockRows, geo.rows)
+                body((b * BatchNormGeometry.blockRows)..<end, acc)
+                for k in 0..<width { partial[b * width + k] = Double(acc[k]) }
             }
         }
-        var total = [Double](repeating: 0, count: c)
+        var total = [Double](repeating: 0, count: width)
         for b in 0..<blocks {
-            for k in 0..<c { total[k] += partial[b * c + k] }
+            for k in 0..<width { total[k] += partial[b * width + k] }
         }
         return total
     }
@@ -67,23 +64,21 @@ enum BatchNormKernels {
     /// y = act(x a + b) per channel, over all rows (threaded).
     @inline(__always)
     private static func affine<T: KernelFloat>(_ geo: BatchNormGeometry, _ x: UnsafeMutablePointer<T>,
-                                               _ scale: [T], _ shift: [T], _ y: UnsafeMutablePointer<T>) {
+                                               _ a: UnsafeMutablePointer<T>, _ b: UnsafeMutablePointer<T>,
+                                               _ y: UnsafeMutablePointer<T>) {
         let c = geo.channels
         let slope = T(geo.activation.negativeSlope)
-        scale.withUnsafeBufferPointer { a in
-            shift.withUnsafeBufferPointer { b in
-                parallelChunks(geo.rows, costPerItem: c) { range in
-                    for r in range {
-                        let row = x + r * c, out = y + r * c
-                        if geo.activation == .none {
-                            for k in 0..<c { out[k] = row[k] * a[k] + b[k] }
-                        } else {
-                            for k in 0..<c {
-                                let z = row[k] * a[k] + b[k]
-                                out[k] = Swift.max(z, 0) + slope * Swift.min(z, 0)
-                            }
-                        }
+        let activated = geo.activation != .none
+        parallelChunks(geo.rows, costPerItem: c) { range in
+            for r in range {
+                let row = x + r * c, out = y + r * c
+                if activated {
+                    for k in 0..<c {
+                        let z: T = row[k] * a[k] + b[k]
+                        out[k] = Swift.max(z, 0) + slope * Swift.min(z, 0)
                     }
+                } else {
+                    for k in 0..<c { out[k] = row[k] * a[k] + b[k] }
                 }
             }
         }
@@ -95,25 +90,35 @@ enum BatchNormKernels {
                                         _ weight: UnsafeMutablePointer<T>?, _ bias: UnsafeMutablePointer<T>?,
                                         _ y: UnsafeMutablePointer<T>, _ stats: UnsafeMutablePointer<Double>) {
         let c = geo.channels, count = Double(geo.rows)
-        let sums: [Double] = channelSums(geo, cost: 1) { (r: Int, k: Int) -> T in x[r * c + k] }
-        let meanT = sums.map { T($0 / count) }
-        // Variance from the centred values (two passes: no cancellation).
-        let squares: [Double] = meanT.withUnsafeBufferPointer { mean in
-            channelSums(geo, cost: 2) { (r: Int, k: Int) -> T in
-                let d = x[r * c + k] - mean[k]
-                return d * d
+        let scratch = UnsafeMutablePointer<T>.allocate(capacity: 3 * c)
+        defer { scratch.deallocate() }
+        let mean = scratch, scale = scratch + c, shift = scratch + 2 * c
+        let sums: [Double] = blockSums(geo, accumulators: 1, cost: 1) { (rows: Range<Int>, acc: UnsafeMutablePointer<T>) in
+            for r in rows {
+                let row = x + r * c
+                for k in 0..<c { acc[k] += row[k] }
             }
         }
-        var scale = [T](repeating: 0, count: c), shift = [T](repeating: 0, count: c)
+        for k in 0..<c { mean[k] = T(sums[k] / count) }
+        // Variance from the centred values (two passes: no cancellation).
+        let squares: [Double] = blockSums(geo, accumulators: 1, cost: 2) { (rows: Range<Int>, acc: UnsafeMutablePointer<T>) in
+            for r in rows {
+                let row = x + r * c
+                for k in 0..<c {
+                    let d: T = row[k] - mean[k]
+                    acc[k] += d * d
+                }
+            }
+        }
         for k in 0..<c {
-            let mean = sums[k] / count
+            let m = sums[k] / count
             let rstd = 1 / (squares[k] / count + geo.eps).squareRoot()
-            stats[k] = mean
+            stats[k] = m
             stats[c + k] = rstd
             stats[2 * c + k] = squares[k] / Swift.max(count - 1, 1)
             let w = weight.map { Double($0[k]) } ?? 1, b = bias.map { Double($0[k]) } ?? 0
             scale[k] = T(rstd * w)
-            shift[k] = T(b - mean * rstd * w)
+            shift[k] = T(b - m * rstd * w)
         }
         affine(geo, x, scale, shift, y)
     }
@@ -124,7 +129,9 @@ enum BatchNormKernels {
                                           _ mean: UnsafeMutablePointer<T>, _ variance: UnsafeMutablePointer<T>,
                                           _ y: UnsafeMutablePointer<T>) {
         let c = geo.channels
-        var scale = [T](repeating: 0, count: c), shift = [T](repeating: 0, count: c)
+        let scratch = UnsafeMutablePointer<T>.allocate(capacity: 2 * c)
+        defer { scratch.deallocate() }
+        let scale = scratch, shift = scratch + c
         for k in 0..<c {
             let rstd = 1 / (Double(variance[k]) + geo.eps).squareRoot()
             let w = weight.map { Double($0[k]) } ?? 1, b = bias.map { Double($0[k]) } ?? 0
@@ -143,36 +150,44 @@ enum BatchNormKernels {
         let c = geo.channels, count = Double(geo.rows)
         let slope = T(geo.activation.negativeSlope)
         let activated = geo.activation != .none
-        let meanT = (0..<c).map { T(stats[$0]) }
-        // dz: dy through the activation (the output is positive exactly where z is).
-        @inline(__always) func dz(_ i: Int) -> T { activated && !(y[i] > 0) ? dy[i] * slope : dy[i] }
-        let sumDz: [Double] = channelSums(geo, cost: 1) { (r: Int, k: Int) -> T in dz(r * c + k) }
-        let sumDzCentered: [Double] = meanT.withUnsafeBufferPointer { mean in
-            channelSums(geo, cost: 2) { (r: Int, k: Int) -> T in dz(r * c + k) * (x[r * c + k] - mean[k]) }
+        // Per channel: the mean, then the coefficients of dx = a1 dz + a2 (x - mean) + a3.
+        let scratch = UnsafeMutablePointer<T>.allocate(capacity: 4 * c)
+        defer { scratch.deallocate() }
+        let mean = scratch, a1 = scratch + c, a2 = scratch + 2 * c, a3 = scratch + 3 * c
+        for k in 0..<c { mean[k] = T(stats[k]) }
+        // Sums of dz (dy through the activation: the output is positive exactly where z is) and of
+        // dz (x - mean), per channel, in one pass.
+        let sums: [Double] = blockSums(geo, accumulators: 2, cost: 3) { (rows: Range<Int>, acc: UnsafeMutablePointer<T>) in
+            let accDz = acc, accDzCentered = acc + c
+            for r in rows {
+                let o = r * c
+                for k in 0..<c {
+                    let g: T = dy[o + k]
+                    let dz: T = activated && !(y[o + k] > 0) ? g * slope : g
+                    let centered: T = x[o + k] - mean[k]
+                    accDz[k] += dz
+                    accDzCentered[k] += dz * centered
+                }
+            }
         }
-        // dx = rstd w (dz - mean(dz) - xhat mean(dz xhat)) = a1 dz + a2 (x - mean) + a3 per channel.
-        var a1 = [T](repeating: 0, count: c), a2 = a1, a3 = a1
+        // dx = rstd w (dz - mean(dz) - xhat mean(dz xhat)).
         for k in 0..<c {
             let rstd = stats[c + k], w = weight.map { Double($0[k]) } ?? 1
-            dw[k] = T(sumDzCentered[k] * rstd)
-            db[k] = T(sumDz[k])
+            let sumDz = sums[k], sumDzCentered = sums[c + k]
+            dw[k] = T(sumDzCentered * rstd)
+            db[k] = T(sumDz)
             a1[k] = T(rstd * w)
-            a2[k] = T(-w * rstd * rstd * rstd * sumDzCentered[k] / count)
-            a3[k] = T(-rstd * w * sumDz[k] / count)
+            a2[k] = T(-w * rstd * rstd * rstd * sumDzCentered / count)
+            a3[k] = T(-rstd * w * sumDz / count)
         }
-        a1.withUnsafeBufferPointer { p1 in
-            a2.withUnsafeBufferPointer { p2 in
-                a3.withUnsafeBufferPointer { p3 in
-                    meanT.withUnsafeBufferPointer { mean in
-                        parallelChunks(geo.rows, costPerItem: c * 2) { range in
-                            for r in range {
-                                let o = r * c
-                                for k in 0..<c {
-                                    dx[o + k] = p1[k] * dz(o + k) + p2[k] * (x[o + k] - mean[k]) + p3[k]
-                                }
-                            }
-                        }
-                    }
+        parallelChunks(geo.rows, costPerItem: c * 2) { range in
+            for r in range {
+                let o = r * c
+                for k in 0..<c {
+                    let g: T = dy[o + k]
+                    let dz: T = activated && !(y[o + k] > 0) ? g * slope : g
+                    let centered: T = x[o + k] - mean[k]
+                    dx[o + k] = a1[k] * dz + a2[k] * centered + a3[k]
                 }
             }
         }
