@@ -190,6 +190,30 @@ final class FusedKernelTests: XCTestCase {
         XCTAssertEqual(runs[0], runs[1], "batchNorm on 1 and 2 threads")
     }
 
+    func testTiledTransposeMatchesIndexArithmetic() {
+        // Permutations whose output's second-to-last axis is the input's contiguous one (the tiled
+        // path), with sizes that are not multiples of the tile, and one that is not (the row path).
+        let cases: [([Int], [Int])] = [([37, 19], [1, 0]), ([3, 37, 19], [0, 2, 1]), ([5, 33, 3, 7], [0, 2, 3, 1]),
+                                       ([64, 256, 49], [0, 2, 1]), ([2, 3, 4, 5], [3, 0, 1, 2]), ([4, 6, 5], [1, 0, 2])]
+        for (shape, axes) in cases {
+            let x = Tensor.normal(shape, generator: RandomGenerator(seed: 11))
+            let values = x.scalars(as: Float.self)
+            let y = x.permuted(axes)
+            let outShape = axes.map { shape[$0] }
+            XCTAssertEqual(y.shape, outShape)
+            let inStrides = Shapes.strides(shape), outStrides = Shapes.strides(outShape)
+            var expected = [Float](repeating: 0, count: values.count)
+            for i in 0..<values.count {
+                var source = 0
+                for (d, a) in axes.enumerated() { source += (i / outStrides[d]) % outShape[d] * inStrides[a] }
+                expected[i] = values[source]
+            }
+            XCTAssertEqual(y.scalars(as: Float.self), expected, "permute \(shape) by \(axes)")
+            let ints = Tensor((0..<Int64(values.count)).map { $0 }, shape: shape).permuted(axes).scalars(as: Int64.self)
+            XCTAssertEqual(ints.map { values[Int($0)] }, expected, "int64 permute \(shape) by \(axes)")
+        }
+    }
+
     func testSumOverAnyAxesMatchesDoubleReference() {
         // Large enough to take the threaded paths: kept first axis, reduced first axis, interleaved.
         let x = Tensor.normal([6, 33, 17, 40], dtype: .float32, generator: RandomGenerator(seed: 9))

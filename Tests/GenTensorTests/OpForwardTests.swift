@@ -439,6 +439,7 @@ final class OpForwardTests: XCTestCase {
         ConvCase(input: [1, 6, 5, 3], weight: [3, 4, 3, 2], padding: (1, 0)),
         ConvCase(input: [1, 4, 4, 3], weight: [3, 2, 3, 3], padding: (1, 1), dilation: (2, 2)),
         ConvCase(input: [2, 1, 1, 16], weight: [16, 8, 4, 4]),  // DCGAN generator's first layer: 1x1 -> 4x4
+        ConvCase(input: [3, 1, 1, 5], weight: [5, 3, 3, 2], stride: (2, 2)),  // from one pixel, any stride
     ]
 
     func testConvTranspose2dFloat32AndFloat64AgainstNaive() {

@@ -482,6 +482,7 @@ final class OpGradientTests: XCTestCase {
         ConvTransposeCase(input: [2, 3, 3, 2], weight: [2, 2, 4, 4], stride: (2, 2), padding: (1, 1)),  // DCGAN generator
         ConvTransposeCase(input: [1, 3, 4, 3], weight: [3, 2, 2, 3]),
         ConvTransposeCase(input: [1, 3, 3, 2], weight: [2, 2, 3, 3], padding: (1, 1), dilation: (2, 2)),
+        ConvTransposeCase(input: [2, 1, 1, 3], weight: [3, 2, 3, 3]),  // from one pixel: the GEMM path
     ]
 
     func testConvTranspose2d() {
@@ -492,6 +493,13 @@ final class OpGradientTests: XCTestCase {
                 Tensor.convTranspose2d($0[0], $0[1], stride: c.stride, padding: c.padding, outputPadding: c.outputPadding,
                                        dilation: c.dilation)
             }
+        }
+    }
+
+    func testConvTranspose2dFromOnePixelSecondOrder() {
+        let x = Self.input([2, 1, 1, 3], 230), w = Self.input([3, 2, 3, 3], 231)
+        GradientCheck.checkSecondOrder([x, w], "convTranspose2d from one pixel, tanh") {
+            Tensor.convTranspose2d($0[0], $0[1]).tanh()
         }
     }
 
