@@ -93,7 +93,9 @@ public struct GANConfiguration: Codable, Equatable, Sendable {
         generatorLoss = .nonSaturating
         clipValue = 0.01
         penaltyWeight = 10
-        emaDecay = 0.999
+        // A ~100-step average for the convolutional variants: at 0.999 the EMA lagged the raw weights
+        // after 5 dcgan epochs (FID 51.1 and 55.3 against 46.4 and 50.5 at 0.99, same runs otherwise).
+        emaDecay = variant == .gan ? 0.999 : 0.99
         classCount = 10
         initialization = variant == .gan ? .pytorch : .dcgan
         switch variant {

@@ -30,8 +30,8 @@ struct GANTrainFlags: ParsableArguments {
     @Option(help: "Latent size.")
     var zDim: Int = 100
 
-    @Option(help: "Decay of the generator's exponential moving average (with warm-up).")
-    var emaDecay: Double = 0.999
+    @Option(help: "Decay of the generator's exponential moving average, with warm-up (default: 0.99, or 0.999 for the MLP gan).")
+    var emaDecay: Double?
 
     @Option(help: "Seed for initialisation, shuffling and noise.")
     var seed: UInt64 = 0
@@ -68,7 +68,7 @@ struct GANTrainFlags: ParsableArguments {
         }
         if let dSteps, dSteps < 1 { throw ValidationError("--d-steps must be at least 1") }
         guard zDim >= 1 else { throw ValidationError("--z-dim must be at least 1") }
-        guard (0..<1).contains(emaDecay) else { throw ValidationError("--ema-decay must lie in [0, 1)") }
+        if let emaDecay, !(0..<1).contains(emaDecay) { throw ValidationError("--ema-decay must lie in [0, 1)") }
         guard saveEvery >= 0, maxSteps >= 0 else { throw ValidationError("--save-every and --max-steps must not be negative") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
@@ -85,7 +85,7 @@ struct GANTrainFlags: ParsableArguments {
         if let beta2 { c.beta2 = beta2 }
         if let dSteps { c.discriminatorSteps = dSteps }
         c.zDim = zDim
-        c.emaDecay = emaDecay
+        if let emaDecay { c.emaDecay = emaDecay }
         if let initialization { c.initialization = initialization }
         return c
     }
@@ -325,7 +325,7 @@ struct TrainCycleGAN: ParsableCommand {
     func run() throws {
         var config = CycleGANConfiguration(generatorChannels: channels, residualBlocks: residualBlocks,
                                            learningRate: flags.lr ?? 2e-4, beta1: flags.beta1 ?? 0.5, beta2: flags.beta2 ?? 0.999,
-                                           cycleWeight: cycleWeight, identityWeight: identityWeight, emaDecay: flags.emaDecay)
+                                           cycleWeight: cycleWeight, identityWeight: identityWeight, emaDecay: flags.emaDecay ?? 0.999)
         if let problem = config.problem { throw ValidationError(problem) }
         Threads.set(flags.threads)
         guard let a = try domain(domainA, folder: dataA, split: .train) else { throw ValidationError("--domain-a \(domainA): no images of that class") }

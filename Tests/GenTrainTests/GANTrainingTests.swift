@@ -241,6 +241,11 @@ final class GANTrainingTests: XCTestCase {
         XCTAssertEqual(c.variant, .dcgan)
         let roundTrip = try JSONDecoder().decode(GANConfiguration.self, from: JSONEncoder().encode(GANConfiguration(variant: .lsgan)))
         XCTAssertEqual(roundTrip.initialization, .dcgan)
+        // The EMA decay a run was trained with survives a resume, whatever the current default.
+        XCTAssertEqual(GANConfiguration(variant: .dcgan).emaDecay, 0.99)
+        XCTAssertEqual(GANConfiguration(variant: .gan).emaDecay, 0.999)
+        let stored = #"{"variant":"dcgan","zDim":100,"channels":64,"emaDecay":0.999}"#
+        XCTAssertEqual(try JSONDecoder().decode(GANConfiguration.self, from: Data(stored.utf8)).emaDecay, 0.999)
     }
 
     /// The EMA generator's BatchNorm statistics are re-measured on its own weights: they differ
