@@ -81,27 +81,41 @@ final class FusedKernelTests: XCTestCase {
         return silu ? y * y.sigmoid() : y
     }
 
+    /// A fused Float32 normalisation `fused(x, w, b)` against its Float64 composite reference on
+    /// `shape` (values from `seed`): output and gradients of x, weight and bias under a random seed
+    /// gradient. Returns the Float32 inputs and the reference output, for further checks.
+    @discardableResult
+    private func assertFusedMatchesComposite(_ label: String, shape: [Int], seed randomSeed: UInt64,
+                                             composite: (Tensor, Tensor, Tensor) -> Tensor,
+                                             fused: (Tensor, Tensor, Tensor) -> Tensor)
+        -> (x: Tensor, weight: Tensor, bias: Tensor, x64: Tensor, reference: Tensor) {
+        let c = shape[shape.count - 1]
+        let gen = RandomGenerator(seed: randomSeed)
+        let x64 = (Tensor.normal(shape, dtype: .float64, generator: gen) * 2 + 0.5).requiringGrad()
+        let w64 = Tensor.uniform([c], low: 0.5, high: 1.5, dtype: .float64, generator: gen).requiringGrad()
+        let b64 = Tensor.uniform([c], low: -0.5, high: 0.5, dtype: .float64, generator: gen).requiringGrad()
+        let seed = Tensor.normal(shape, dtype: .float64, generator: gen)
+        let ref = composite(x64, w64, b64)
+        let refGrads = gradients(of: ref, wrt: [x64, w64, b64], seed: seed)
+        let (x, w, b) = (x64.cast(to: .float32).detached().requiringGrad(), w64.cast(to: .float32).detached().requiringGrad(),
+                         b64.cast(to: .float32).detached().requiringGrad())
+        let y = fused(x, w, b)
+        let grads = gradients(of: y, wrt: [x, w, b], seed: seed.cast(to: .float32))
+        assertClose(y.cast(to: .float64), ref, relative: 1e-5, floor: 1e-5, "\(label) \(shape) forward")
+        for (k, name) in ["x", "weight", "bias"].enumerated() {
+            let scale = refGrads[k].abs().max().item
+            assertClose(grads[k].cast(to: .float64), refGrads[k], relative: 1e-4, floor: 1e-4 * scale,
+                        "\(label) \(shape) gradient of \(name)")
+        }
+        return (x, w, b, x64.detached(), ref.detached())
+    }
+
     func testFusedGroupNormMatchesCompositeOnUNetShapes() {
         // The U-Net's widest GroupNorm (64 x 28 x 28 x 32, 8 groups) and its attention level (7 x 7 x 64).
         for (shape, silu) in [([64, 28, 28, 32], true), ([16, 7, 7, 64], false)] {
-            let c = shape[3]
-            let gen = RandomGenerator(seed: 5)
-            let x64 = (Tensor.normal(shape, dtype: .float64, generator: gen) * 2 + 0.5).requiringGrad()
-            let w64 = Tensor.uniform([c], low: 0.5, high: 1.5, dtype: .float64, generator: gen).requiringGrad()
-            let b64 = Tensor.uniform([c], low: -0.5, high: 0.5, dtype: .float64, generator: gen).requiringGrad()
-            let seed = Tensor.normal(shape, dtype: .float64, generator: gen)
-            let ref = compositeGroupNorm(x64, groups: 8, weight: w64, bias: b64, silu: silu)
-            let refGrads = gradients(of: ref, wrt: [x64, w64, b64], seed: seed)
-            let (x, w, b) = (x64.cast(to: .float32).detached().requiringGrad(), w64.cast(to: .float32).detached().requiringGrad(),
-                             b64.cast(to: .float32).detached().requiringGrad())
-            let y = Tensor.groupNorm(x, groups: 8, weight: w, bias: b, silu: silu)
-            let grads = gradients(of: y, wrt: [x, w, b], seed: seed.cast(to: .float32))
-            assertClose(y.cast(to: .float64), ref, relative: 1e-5, floor: 1e-5, "fused groupNorm \(shape) forward")
-            for (k, name) in ["x", "weight", "bias"].enumerated() {
-                let scale = refGrads[k].abs().max().item
-                assertClose(grads[k].cast(to: .float64), refGrads[k], relative: 1e-4, floor: 1e-4 * scale,
-                            "fused groupNorm \(shape) gradient of \(name)")
-            }
+            assertFusedMatchesComposite("fused groupNorm", shape: shape, seed: 5,
+                                        composite: { compositeGroupNorm($0, groups: 8, weight: $1, bias: $2, silu: silu) },
+                                        fused: { Tensor.groupNorm($0, groups: 8, weight: $1, bias: $2, silu: silu) })
         }
     }
 
@@ -141,27 +155,15 @@ final class FusedKernelTests: XCTestCase {
                                                 ([64, 7, 7, 128], .leakyRelu(slope: 0.2)), ([5, 3, 3, 7], .none)]
         for (shape, activation) in cases {
             let c = shape[3]
-            let gen = RandomGenerator(seed: 6)
-            let x64 = (Tensor.normal(shape, dtype: .float64, generator: gen) * 2 + 0.5).requiringGrad()
-            let w64 = Tensor.uniform([c], low: 0.5, high: 1.5, dtype: .float64, generator: gen).requiringGrad()
-            let b64 = Tensor.uniform([c], low: -0.5, high: 0.5, dtype: .float64, generator: gen).requiringGrad()
-            let seed = Tensor.normal(shape, dtype: .float64, generator: gen)
-            let ref = compositeBatchNorm(x64, weight: w64, bias: b64, activation: activation)
-            let refGrads = gradients(of: ref, wrt: [x64, w64, b64], seed: seed)
-            let (x, w, b) = (x64.cast(to: .float32).detached().requiringGrad(), w64.cast(to: .float32).detached().requiringGrad(),
-                             b64.cast(to: .float32).detached().requiringGrad())
-            let (y, mean, unbiased) = Tensor.batchNormTraining(x, weight: w, bias: b, activation: activation)
-            let grads = gradients(of: y, wrt: [x, w, b], seed: seed.cast(to: .float32))
-            assertClose(y.cast(to: .float64), ref, relative: 1e-5, floor: 1e-5, "fused batchNorm \(shape) forward")
-            for (k, name) in ["x", "weight", "bias"].enumerated() {
-                let scale = refGrads[k].abs().max().item
-                assertClose(grads[k].cast(to: .float64), refGrads[k], relative: 1e-4, floor: 1e-4 * scale,
-                            "fused batchNorm \(shape) gradient of \(name)")
-            }
+            let (x, w, b, x64, ref) = assertFusedMatchesComposite(
+                "fused batchNorm", shape: shape, seed: 6,
+                composite: { compositeBatchNorm($0, weight: $1, bias: $2, activation: activation) },
+                fused: { Tensor.batchNormTraining($0, weight: $1, bias: $2, activation: activation).output })
+            let (_, mean, unbiased) = withoutGradients { Tensor.batchNormTraining(x, weight: w, bias: b, activation: activation) }
             let axes = Array(0..<3)
-            let refMean = x64.detached().mean(axes: axes)
+            let refMean = x64.mean(axes: axes)
             let count = Double(x.elementCount / c)
-            let refUnbiased = (x64.detached() - refMean).square().sum(axes: axes) / (count - 1)
+            let refUnbiased = (x64 - refMean).square().sum(axes: axes) / (count - 1)
             assertClose(mean.cast(to: .float64), refMean, relative: 1e-6, floor: 1e-6, "fused batchNorm \(shape) mean")
             assertClose(unbiased.cast(to: .float64), refUnbiased, relative: 1e-5, floor: 0, "fused batchNorm \(shape) variance")
             // Evaluation mode with the batch's statistics as running statistics: the same values.

@@ -141,6 +141,12 @@ enum BatchNormKernels {
         affine(geo, x, scale, shift, y)
     }
 
+    /// dy through the fused activation: its slope where the output (equivalently z) is not positive.
+    @inline(__always)
+    private static func activationGradient<T: KernelFloat>(_ dy: T, output: T, _ activated: Bool, _ slope: T) -> T {
+        activated && !(output > 0) ? dy * slope : dy
+    }
+
     /// Training-mode backward (first order): dx, dweight and dbias from dy, the input, the output
     /// (whose sign gives the activation's slope) and the forward's `stats`.
     static func backward<T: KernelFloat>(_ geo: BatchNormGeometry, _ dy: UnsafeMutablePointer<T>, _ x: UnsafeMutablePointer<T>,
@@ -162,8 +168,7 @@ enum BatchNormKernels {
             for r in rows {
                 let o = r * c
                 for k in 0..<c {
-                    let g: T = dy[o + k]
-                    let dz: T = activated && !(y[o + k] > 0) ? g * slope : g
+                    let dz = activationGradient(dy[o + k], output: y[o + k], activated, slope)
                     let centered: T = x[o + k] - mean[k]
                     accDz[k] += dz
                     accDzCentered[k] += dz * centered
@@ -184,8 +189,7 @@ enum BatchNormKernels {
             for r in range {
                 let o = r * c
                 for k in 0..<c {
-                    let g: T = dy[o + k]
-                    let dz: T = activated && !(y[o + k] > 0) ? g * slope : g
+                    let dz = activationGradient(dy[o + k], output: y[o + k], activated, slope)
                     let centered: T = x[o + k] - mean[k]
                     dx[o + k] = a1[k] * dz + a2[k] * centered + a3[k]
                 }

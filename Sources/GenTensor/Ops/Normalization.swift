@@ -40,19 +40,12 @@ extension Tensor {
                                      out.doublePointer, stats.doublePointer)
         case .int64: break
         }
-        let inputs = [x] + [weight, bias].compactMap { $0 }
         // The VJP reads the output's values (the activation's slope), through a second handle on its
         // storage: capturing `out` itself would make a cycle through its own graph node.
         let outValues = out.detached()
-        let y = out.recording("batchNorm", inputs) { g, _ in
-            let grads: (Tensor?, Tensor?, Tensor?)
-            if GradMode.isEnabled {
-                grads = batchNormCompositeVJP(g, x, outValues, weight, bias, geometry)
-            } else {
-                grads = batchNormFastVJP(g, x, outValues, weight, stats, geometry)
-            }
-            return [grads.0] + (weight == nil ? [] : [grads.1]) + (bias == nil ? [] : [grads.2])
-        }
+        let y = out.recordingNormalization("batchNorm", x, weight, bias,
+                                           composite: { batchNormCompositeVJP($0, x, outValues, weight, bias, geometry) },
+                                           fast: { batchNormFastVJP($0, x, outValues, weight, stats, geometry) })
         let mean = stats.sliced(axis: 0, 0..<1).reshaped([c]).cast(to: x.dtype)
         let unbiased = stats.sliced(axis: 0, 2..<3).reshaped([c]).cast(to: x.dtype)
         return (y, mean, unbiased)
@@ -101,9 +94,7 @@ extension Tensor {
         precondition(x.rank >= 2, "\(name): input must be (N, ..., C), got \(x.shape)")
         x.checkFloat(name)
         let c = x.shape[x.rank - 1]
-        for p in [weight, bias].compactMap({ $0 }) {
-            precondition(p.shape == [c] && p.dtype == x.dtype, "\(name): weight and bias must be (\(c)) \(x.dtype), got \(p.shape) \(p.dtype)")
-        }
+        checkNormParameters(x, weight, bias, channels: c, name)
         if case .leakyRelu(let slope) = activation {
             precondition(slope >= 0 && slope < 1, "\(name): LeakyReLU slope \(slope) outside [0, 1)")
         }
@@ -163,9 +154,7 @@ extension Tensor {
         x.checkFloat("groupNorm")
         let n = x.shape[0], c = x.shape[x.rank - 1]
         precondition(c % groups == 0, "groupNorm: \(c) channels do not split into \(groups) groups")
-        for p in [weight, bias].compactMap({ $0 }) {
-            precondition(p.shape == [c] && p.dtype == x.dtype, "groupNorm: weight and bias must be (\(c)) \(x.dtype), got \(p.shape) \(p.dtype)")
-        }
+        checkNormParameters(x, weight, bias, channels: c, "groupNorm")
         let geometry = GroupNormGeometry(batch: n, spatial: x.elementCount / Swift.max(n * c, 1), channels: c,
                                          groups: groups, eps: eps, silu: silu)
         let out = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
@@ -179,15 +168,27 @@ extension Tensor {
                                      out.doublePointer, stats.doublePointer)
         case .int64: break
         }
-        let inputs = [x] + [weight, bias].compactMap { $0 }
-        return out.recording(silu ? "groupNormSiLU" : "groupNorm", inputs) { g, needs in
-            let grads: (Tensor?, Tensor?, Tensor?)
-            if GradMode.isEnabled {
-                grads = groupNormCompositeVJP(g, x, weight, bias, geometry)
-            } else {
-                grads = groupNormFastVJP(g, x, weight, bias, stats, geometry)
-            }
+        return out.recordingNormalization(silu ? "groupNormSiLU" : "groupNorm", x, weight, bias,
+                                          composite: { groupNormCompositeVJP($0, x, weight, bias, geometry) },
+                                          fast: { groupNormFastVJP($0, x, weight, bias, stats, geometry) })
+    }
+
+    /// Records a fused normalisation's VJP: `composite` (differentiable ops, for second-order
+    /// gradients) when the backward pass is itself recorded, `fast` (one kernel) otherwise. Both
+    /// give the gradients of x, weight and bias; those of absent parameters are dropped.
+    private func recordingNormalization(_ name: String, _ x: Tensor, _ weight: Tensor?, _ bias: Tensor?,
+                                        composite: @escaping (Tensor) -> (Tensor?, Tensor?, Tensor?),
+                                        fast: @escaping (Tensor) -> (Tensor?, Tensor?, Tensor?)) -> Tensor {
+        recording(name, [x] + [weight, bias].compactMap { $0 }) { g, _ in
+            let grads = GradMode.isEnabled ? composite(g) : fast(g)
             return [grads.0] + (weight == nil ? [] : [grads.1]) + (bias == nil ? [] : [grads.2])
+        }
+    }
+
+    /// Checks that a normalisation's optional weight and bias are (C) tensors of x's dtype.
+    private static func checkNormParameters(_ x: Tensor, _ weight: Tensor?, _ bias: Tensor?, channels c: Int, _ name: String) {
+        for p in [weight, bias].compactMap({ $0 }) {
+            precondition(p.shape == [c] && p.dtype == x.dtype, "\(name): weight and bias must be (\(c)) \(x.dtype), got \(p.shape) \(p.dtype)")
         }
     }
 
