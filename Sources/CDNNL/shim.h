@@ -41,27 +41,30 @@ static inline dnnl_status_t cdnnl_md_init_1d(dnnl_memory_desc_t *md, int64_t d0)
 }
 
 /// A 2-D convolution descriptor (bias: forward passes only, may be NULL). pass: 0 forward training, 1 forward inference, 2 backward data,
-/// 3 backward weights. Dilation in oneDNN's convention (0 = dense). No bias.
+/// 3 backward weights. Dilation in oneDNN's convention (0 = dense). winograd: nonzero for Winograd's
+/// algorithm (3x3, stride 1), else direct.
 static inline dnnl_status_t cdnnl_conv2d_desc_init(dnnl_convolution_desc_t *cd, int pass,
         const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *weights, const dnnl_memory_desc_t *bias,
         const dnnl_memory_desc_t *dst,
         int64_t stride_h, int64_t stride_w, int64_t dil_h, int64_t dil_w,
-        int64_t pad_t, int64_t pad_l, int64_t pad_b, int64_t pad_r) {
+        int64_t pad_t, int64_t pad_l, int64_t pad_b, int64_t pad_r, int winograd) {
     dnnl_dims_t strides = {stride_h, stride_w};
     dnnl_dims_t dilates = {dil_h, dil_w};
     dnnl_dims_t padding_l = {pad_t, pad_l};
     dnnl_dims_t padding_r = {pad_b, pad_r};
+    dnnl_alg_kind_t alg = dnnl_convolution_direct;
+    if (winograd) alg = dnnl_convolution_winograd;
     switch (pass) {
     case 0:
     case 1:
         return dnnl_dilated_convolution_forward_desc_init(cd, pass == 0 ? dnnl_forward_training
-                : dnnl_forward_inference, dnnl_convolution_direct, src, weights, bias, dst, strides, dilates,
+                : dnnl_forward_inference, alg, src, weights, bias, dst, strides, dilates,
                 padding_l, padding_r);
     case 2:
-        return dnnl_dilated_convolution_backward_data_desc_init(cd, dnnl_convolution_direct, src, weights, dst,
+        return dnnl_dilated_convolution_backward_data_desc_init(cd, alg, src, weights, dst,
                 strides, dilates, padding_l, padding_r);
     case 3:
-        return dnnl_dilated_convolution_backward_weights_desc_init(cd, dnnl_convolution_direct, src, weights,
+        return dnnl_dilated_convolution_backward_weights_desc_init(cd, alg, src, weights,
                 NULL, dst, strides, dilates, padding_l, padding_r);
     default:
         return dnnl_invalid_arguments;
