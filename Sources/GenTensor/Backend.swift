@@ -10,6 +10,11 @@ public protocol ComputeBackend: AnyObject {
     func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
               beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int)
+    /// `batch` independent products C_i = op(A_i) · op(B_i) (alpha 1, beta 0), the i-th matrices
+    /// `i * strideA`, `i * strideB` and `i * strideC` elements from `a`, `b` and `c`.
+    func batchedGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                     a: UnsafePointer<Float>, lda: Int, strideA: Int, b: UnsafePointer<Float>, ldb: Int, strideB: Int,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int, batch: Int)
     /// output(M, N) = activation(input(M, K) · weight(N, K)ᵀ + bias(N)), all row-major: PyTorch's
     /// `F.linear` followed by an activation, in one pass where the backend can fuse them (bias may be
     /// nil). A default implementation (`linearUnfused`) runs GEMM, then the activation.
@@ -88,6 +93,16 @@ public enum Backend {
 }
 
 extension ComputeBackend {
+    /// One `gemm` after another.
+    public func batchedGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                            a: UnsafePointer<Float>, lda: Int, strideA: Int, b: UnsafePointer<Float>, ldb: Int,
+                            strideB: Int, c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int, batch: Int) {
+        for i in 0..<batch {
+            gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a + i * strideA, lda: lda,
+                 b: b + i * strideB, ldb: ldb, beta: 0, c: c + i * strideC, ldc: ldc)
+        }
+    }
+
     public func linear(m: Int, n: Int, k: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                        bias: UnsafePointer<Float>?, activation: LinearActivation, output: UnsafeMutablePointer<Float>) {
         linearUnfused(m: m, n: n, k: k, input: input, weight: weight, bias: bias, activation: activation, output: output)

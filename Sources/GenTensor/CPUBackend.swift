@@ -63,6 +63,24 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         precondition(status == dnnl_success, "gemm: oneDNN sgemm failed with status \(status)")
     }
 
+    /// Small products (under 2^20 multiply-adds each; the U-Net's per-image attention is 49x64x49)
+    /// are split over the threads by batch entry, each running a single-threaded sgemm: one such
+    /// sgemm on all threads left the other threads mostly waiting. Larger ones run one after another
+    /// on all threads.
+    public func batchedGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                            a: UnsafePointer<Float>, lda: Int, strideA: Int, b: UnsafePointer<Float>, ldb: Int,
+                            strideB: Int, c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int, batch: Int) {
+        let work = m * n * k
+        let byEntry = batch > 1 && work <= 1 << 20
+        // Inside the parallel region oneDNN's sgemm runs on the calling thread alone.
+        parallelChunks(byEntry ? batch : 1, costPerItem: byEntry ? Swift.max(1, work / 8) : 0) { entries in
+            for i in byEntry ? entries : 0..<batch {
+                self.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a + i * strideA, lda: lda,
+                          b: b + i * strideB, ldb: ldb, beta: 0, c: c + i * strideC, ldc: ldc)
+            }
+        }
+    }
+
     /// One cached oneDNN matmul primitive per shape, activation and thread count (`MatmulPrimitive`):
     /// the bias add and the activation run on each output tile as the product leaves it, instead of a
     /// bias fill before an sgemm and an activation pass after it.

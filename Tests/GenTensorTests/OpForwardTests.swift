@@ -317,6 +317,30 @@ final class OpForwardTests: XCTestCase {
         XCTAssertEqual(x.reshaped([4, 6]).doubleScalars(), x.doubleScalars(), "reshape keeps row-major order")
     }
 
+    /// Channel slices, pads and concatenations of NHWC activations large enough to be split over
+    /// the threads, against index arithmetic.
+    func testSlicePadConcatOnThreadedNHWCShapes() {
+        let (n, h, w, c1, c2) = (8, 28, 28, 24, 40)
+        let pixels = n * h * w
+        let a = Tensor((0..<(pixels * c1)).map { Float($0 % 1_000) }, shape: [n, h, w, c1])
+        let b = Tensor((0..<(pixels * c2)).map { -Float($0 % 997) }, shape: [n, h, w, c2])
+        let av = a.scalars(as: Float.self), bv = b.scalars(as: Float.self)
+        var joined = [Float](), padded = [Float]()
+        for p in 0..<pixels {
+            let pixelA = av[(p * c1)..<((p + 1) * c1)], pixelB = bv[(p * c2)..<((p + 1) * c2)]
+            joined.append(contentsOf: pixelA)
+            joined.append(contentsOf: pixelB)
+            padded.append(contentsOf: [0, 0, 0])
+            padded.append(contentsOf: pixelA)
+            padded.append(contentsOf: [0, 0, 0, 0, 0])
+        }
+        let cat = Tensor.concatenate([a, b], axis: 3)
+        XCTAssertEqual(cat.shape, [n, h, w, c1 + c2])
+        XCTAssertEqual(cat.scalars(as: Float.self), joined, "concatenate")
+        XCTAssertEqual(cat.sliced(axis: 3, c1..<(c1 + c2)).scalars(as: Float.self), bv, "slice")
+        XCTAssertEqual(a.padded(axis: 3, before: 3, after: 5).scalars(as: Float.self), padded, "pad")
+    }
+
     func testExpandAndSumToShapeValues() {
         let x = Tensor([1, 2, 3] as [Double], shape: [3, 1])
         assertClose(x.expanded(to: [2, 3, 2]), Tensor([1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3] as [Double], shape: [2, 3, 2]),
@@ -336,7 +360,7 @@ final class OpForwardTests: XCTestCase {
     }
 
     func testMatmulFloat32AgainstNaiveLoops() {
-        for (m, k, n) in [(7, 9, 5), (13, 67, 11), (1, 33, 1)] {
+        for (m, k, n) in [(7, 9, 5), (13, 67, 11), (1, 33, 1), (49, 64, 49)] {  // the last: split by batch entry
             for transposeA in [false, true] {
                 for transposeB in [false, true] {
                     for batch in [0, 3] {  // 0: 2-D

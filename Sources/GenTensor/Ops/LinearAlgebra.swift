@@ -26,12 +26,9 @@ extension Tensor {
         let lda = a.shape[r - 1], ldb = b.shape[r - 1]
         switch a.dtype {
         case .float32:
-            let backend = Backend.current
-            for i in 0..<batch {
-                backend.gemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k, alpha: 1,
-                             a: a.floatPointer + i * m * k, lda: lda, b: b.floatPointer + i * k * n, ldb: ldb,
-                             beta: 0, c: out.floatPointer + i * m * n, ldc: n)
-            }
+            Backend.current.batchedGemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k,
+                                        a: a.floatPointer, lda: lda, strideA: m * k, b: b.floatPointer, ldb: ldb,
+                                        strideB: k * n, c: out.floatPointer, ldc: n, strideC: m * n, batch: batch)
         case .float64:
             for i in 0..<batch {
                 ReferenceKernels.gemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k, alpha: 1.0,

@@ -97,10 +97,8 @@ extension Tensor {
         let (outer, dim, inner) = split3(a)
         let out = Tensor(uninitializedShape: newShape, dtype: dtype)
         let bytes = dtype.byteSize, block = range.count * inner * bytes
-        for o in 0..<outer {
-            (out.storage.pointer + o * block).copyMemory(
-                from: storage.pointer + (o * dim + range.lowerBound) * inner * bytes, byteCount: block)
-        }
+        Tensor.copyBlocks(outer, bytes: block, from: storage.pointer + range.lowerBound * inner * bytes,
+                          stride: dim * inner * bytes, to: out.storage.pointer, stride: block)
         let x = self
         return out.recording("slice", [x]) { g, _ in
             [g.padded(axis: a, before: range.lowerBound, after: x.shape[a] - range.upperBound)]
@@ -116,12 +114,21 @@ extension Tensor {
         let (outer, dim, inner) = split3(a)
         let out = Tensor.zeros(newShape, dtype: dtype)
         let bytes = dtype.byteSize, block = dim * inner * bytes, newDim = newShape[a]
-        for o in 0..<outer {
-            (out.storage.pointer + (o * newDim + before) * inner * bytes).copyMemory(
-                from: storage.pointer + o * block, byteCount: block)
-        }
+        Tensor.copyBlocks(outer, bytes: block, from: storage.pointer, stride: block,
+                          to: out.storage.pointer + before * inner * bytes, stride: newDim * inner * bytes)
         let x = self
         return out.recording("pad", [x]) { g, _ in [g.sliced(axis: a, before..<(before + x.shape[a]))] }
+    }
+
+    /// Copies `count` blocks of `bytes` bytes, `stride` bytes apart on each side, split over the
+    /// threads (slices, pads and concatenations along an inner axis: per-pixel channel runs in NHWC).
+    static func copyBlocks(_ count: Int, bytes: Int, from source: UnsafeMutableRawPointer, stride sourceStride: Int,
+                           to destination: UnsafeMutableRawPointer, stride destinationStride: Int) {
+        parallelChunks(count, costPerItem: Swift.max(1, bytes / 4)) { blocks in
+            for o in blocks {
+                (destination + o * destinationStride).copyMemory(from: source + o * sourceStride, byteCount: bytes)
+            }
+        }
     }
 
     /// Joins tensors along an existing axis; all other axes must agree.
@@ -145,10 +152,8 @@ extension Tensor {
         var ranges: [Range<Int>] = []
         for t in tensors {
             let d = t.shape[a], block = d * inner * bytes
-            for o in 0..<outer {
-                (out.storage.pointer + (o * newDim + offset) * inner * bytes).copyMemory(
-                    from: t.storage.pointer + o * block, byteCount: block)
-            }
+            copyBlocks(outer, bytes: block, from: t.storage.pointer, stride: block,
+                       to: out.storage.pointer + offset * inner * bytes, stride: newDim * inner * bytes)
             ranges.append(offset..<(offset + d))
             offset += d
         }
