@@ -40,7 +40,8 @@ static inline dnnl_status_t cdnnl_md_init_1d(dnnl_memory_desc_t *md, int64_t d0)
     return dnnl_memory_desc_init_by_tag(md, 1, dims, dnnl_f32, dnnl_a);
 }
 
-/// A 2-D convolution descriptor (bias: forward passes only, may be NULL). pass: 0 forward training, 1 forward inference, 2 backward data,
+/// A 2-D convolution descriptor (bias: the bias of a forward pass or the bias gradient of a
+/// backward-weights pass, may be NULL). pass: 0 forward training, 1 forward inference, 2 backward data,
 /// 3 backward weights. Dilation in oneDNN's convention (0 = dense). winograd: nonzero for Winograd's
 /// algorithm (3x3, stride 1), else direct.
 static inline dnnl_status_t cdnnl_conv2d_desc_init(dnnl_convolution_desc_t *cd, int pass,
@@ -65,7 +66,7 @@ static inline dnnl_status_t cdnnl_conv2d_desc_init(dnnl_convolution_desc_t *cd, 
                 strides, dilates, padding_l, padding_r);
     case 3:
         return dnnl_dilated_convolution_backward_weights_desc_init(cd, alg, src, weights,
-                NULL, dst, strides, dilates, padding_l, padding_r);
+                bias, dst, strides, dilates, padding_l, padding_r);
     default:
         return dnnl_invalid_arguments;
     }

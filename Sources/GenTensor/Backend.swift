@@ -30,6 +30,10 @@ public protocol ComputeBackend: AnyObject {
     /// gradWeight(O, I, KH, KW) from input(N, H, W, I) and gradOutput(N, OH, OW, O).
     func conv2dBackwardWeights(_ g: ConvGeometry, input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                                gradWeight: UnsafeMutablePointer<Float>)
+    /// `conv2dBackwardWeights` that also writes the bias gradient, gradOutput summed over N, OH and
+    /// OW, into gradBias(O).
+    func conv2dBackwardWeights(_ g: ConvGeometry, input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                               gradWeight: UnsafeMutablePointer<Float>, gradBias: UnsafeMutablePointer<Float>)
     /// Sets the number of threads the backend's kernels use.
     func setThreads(_ count: Int)
 }
@@ -93,6 +97,17 @@ public enum Backend {
 }
 
 extension ComputeBackend {
+    /// The weight gradient, then the bias gradient summed in Float64 position by position.
+    public func conv2dBackwardWeights(_ g: ConvGeometry, input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                                      gradWeight: UnsafeMutablePointer<Float>, gradBias: UnsafeMutablePointer<Float>) {
+        conv2dBackwardWeights(g, input: input, gradOutput: gradOutput, gradWeight: gradWeight)
+        var sums = [Double](repeating: 0, count: g.outChannels)
+        for position in 0..<(g.batch * g.outHeight * g.outWidth) {
+            for o in 0..<g.outChannels { sums[o] += Double(gradOutput[position * g.outChannels + o]) }
+        }
+        for o in 0..<g.outChannels { gradBias[o] = Float(sums[o]) }
+    }
+
     /// One `gemm` after another.
     public func batchedGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                             a: UnsafePointer<Float>, lda: Int, strideA: Int, b: UnsafePointer<Float>, ldb: Int,

@@ -135,23 +135,30 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
     public func conv2dBackwardWeights(_ g: ConvGeometry, input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                                       gradWeight: UnsafeMutablePointer<Float>) {
+        backwardWeights(g, input: input, gradOutput: gradOutput, gradWeight: gradWeight, gradBias: nil)
+    }
+
+    /// The bias gradient comes from the same oneDNN pass (its diff_bias), not a separate reduction.
+    public func conv2dBackwardWeights(_ g: ConvGeometry, input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                                      gradWeight: UnsafeMutablePointer<Float>, gradBias: UnsafeMutablePointer<Float>) {
+        backwardWeights(g, input: input, gradOutput: gradOutput, gradWeight: gradWeight, gradBias: gradBias)
+    }
+
+    private func backwardWeights(_ g: ConvGeometry, input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
+                                 gradWeight: UnsafeMutablePointer<Float>, gradBias: UnsafeMutablePointer<Float>?) {
         if g.batch == 0 {  // an empty batch contributes no gradient
             gradWeight.update(repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth)
+            gradBias?.update(repeating: 0, count: g.outChannels)
             return
         }
         let e = Self.effectiveGeometry(g)
         lock.lock(); defer { lock.unlock() }
-        let p = primitive(e, .backwardWeights, "conv2dBackwardWeights")
-        if e == g {
-            p.run(activation: UnsafeMutableRawPointer(mutating: input),
-                  other: UnsafeMutableRawPointer(mutating: gradOutput), weight: gradWeight, workspace: workspace,
-                  stream: stream, op: "conv2dBackwardWeights")
-        } else {
-            let cropped = Self.crop(input, from: g, to: e)
-            defer { cropped.deallocate() }
-            p.run(activation: cropped, other: UnsafeMutableRawPointer(mutating: gradOutput), weight: gradWeight,
-                  workspace: workspace, stream: stream, op: "conv2dBackwardWeights")
-        }
+        let p = primitive(e, .backwardWeights, "conv2dBackwardWeights", bias: gradBias != nil)
+        let cropped = e == g ? nil : Self.crop(input, from: g, to: e)
+        defer { cropped?.deallocate() }
+        p.run(activation: cropped.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(mutating: input),
+              other: UnsafeMutableRawPointer(mutating: gradOutput), weight: gradWeight, bias: gradBias.map { UnsafePointer($0) },
+              workspace: workspace, stream: stream, op: "conv2dBackwardWeights")
     }
 
     public func setThreads(_ count: Int) { omp_set_num_threads(Int32(max(1, count))) }
@@ -196,7 +203,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     private struct ConvKey: Hashable {
         var geometry: ConvGeometry
         var pass: ConvolutionPass
-        /// Whether a forward convolution adds a bias.
+        /// Whether a forward convolution adds a bias, or a backward-weights one writes its gradient.
         var bias: Bool
         /// oneDNN's jit kernels fix their thread partition when created.
         var threads: Int32
@@ -516,8 +523,9 @@ private final class ConvPrimitive {
                     dnnl_exec_arg_t(arg: DNNL_ARG_DIFF_WEIGHTS, memory: primitiveWeightMemory),
                     dnnl_exec_arg_t(arg: DNNL_ARG_DIFF_DST, memory: other.primitiveMemory)]
         }
-        if let biasMemory {
-            args.append(dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: biasMemory))
+        if let biasMemory {  // the bias (forward) or its gradient (backward-weights)
+            args.append(dnnl_exec_arg_t(arg: pass == .backwardWeights ? DNNL_ARG_DIFF_BIAS : DNNL_ARG_BIAS,
+                                        memory: biasMemory))
         }
         if let scratchpadMemory {
             args.append(dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratchpadMemory))

@@ -139,6 +139,10 @@ final class BackendTests: XCTestCase {
         ReferenceKernels.conv2dBackwardWeights(g, input: [], gradOutput: [], gradWeight: &gwRef)
         XCTAssertEqual(gw, [Float](repeating: 0, count: weightCount(g)))
         XCTAssertEqual(gwRef, [Double](repeating: 0, count: weightCount(g)))
+        var gb = [Float](repeating: .nan, count: g.outChannels)
+        gw = [Float](repeating: .nan, count: weightCount(g))
+        backend.conv2dBackwardWeights(g, input: [], gradOutput: [], gradWeight: &gw, gradBias: &gb)
+        XCTAssertEqual(gw + gb, [Float](repeating: 0, count: weightCount(g) + g.outChannels))
     }
 
     func testOneThreadThenAllThreads() {
@@ -336,6 +340,26 @@ final class BackendTests: XCTestCase {
         ReferenceKernels.conv2dBackwardWeights(g, input: xd, gradOutput: gyd, gradWeight: &gwRef)
         assertClose(gw.map(Double.init), gwRef, relative: tolerance(g.batch * g.outHeight * g.outWidth),
                     floor: 0, "\(label): backward weights", file: file, line: line)
+
+        // With the bias gradient from the same pass: dy summed over every output position.
+        var gwWithBias = [Float](repeating: .nan, count: weightCount(g))
+        var gb = [Float](repeating: .nan, count: g.outChannels)
+        x.withUnsafeBufferPointer { xp in
+            gy.withUnsafeBufferPointer { gyp in
+                gwWithBias.withUnsafeMutableBufferPointer { gwp in
+                    gb.withUnsafeMutableBufferPointer { gbp in
+                        backend.conv2dBackwardWeights(g, input: xp.baseAddress!, gradOutput: gyp.baseAddress!,
+                                                      gradWeight: gwp.baseAddress!, gradBias: gbp.baseAddress!)
+                    }
+                }
+            }
+        }
+        var gbRef = [Double](repeating: 0, count: g.outChannels)
+        for (i, v) in gyd.enumerated() { gbRef[i % g.outChannels] += v }
+        assertClose(gwWithBias.map(Double.init), gwRef, relative: tolerance(g.batch * g.outHeight * g.outWidth),
+                    floor: 0, "\(label): backward weights with bias", file: file, line: line)
+        assertClose(gb.map(Double.init), gbRef, relative: tolerance(g.batch * g.outHeight * g.outWidth),
+                    floor: 0, "\(label): bias gradient", file: file, line: line)
     }
 }
 

@@ -570,6 +570,16 @@ final class OpGradientTests: XCTestCase {
         let y32 = Tensor.conv2d(x.cast(to: .float32), w.cast(to: .float32), bias: b.cast(to: .float32), stride: (2, 2), padding: (1, 1))
         let y64 = Tensor.conv2d(x, w, stride: (2, 2), padding: (1, 1)) + b
         assertClose(y32.cast(to: .float64), y64, relative: 1e-5, floor: 1e-6, "conv2d with bias, Float32 against Float64")
+        // First-order Float32 gradients (weight and bias from one oneDNN pass) against Float64.
+        let seed = Self.constant(y64.shape, 344)
+        let grads64 = gradients(of: y64, wrt: [x, w, b], seed: seed)
+        let inputs32 = [x, w, b].map { $0.cast(to: .float32).detached().requiringGrad() }
+        let grads32 = gradients(of: Tensor.conv2d(inputs32[0], inputs32[1], bias: inputs32[2], stride: (2, 2), padding: (1, 1)),
+                                wrt: inputs32, seed: seed.cast(to: .float32))
+        for (k, name) in ["x", "weight", "bias"].enumerated() {
+            assertClose(grads32[k].cast(to: .float64), grads64[k], relative: 1e-5, floor: 1e-6,
+                        "conv2d with bias, Float32 gradient of \(name)")
+        }
     }
 
     func testGroupNorm() {

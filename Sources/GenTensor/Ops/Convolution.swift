@@ -56,9 +56,25 @@ extension Tensor {
         case .int64: break
         }
         return out.recording("conv2d", [x, weight, bias]) { dy, needs in
-            [needs[0] ? convBackwardData(dy, weight, g) : nil, needs[1] ? convBackwardWeights(x, dy, g) : nil,
-             needs[2] ? dy.sumToShape(bias.shape) : nil]
+            let dx = needs[0] ? convBackwardData(dy, weight, g) : nil
+            if needs[1] && needs[2] && dy.dtype == .float32 && !GradMode.isEnabled {
+                // First order: both parameter gradients from one backend pass.
+                let (dw, db) = convBackwardWeightsAndBias(x, dy, g)
+                return [dx, dw, db]
+            }
+            return [dx, needs[1] ? convBackwardWeights(x, dy, g) : nil, needs[2] ? dy.sumToShape(bias.shape) : nil]
         }
+    }
+
+    /// The weight and bias gradients of a Float32 convolution in one backend call, not recorded.
+    static func convBackwardWeightsAndBias(_ x: Tensor, _ dy: Tensor, _ g: ConvGeometry) -> (Tensor, Tensor) {
+        precondition(x.shape == convInputShape(g) && dy.shape == convOutputShape(g) && x.dtype == .float32
+                     && dy.dtype == .float32, "conv backward-weights and bias: shapes or dtypes")
+        let dw = Tensor(uninitializedShape: convWeightShape(g), dtype: .float32)
+        let db = Tensor(uninitializedShape: [g.outChannels], dtype: .float32)
+        Backend.current.conv2dBackwardWeights(g, input: x.floatPointer, gradOutput: dy.floatPointer,
+                                              gradWeight: dw.floatPointer, gradBias: db.floatPointer)
+        return (dw, db)
     }
 
     /// Transposed convolution (PyTorch's conv_transpose2d) without bias.
