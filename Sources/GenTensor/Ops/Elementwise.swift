@@ -158,8 +158,28 @@ extension Tensor {
     public func leakyRelu(_ slope: Double = 0.01) -> Tensor {
         let x = self
         return Tensor.zipRaw(LeakyReluF.self, x, x.scalarLike(slope), "leakyRelu").recording("leakyRelu", [x]) { g, _ in
-            [g * Tensor.zipRaw(LeakySlopeF.self, x, x.scalarLike(slope), "leakyRelu")]
+            if GradMode.isEnabled { return [g * Tensor.zipRaw(LeakySlopeF.self, x, x.scalarLike(slope), "leakyRelu")] }
+            return [Tensor.leakyReluBackward(g, x.detached(), slope: slope)]
         }
+    }
+
+    /// g where x > 0, else slope * g: LeakyReLU's first-order backward pass in one pass.
+    static func leakyReluBackward(_ g: Tensor, _ x: Tensor, slope: Double) -> Tensor {
+        precondition(g.shape == x.shape && g.dtype == x.dtype, "leakyRelu backward: \(g.shape) \(g.dtype) and \(x.shape) \(x.dtype)")
+        let out = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+        let count = x.elementCount
+        func run<T: KernelFloat>(_ gp: UnsafeMutablePointer<T>, _ xp: UnsafeMutablePointer<T>, _ o: UnsafeMutablePointer<T>) {
+            let s = T(slope)
+            parallelChunks(count) { r in
+                for i in r { o[i] = xp[i] > 0 ? gp[i] : s * gp[i] }
+            }
+        }
+        switch x.dtype {
+        case .float32: run(g.floatPointer, x.floatPointer, out.floatPointer)
+        case .float64: run(g.doublePointer, x.doublePointer, out.doublePointer)
+        case .int64: break
+        }
+        return out
     }
 
     /// x * sigmoid(x) (SiLU / swish), in one pass; its backward pass is one pass too (a composite of
