@@ -1,4 +1,5 @@
 import Foundation
+import GenTensor
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -72,42 +73,20 @@ enum FileIO {
         }
     }
 
-    /// Writes `bytes` to a temporary file beside `url`, flushes it and renames it over `url`, so that a
-    /// failure part-way leaves any previous file intact and readers never see a half-written file.
+    /// Writes `bytes` over `url` atomically (`AtomicFile`): a failure part-way leaves any previous
+    /// file intact and readers never see a half-written file.
     static func writeAtomically(_ bytes: Data, to url: URL) throws {
         let path = url.path
         guard url.isFileURL else {
             throw DataError(path: path, kind: .invalidArgument, problem: "the URL \(url) is not a file URL")
         }
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp").path
-        func ioError(_ what: String, _ code: Int32 = errno) -> DataError {
+        func ioError(_ what: String, _ code: Int32) -> Error {
             DataError(path: path, kind: .io, problem: "\(what): \(String(cString: strerror(code)))")
         }
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ioError("cannot create the temporary file \(temporary)") }
-        var isOpen = true
-        do {
-            defer { if isOpen { close(fd) } }
-            try bytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-                var done = 0
-                while done < raw.count {
-                    let n = posixWrite(fd, raw.baseAddress! + done, min(raw.count - done, 1 << 30))
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw ioError("cannot write the temporary file \(temporary)")
-                    }
-                    if n == 0 { throw ioError("cannot write the temporary file \(temporary) (no progress)", EIO) }
-                    done += n
-                }
+        try AtomicFile.write(path: path, makeError: ioError) { write in
+            try bytes.withUnsafeBytes { raw in
+                if let base = raw.baseAddress { try write(base, raw.count) }
             }
-            guard fsync(fd) == 0 else { throw ioError("cannot flush \(temporary) to disk") }
-            isOpen = false
-            guard close(fd) == 0 else { throw ioError("cannot close \(temporary)") }
-            guard rename(temporary, path) == 0 else { throw ioError("cannot rename \(temporary) to \(path)") }
-        } catch {
-            unlink(temporary)
-            throw error
         }
     }
 
@@ -124,14 +103,4 @@ enum FileIO {
             throw DataError(path: url.path, kind: .io, problem: "cannot create the folder (\(error.localizedDescription))")
         }
     }
-}
-
-/// POSIX `write`, named apart from Swift methods called `write`.
-@inline(__always)
-private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(fd, buffer, count)
-    #else
-    return Darwin.write(fd, buffer, count)
-    #endif
 }

@@ -488,57 +488,21 @@ extension SafeTensorsFile {
         var prefix = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) }
         prefix.append(contentsOf: header)
 
-        // Temporary file next to the destination, so that the rename stays within one file system.
-        let directory = url.deletingLastPathComponent().path
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp").path
-        func ioError(_ what: String, _ code: Int32 = errno) -> SafeTensorsError {
+        func ioError(_ what: String, _ code: Int32) -> Error {
             SafeTensorsError(path: path, kind: .io, problem: "\(what): \(String(cString: strerror(code)))")
         }
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ioError("cannot create the temporary file \(temporary)") }
-        var isOpen = true
-        do {
-            defer { if isOpen { close(fd) } }
+        try AtomicFile.write(path: path, makeError: ioError) { write in
             var written = 0
             try prefix.withUnsafeBytes { raw in
-                if let base = raw.baseAddress { try writeAll(fd, base, raw.count, ioError) }
+                if let base = raw.baseAddress { try write(base, raw.count) }
             }
             written += prefix.count
             try afterWriting?(written)
             for chunk in chunks {
-                try writeAll(fd, chunk.pointer, chunk.count, ioError)
+                try write(chunk.pointer, chunk.count)
                 written += chunk.count
                 try afterWriting?(written)
             }
-            guard fsync(fd) == 0 else { throw ioError("cannot flush \(temporary) to disk") }
-            isOpen = false
-            guard close(fd) == 0 else { throw ioError("cannot close \(temporary)") }
-            guard rename(temporary, path) == 0 else { throw ioError("cannot rename \(temporary) to \(path)") }
-        } catch {
-            unlink(temporary)
-            throw error
-        }
-        // Make the rename itself durable; a failure here leaves a complete file, so it is not an error.
-        let directoryFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_CLOEXEC)
-        if directoryFD >= 0 {
-            _ = fsync(directoryFD)
-            close(directoryFD)
-        }
-    }
-
-    /// Writes `count` bytes, retrying partial writes and interruptions.
-    private static func writeAll(_ fd: Int32, _ pointer: UnsafeRawPointer, _ count: Int,
-                                 _ ioError: (String, Int32) -> SafeTensorsError) throws {
-        var done = 0
-        while done < count {
-            let n = posixWrite(fd, pointer + done, min(count - done, 1 << 30))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ioError("cannot write the temporary file", errno)
-            }
-            if n == 0 { throw ioError("cannot write the temporary file (no progress)", EIO) }
-            done += n
         }
     }
 
@@ -560,16 +524,6 @@ extension SafeTensorsFile {
         }
         return out + "\""
     }
-}
-
-/// POSIX `write`, named apart from the `write` methods above.
-@inline(__always)
-private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(fd, buffer, count)
-    #else
-    return Darwin.write(fd, buffer, count)
-    #endif
 }
 
 // MARK: - Header JSON
