@@ -14,8 +14,9 @@ public enum ConvolutionPass: String, Sendable, CaseIterable {
 /// Each convolution runs a oneDNN primitive created for its geometry, pass and thread count with
 /// activations in NHWC and weights in whatever blocked layout oneDNN's fastest (jit) kernel wants
 /// (`dnnl_format_tag_any`); the caller's OIHW weights are reordered into it (and weight gradients
-/// back out of it) by cached reorder primitives. Primitives, their scratchpads and the reordered
-/// weight buffers are created once and cached for the life of the backend; so are the matmul
+/// back out of it) by cached reorder primitives, as are the activations of the Winograd kernel,
+/// whose layout is blocked too. Primitives are created once and cached for the life of the backend,
+/// their scratchpads and reordered operands borrow one shared workspace; so are the matmul
 /// primitives of `linear`, one per shape, activation and thread count. Calls are serialized by a
 /// lock: each one already uses every OpenMP thread, and cached buffers and the stream are shared.
 public final class CPUBackend: ComputeBackend, @unchecked Sendable {
@@ -102,15 +103,10 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let e = Self.effectiveGeometry(g)
         lock.lock(); defer { lock.unlock() }
         let p = primitive(e, .forward, "conv2dForward", bias: bias != nil)
-        if e == g {
-            p.run(activation: UnsafeMutableRawPointer(mutating: input), other: output, weight: weight, bias: bias,
-                  workspace: workspace, stream: stream, op: "conv2dForward")
-        } else {
-            let cropped = Self.crop(input, from: g, to: e)
-            defer { cropped.deallocate() }
-            p.run(activation: cropped, other: output, weight: weight, bias: bias, workspace: workspace, stream: stream,
-                  op: "conv2dForward")
-        }
+        let cropped = e == g ? nil : Self.crop(input, from: g, to: e)
+        defer { cropped?.deallocate() }
+        p.run(activation: cropped.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(mutating: input),
+              other: output, weight: weight, bias: bias, workspace: workspace, stream: stream, op: "conv2dForward")
     }
 
     public func conv2dBackwardData(_ g: ConvGeometry, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
@@ -297,12 +293,12 @@ func dnnlPrimitiveDescriptor(_ desc: const_dnnl_op_desc_t, _ attr: dnnl_primitiv
 }
 
 /// Grow-only buffers that the convolution primitives borrow on each call: their scratchpads and
-/// activations in a primitive's own layout (Winograd's blocked one). Calls are serialized by the
-/// backend's lock, so one set serves every cached primitive instead of one set each.
+/// operands in a primitive's own layout (blocked weights, Winograd's blocked activations). Calls are
+/// serialized by the backend's lock, so one set serves every cached primitive instead of one set each.
 final class ConvWorkspace {
     /// Slot 0: the input-side activation (src or diff_src); 1: the output side (dst or diff_dst);
-    /// 2: the scratchpad.
-    private var slots: [(pointer: UnsafeMutableRawPointer, bytes: Int)?] = [nil, nil, nil]
+    /// 2: the scratchpad; 3: the weights (or their gradient).
+    private var slots: [(pointer: UnsafeMutableRawPointer, bytes: Int)?] = [nil, nil, nil, nil]
 
     /// A buffer of at least `bytes` bytes, 64-byte aligned, valid until the next call for this slot.
     func buffer(_ slot: Int, bytes: Int) -> UnsafeMutableRawPointer {
@@ -316,11 +312,11 @@ final class ConvWorkspace {
     deinit { for slot in slots { slot?.pointer.deallocate() } }
 }
 
-/// One activation operand of a convolution primitive (src, dst or a gradient of either): the
-/// caller's NHWC buffer and, where the primitive wants another layout, a workspace buffer in that
-/// layout with the reorder that fills it before the primitive runs (an input) or empties it after
-/// (an output).
-private final class ActivationOperand {
+/// One operand of a convolution primitive (src, dst, the weights, or a gradient of one of them): the
+/// caller's buffer (NHWC activations, OIHW weights) and, where the primitive wants another layout, a
+/// workspace buffer in that layout with the reorder that fills it before the primitive runs (an
+/// input) or empties it after (an output).
+private final class ConvOperand {
     let user: dnnl_memory_t
     let isInput: Bool
     private let workspaceSlot: Int
@@ -330,23 +326,25 @@ private final class ActivationOperand {
 
     /// The memory the primitive reads or writes.
     var primitiveMemory: dnnl_memory_t { blocked ?? user }
+    /// Whether the primitive's layout differs from the caller's.
+    var reorders: Bool { reorder != nil }
 
     init(user userMD: UnsafePointer<dnnl_memory_desc_t>, primitive primitiveMD: UnsafePointer<dnnl_memory_desc_t>,
          isInput: Bool, workspaceSlot: Int, engine: dnnl_engine_t, op: String) {
         var user: dnnl_memory_t?
-        dnnlCheck(dnnl_memory_create(&user, userMD, engine, cdnnl_memory_none()), "\(op): activation memory")
+        dnnlCheck(dnnl_memory_create(&user, userMD, engine, cdnnl_memory_none()), "\(op): operand memory")
         self.user = user!
         self.isInput = isInput
         self.workspaceSlot = workspaceSlot
         if dnnl_memory_desc_equal(primitiveMD, userMD) != 0 { return }
-        dnnlCheck(dnnl_memory_create(&blocked, primitiveMD, engine, cdnnl_memory_none()), "\(op): blocked activation memory")
+        dnnlCheck(dnnl_memory_create(&blocked, primitiveMD, engine, cdnnl_memory_none()), "\(op): blocked operand memory")
         blockedBytes = dnnl_memory_desc_get_size(primitiveMD)
         var reorderPD: dnnl_primitive_desc_t?
         let (fromMD, toMD) = isInput ? (userMD, primitiveMD) : (primitiveMD, userMD)
         dnnlCheck(dnnl_reorder_primitive_desc_create(&reorderPD, fromMD, engine, toMD, engine, nil),
-                  "\(op): activation reorder descriptor")
+                  "\(op): reorder descriptor")
         defer { dnnl_primitive_desc_destroy(reorderPD) }
-        dnnlCheck(dnnl_primitive_create(&reorder, reorderPD), "\(op): activation reorder create")
+        dnnlCheck(dnnl_primitive_create(&reorder, reorderPD), "\(op): reorder create")
     }
 
     deinit {
@@ -369,11 +367,11 @@ private final class ActivationOperand {
         guard let reorder, let blocked, before == isInput else { return }
         let args = isInput ? [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: user), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: blocked)]
                            : [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: blocked), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: user)]
-        dnnlCheck(dnnl_primitive_execute(reorder, stream, Int32(args.count), args), "\(op): activation reorder")
+        dnnlCheck(dnnl_primitive_execute(reorder, stream, Int32(args.count), args), "\(op): reorder")
     }
 }
 
-/// A cached convolution primitive with its memory objects and weight reorder.
+/// A cached convolution primitive with its operands.
 private final class ConvPrimitive {
     let pass: ConvolutionPass
     let hint: ConvPrimitive?  // a backward primitive descriptor may refer to its forward hint
@@ -381,20 +379,16 @@ private final class ConvPrimitive {
     var primitive: dnnl_primitive_t?
     let implementationName: String
 
-    /// The input side (src or diff_src) and the output side (dst or diff_dst).
-    private var activation: ActivationOperand!
-    private var other: ActivationOperand!
-    /// The caller's OIHW weights (or weight gradient).
-    var userWeightMemory: dnnl_memory_t?
-    /// The weights in the primitive's layout: the user memory itself when the layouts agree.
-    var primitiveWeightMemory: dnnl_memory_t?
-    var reorder: dnnl_primitive_t?
+    /// The input side (src or diff_src), the output side (dst or diff_dst) and the OIHW weights (or
+    /// their gradient).
+    private var activation: ConvOperand!
+    private var other: ConvOperand!
+    private var weight: ConvOperand!
     var scratchpadMemory: dnnl_memory_t?
     var scratchpadBytes = 0
     var biasMemory: dnnl_memory_t?
     var args: [dnnl_exec_arg_t] = []
-    var reorderArgs: [dnnl_exec_arg_t] = []
-    var reordersWeights: Bool { reorder != nil }
+    var reordersWeights: Bool { weight.reorders }
 
     /// Whether oneDNN's Winograd kernel (F(4x4, 3x3), AVX-512) is worth trying for this geometry: 3x3,
     /// stride 1, dense, "same" padding, channels in multiples of its 16-wide vectors. On the U-Net's
@@ -481,46 +475,28 @@ private final class ConvPrimitive {
               let weightMD = dnnl_primitive_desc_query_md(pd, weightQuery, 0),
               let scratchMD = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0)
         else { fatalError("\(op): memory descriptor query failed for \(g)") }
-        activation = ActivationOperand(user: &srcMD, primitive: activationMD, isInput: pass != .backwardData,
-                                       workspaceSlot: 0, engine: engine, op: op)
-        other = ActivationOperand(user: &dstMD, primitive: otherMD, isInput: pass != .forward,
-                                  workspaceSlot: 1, engine: engine, op: op)
-        dnnlCheck(dnnl_memory_create(&userWeightMemory, &userWeightMD, engine, cdnnl_memory_none()), "\(op): memory")
+        activation = ConvOperand(user: &srcMD, primitive: activationMD, isInput: pass != .backwardData,
+                                 workspaceSlot: 0, engine: engine, op: op)
+        other = ConvOperand(user: &dstMD, primitive: otherMD, isInput: pass != .forward,
+                            workspaceSlot: 1, engine: engine, op: op)
+        weight = ConvOperand(user: &userWeightMD, primitive: weightMD, isInput: pass != .backwardWeights,
+                             workspaceSlot: 3, engine: engine, op: op)
         scratchpadBytes = dnnl_memory_desc_get_size(scratchMD)
         if scratchpadBytes > 0 {
             dnnlCheck(dnnl_memory_create(&scratchpadMemory, scratchMD, engine, cdnnl_memory_none()), "\(op): scratchpad")
         }
-        if dnnl_memory_desc_equal(weightMD, &userWeightMD) != 0 {
-            primitiveWeightMemory = userWeightMemory
-        } else {
-            dnnlCheck(dnnl_memory_create(&primitiveWeightMemory, weightMD, engine, cdnnl_memory_allocate()),
-                  "\(op): weight buffer")
-            var reorderPD: dnnl_primitive_desc_t?
-            withUnsafePointer(to: &userWeightMD) { userMD in
-                let (fromMD, toMD) = pass == .backwardWeights ? (weightMD, userMD) : (userMD, weightMD)
-                dnnlCheck(dnnl_reorder_primitive_desc_create(&reorderPD, fromMD, engine, toMD, engine, nil),
-                      "\(op): weight reorder descriptor")
-            }
-            defer { dnnl_primitive_desc_destroy(reorderPD) }
-            dnnlCheck(dnnl_primitive_create(&reorder, reorderPD), "\(op): weight reorder create")
-            let (from, to) = pass == .backwardWeights ? (primitiveWeightMemory, userWeightMemory)
-                                                      : (userWeightMemory, primitiveWeightMemory)
-            reorderArgs = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from),
-                           dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)]
-        }
-
         switch pass {
         case .forward:
             args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: activation.primitiveMemory),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: primitiveWeightMemory),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: weight.primitiveMemory),
                     dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: other.primitiveMemory)]
         case .backwardData:
             args = [dnnl_exec_arg_t(arg: DNNL_ARG_DIFF_SRC, memory: activation.primitiveMemory),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: primitiveWeightMemory),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: weight.primitiveMemory),
                     dnnl_exec_arg_t(arg: DNNL_ARG_DIFF_DST, memory: other.primitiveMemory)]
         case .backwardWeights:
             args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: activation.primitiveMemory),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_DIFF_WEIGHTS, memory: primitiveWeightMemory),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_DIFF_WEIGHTS, memory: weight.primitiveMemory),
                     dnnl_exec_arg_t(arg: DNNL_ARG_DIFF_DST, memory: other.primitiveMemory)]
         }
         if let biasMemory {  // the bias (forward) or its gradient (backward-weights)
@@ -533,11 +509,9 @@ private final class ConvPrimitive {
     }
 
     deinit {
-        if primitiveWeightMemory != userWeightMemory { dnnl_memory_destroy(primitiveWeightMemory) }
-        for memory in [userWeightMemory, scratchpadMemory, biasMemory] where memory != nil {
+        for memory in [scratchpadMemory, biasMemory] where memory != nil {
             dnnl_memory_destroy(memory)
         }
-        if reorder != nil { dnnl_primitive_destroy(reorder) }
         dnnl_primitive_destroy(primitive)
         dnnl_primitive_desc_destroy(pd)
     }
@@ -546,29 +520,20 @@ private final class ConvPrimitive {
     /// diff_src (backward-data); `other` is dst or diff_dst; `weight` is the OIHW weight or, for
     /// backward-weights, the OIHW weight gradient to write.
     func run(activation activationPointer: UnsafeMutableRawPointer, other otherPointer: UnsafeMutableRawPointer,
-             weight: UnsafeRawPointer, bias: UnsafePointer<Float>? = nil, workspace: ConvWorkspace,
+             weight weightPointer: UnsafeRawPointer, bias: UnsafePointer<Float>? = nil, workspace: ConvWorkspace,
              stream: dnnl_stream_t, op: String) {
         precondition((bias != nil) == (biasMemory != nil), "\(op): bias given to a primitive built without one, or missing")
         if let bias { dnnlCheck(dnnl_memory_set_data_handle(biasMemory, UnsafeMutableRawPointer(mutating: bias)), op) }
         activation.bind(activationPointer, workspace: workspace, op: op)
         other.bind(otherPointer, workspace: workspace, op: op)
+        weight.bind(UnsafeMutableRawPointer(mutating: weightPointer), workspace: workspace, op: op)
         if let scratchpadMemory {
             dnnlCheck(dnnl_memory_set_data_handle(scratchpadMemory, workspace.buffer(2, bytes: scratchpadBytes)), op)
         }
-        dnnlCheck(dnnl_memory_set_data_handle(userWeightMemory, UnsafeMutableRawPointer(mutating: weight)), op)
-        if reorder != nil && pass != .backwardWeights {
-            dnnlCheck(dnnl_primitive_execute(reorder, stream, Int32(reorderArgs.count), reorderArgs),
-                  "\(op): weight reorder")
-        }
-        activation.convert(before: true, stream: stream, op: op)
-        other.convert(before: true, stream: stream, op: op)
+        let operands = [activation!, other!, weight!]
+        for operand in operands { operand.convert(before: true, stream: stream, op: op) }
         dnnlCheck(dnnl_primitive_execute(primitive, stream, Int32(args.count), args), "\(op): execute")
-        activation.convert(before: false, stream: stream, op: op)
-        other.convert(before: false, stream: stream, op: op)
-        if reorder != nil && pass == .backwardWeights {
-            dnnlCheck(dnnl_primitive_execute(reorder, stream, Int32(reorderArgs.count), reorderArgs),
-                  "\(op): weight gradient reorder")
-        }
+        for operand in operands { operand.convert(before: false, stream: stream, op: op) }
         dnnlCheck(dnnl_stream_wait(stream), "\(op): stream wait")
     }
 }
