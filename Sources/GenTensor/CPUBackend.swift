@@ -100,8 +100,13 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     public func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                               bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
         if g.batch == 0 { return }  // nothing to write; oneDNN rejects zero-sized activations
-        let e = Self.effectiveGeometry(g)
         lock.lock(); defer { lock.unlock() }
+        if GemmConvolution.coversWholeInput(g) {
+            GemmConvolution.wholeInputForward(g, self, input: input, weight: weight, bias: bias, output: output,
+                                              scratch: scratchFloats)
+            return
+        }
+        let e = Self.effectiveGeometry(g)
         let p = primitive(e, .forward, "conv2dForward", bias: bias != nil)
         let cropped = e == g ? nil : Self.crop(input, from: g, to: e)
         defer { cropped?.deallocate() }
@@ -112,8 +117,18 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     public func conv2dBackwardData(_ g: ConvGeometry, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                    gradInput: UnsafeMutablePointer<Float>) {
         if g.batch == 0 { return }
-        let e = Self.effectiveGeometry(g)
         lock.lock(); defer { lock.unlock() }
+        if GemmConvolution.coversWholeInput(g) {
+            GemmConvolution.wholeInputBackwardData(g, self, gradOutput: gradOutput, weight: weight, gradInput: gradInput,
+                                                   scratch: scratchFloats)
+            return
+        }
+        if GemmConvolution.backwardDataAsGemm(g) {
+            GemmConvolution.oneChannelBackwardData(g, self, gradOutput: gradOutput, weight: weight, gradInput: gradInput,
+                                                   scratch: scratchFloats)
+            return
+        }
+        let e = Self.effectiveGeometry(g)
         let p = primitive(e, .backwardData, "conv2dBackwardData")
         if e == g {
             p.run(activation: gradInput, other: UnsafeMutableRawPointer(mutating: gradOutput), weight: weight,
@@ -147,8 +162,13 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
             gradBias?.update(repeating: 0, count: g.outChannels)
             return
         }
-        let e = Self.effectiveGeometry(g)
         lock.lock(); defer { lock.unlock() }
+        if GemmConvolution.coversWholeInput(g) {
+            GemmConvolution.wholeInputBackwardWeights(g, self, input: input, gradOutput: gradOutput,
+                                                      gradWeight: gradWeight, gradBias: gradBias, scratch: scratchFloats)
+            return
+        }
+        let e = Self.effectiveGeometry(g)
         let p = primitive(e, .backwardWeights, "conv2dBackwardWeights", bias: gradBias != nil)
         let cropped = e == g ? nil : Self.crop(input, from: g, to: e)
         defer { cropped?.deallocate() }
@@ -166,6 +186,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     /// or "gemm" would mean a slow path), for benchmarks and debugging. Creates and caches the
     /// primitive if needed.
     public func implementationName(_ g: ConvGeometry, pass: ConvolutionPass) -> String {
+        if let name = GemmConvolution.implementationName(g, pass) { return name }
         let e = Self.effectiveGeometry(g)
         lock.lock(); defer { lock.unlock() }
         let p = primitive(e, pass, "implementationName")
@@ -180,6 +201,12 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         return matmulPrimitive(m: m, n: n, k: k, bias: bias, activation: activation, "linearImplementationName")
             .implementationName
+    }
+
+    /// A workspace buffer of at least `count` floats for the GEMM-based convolutions (`GemmConvolution`);
+    /// must be called with `lock` held, valid until the next call.
+    private func scratchFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
+        workspace.buffer(0, bytes: count * MemoryLayout<Float>.stride).bindMemory(to: Float.self, capacity: count)
     }
 
     // MARK: - Primitive cache

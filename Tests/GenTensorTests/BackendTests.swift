@@ -66,6 +66,53 @@ final class BackendTests: XCTestCase {
         for (label, g) in Self.transposedCases { checkConvolution(g, label) }
     }
 
+    /// Whole-input windows (one output pixel) run as one GEMM, with the activations transposed when the
+    /// batch is no larger than the output channels and the weights otherwise; backward-data with one
+    /// input channel runs as a GEMM and col2im. Both agree with the reference, at the DCGAN's full sizes too.
+    func testConvolutionsRunAsGemm() {
+        let wholeInput: [(String, ConvGeometry)] = [
+            ("whole input 5x3, 6->9, batch 4 (activations transposed)",
+             ConvGeometry(batch: 4, inChannels: 6, inHeight: 5, inWidth: 3, outChannels: 9, kernelHeight: 5,
+                          kernelWidth: 3)),
+            ("whole input 5x3, 6->2, batch 7 (weights transposed)",
+             ConvGeometry(batch: 7, inChannels: 6, inHeight: 5, inWidth: 3, outChannels: 2, kernelHeight: 5,
+                          kernelWidth: 3)),
+            ("whole input 1x1, 5->3 (a linear layer)",
+             ConvGeometry(batch: 4, inChannels: 5, inHeight: 1, inWidth: 1, outChannels: 3, kernelHeight: 1,
+                          kernelWidth: 1)),
+            ("DCGAN G ConvT 100->256 k7 (conv 256->100, 7->1), batch 64",
+             ConvGeometry(batch: 64, inChannels: 256, inHeight: 7, inWidth: 7, outChannels: 100, kernelHeight: 7,
+                          kernelWidth: 7)),
+            ("DCGAN D conv 128->1 k7, batch 64",
+             ConvGeometry(batch: 64, inChannels: 128, inHeight: 7, inWidth: 7, outChannels: 1, kernelHeight: 7,
+                          kernelWidth: 7)),
+        ]
+        var oneChannel: [(String, ConvGeometry)] = [
+            ("one channel, 3x3 dilation 2 pad 1 stride (2,1), 1->5 at 9x8",
+             ConvGeometry(batch: 3, inChannels: 1, inHeight: 9, inWidth: 8, outChannels: 5, kernelHeight: 3,
+                          kernelWidth: 3, stride: (2, 1), padding: (1, 1), dilation: (2, 2))),
+            ("DCGAN G ConvT 128->1 k4 s2 p1 14->28 (conv 1->128), batch 64",
+             ConvGeometry(batch: 64, inChannels: 1, inHeight: 28, inWidth: 28, outChannels: 128, kernelHeight: 4,
+                          kernelWidth: 4, stride: (2, 2), padding: (1, 1))),
+        ]
+        // Rows and columns no window reaches (k2 s2 on 7x9 -> 3x4): their gradient is zero.
+        oneChannel.append(("one channel, k2 s2 7x9 -> 3x4 (pad -1/-1)",
+                           ConvGeometry(batch: 2, inChannels: 1, inHeight: 7, inWidth: 9, outChannels: 4,
+                                        kernelHeight: 2, kernelWidth: 2, stride: (2, 2))))
+        for (label, g) in wholeInput {
+            for pass in ConvolutionPass.allCases {
+                XCTAssertEqual(CPUBackend.shared.implementationName(g, pass: pass), "gemm (whole-input window)", label)
+            }
+            checkConvolution(g, label)
+        }
+        for (label, g) in oneChannel {
+            XCTAssertEqual(CPUBackend.shared.implementationName(g, pass: .backwardData),
+                           "gemm + col2im (one input channel)", label)
+            XCTAssertFalse(CPUBackend.shared.implementationName(g, pass: .forward).hasPrefix("gemm"), label)
+            checkConvolution(g, label)
+        }
+    }
+
     func testNegativeBottomRightPadding() {
         for (label, g) in Self.negativePaddingCases {
             XCTAssert(g.padBottom < 0 || g.padRight < 0, label)
