@@ -158,7 +158,8 @@ public final class TrainingLoop {
                 seen += idx.count
                 let elapsed = Date().timeIntervalSince(start)
                 progress.update(epoch: epoch + 1, epochs: options.epochs, batch: batchIndex, batches: batchesPerEpoch,
-                                losses: losses, imagesPerSecond: Double(seen) / max(elapsed, 1e-9))
+                                losses: losses, imagesPerSecond: Double(seen) / max(elapsed, 1e-9),
+                                stepsLeft: options.maxSteps > 0 ? options.maxSteps - step : nil)
                 if options.saveEvery > 0 && step % options.saveEvery == 0 { try save() }
             }
             if batchIndex < batchesPerEpoch { break }  // stopped by maxSteps or maxSeconds mid-epoch
