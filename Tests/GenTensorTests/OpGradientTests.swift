@@ -482,7 +482,7 @@ final class OpGradientTests: XCTestCase {
         ConvTransposeCase(input: [2, 3, 3, 2], weight: [2, 2, 4, 4], stride: (2, 2), padding: (1, 1)),  // DCGAN generator
         ConvTransposeCase(input: [1, 3, 4, 3], weight: [3, 2, 2, 3]),
         ConvTransposeCase(input: [1, 3, 3, 2], weight: [2, 2, 3, 3], padding: (1, 1), dilation: (2, 2)),
-        ConvTransposeCase(input: [2, 1, 1, 3], weight: [3, 2, 3, 3]),  // from one pixel: the GEMM path
+        ConvTransposeCase(input: [2, 1, 1, 3], weight: [3, 2, 3, 3]),  // from one pixel: the backend's GEMM path in Float32
     ]
 
     func testConvTranspose2d() {

@@ -92,16 +92,6 @@ extension Tensor {
         let oh = (x.shape[1] - 1) * stride.0 - 2 * padding.0 + dilation.0 * (weight.shape[2] - 1) + outputPadding.0 + 1
         let ow = (x.shape[2] - 1) * stride.1 - 2 * padding.1 + dilation.1 * (weight.shape[3] - 1) + outputPadding.1 + 1
         precondition(oh > 0 && ow > 0, "convTranspose2d: output size \(oh)x\(ow) is not positive")
-        if x.shape[1] == 1 && x.shape[2] == 1 && padding == (0, 0) && outputPadding == (0, 0) && dilation == (1, 1) {
-            // From one pixel (the DCGAN generator's first layer, z -> 7x7) the kernel is the output:
-            // out[n, h, w, o] = sum_i x[n, i] weight[i, o, h, w], one GEMM, which oneDNN's convolutions
-            // run as a slow inner product.
-            let (n, i, o, kh, kw) = (x.shape[0], weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
-            // The GEMM's output is channels-first per image (the weight's own layout, no copy of it);
-            // one transpose of the (smaller) output makes it channels-last.
-            let channelsFirst = matmul(x.reshaped([n, i]), weight.reshaped([i, o * kh * kw])).reshaped([n, o, kh * kw])
-            return channelsFirst.permuted([0, 2, 1]).reshaped([n, kh, kw, o])
-        }
         // The convolution being transposed maps (N, oh, ow, O) to x's shape with weight (I, O, KH, KW) as OIHW.
         let g = convGeometry(input: [x.shape[0], oh, ow, weight.shape[1]], weight: weight.shape, stride: stride,
                              padding: padding, dilation: dilation, op: "convTranspose2d")
