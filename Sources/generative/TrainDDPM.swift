@@ -9,7 +9,7 @@ struct TrainDDPM: ParsableCommand {
         abstract: "Train a DDPM noise-prediction U-Net (Ho et al. 2020) with an EMA of its weights.",
         discussion: "Defaults are the PyTorch reference run: width 32, unconditional, Adam 2e-4, batch 64, EMA 0.999 with warm-up.")
 
-    @Option(help: "Total epochs (--minutes or --steps usually stop training first).")
+    @Option(help: "Total epochs (--minutes or --max-steps usually stop training first).")
     var epochs: Int = 1000
 
     @Option(help: "Images per batch.")
@@ -33,8 +33,9 @@ struct TrainDDPM: ParsableCommand {
     @Option(help: "Stop after M minutes of training, leaving a complete checkpoint (0: no limit).")
     var minutes: Double = 0
 
-    @Option(help: "Stop after N steps in total, leaving a complete checkpoint (0: no limit).")
-    var steps: Int = 0
+    @Option(name: [.customLong("max-steps"), .customLong("steps")],
+            help: "Stop after N steps in total, leaving a complete checkpoint (0: no limit); --steps is the older spelling.")
+    var maxSteps: Int = 0
 
     @Option(help: "Also write a checkpoint every N steps.")
     var saveEvery: Int = 500
@@ -63,7 +64,9 @@ struct TrainDDPM: ParsableCommand {
     func validate() throws {
         guard epochs >= 1, batchSize >= 1 else { throw ValidationError("--epochs and --batch-size must be at least 1") }
         guard lr > 0 else { throw ValidationError("--lr must be positive") }
-        guard minutes >= 0, steps >= 0, saveEvery >= 0 else { throw ValidationError("--minutes, --steps and --save-every must not be negative") }
+        guard minutes >= 0, maxSteps >= 0, saveEvery >= 0 else {
+            throw ValidationError("--minutes, --max-steps and --save-every must not be negative")
+        }
         guard width >= 8, width % 8 == 0 else { throw ValidationError("--width must be a positive multiple of 8 (GroupNorm with 8 groups)") }
         guard (0..<1).contains(condDrop) else { throw ValidationError("--cond-drop must be in [0, 1)") }
         guard PredictionType(rawValue: prediction) != nil else { throw ValidationError("--prediction must be epsilon, x0 or v") }
@@ -87,7 +90,7 @@ struct TrainDDPM: ParsableCommand {
         }
         let model = DDPMTraining(config: config, learningRate: lr, seed: seed)
         var options = TrainingOptions(epochs: epochs, batchSize: batchSize, learningRate: lr, seed: seed,
-                                      saveEvery: saveEvery, maxSteps: steps)
+                                      saveEvery: saveEvery, maxSteps: maxSteps)
         options.maxSeconds = minutes * 60
         let run = RunDirectory(URL(fileURLWithPath: out))
         let loop = TrainingLoop(model: model, options: options, run: run,

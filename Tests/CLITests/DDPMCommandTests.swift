@@ -15,9 +15,9 @@ final class DDPMCommandTests: CommandTestCase {
         let dir = tempDir()
         let tiny = ["--width", "8", "--batch-size", "4", "--classes"]
         let straight = dir.appendingPathComponent("a").path, resumed = dir.appendingPathComponent("b").path
-        try run(["train", "ddpm", "--steps", "3", "--out", straight] + tiny)
-        try run(["train", "ddpm", "--steps", "2", "--out", resumed] + tiny)
-        try run(["train", "ddpm", "--steps", "3", "--resume", "--out", resumed] + tiny)
+        try run(["train", "ddpm", "--max-steps", "3", "--out", straight] + tiny)
+        try run(["train", "ddpm", "--steps", "2", "--out", resumed] + tiny)  // the older spelling
+        try run(["train", "ddpm", "--max-steps", "3", "--resume", "--out", resumed] + tiny)
         XCTAssertEqual(try weights(straight + "/checkpoint.safetensors"), try weights(resumed + "/checkpoint.safetensors"))
         let checkpoint = straight + "/checkpoint.safetensors"
         let a = dir.appendingPathComponent("a.npy"), b = dir.appendingPathComponent("b.npy")
@@ -42,7 +42,7 @@ final class DDPMCommandTests: CommandTestCase {
     func testClassifierGuidance() throws {
         let dir = tempDir()
         let ddpm = dir.appendingPathComponent("ddpm").path, clf = dir.appendingPathComponent("clf").path
-        try run(["train", "ddpm", "--steps", "1", "--width", "8", "--batch-size", "4", "--out", ddpm])
+        try run(["train", "ddpm", "--max-steps", "1", "--width", "8", "--batch-size", "4", "--out", ddpm])
         try run(["train", "noisy-classifier", "--epochs", "1", "--max-steps", "2", "--batch-size", "8", "--out", clf])
         let guided = dir.appendingPathComponent("g.npy"), plain = dir.appendingPathComponent("p.npy")
         let common = ["sample", "ddpm", "--checkpoint", ddpm + "/checkpoint.safetensors", "--steps", "3", "--count", "2"]

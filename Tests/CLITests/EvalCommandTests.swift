@@ -141,7 +141,7 @@ final class EvalCommandTests: CommandTestCase {
         XCTAssertNotEqual(raw.fid, cgan.fid)
 
         let ddpmRun = dir.appendingPathComponent("ddpm").path
-        try train(["train", "ddpm", "--steps", "1", "--width", "8", "--batch-size", "4", "--classes", "--out", ddpmRun])
+        try train(["train", "ddpm", "--max-steps", "1", "--width", "8", "--batch-size", "4", "--classes", "--out", ddpmRun])
         let ddpm = try evaluate([ddpmRun + "/checkpoint.safetensors", "--count", "30", "--steps", "2", "--guidance", "2"] + common)
         XCTAssertEqual(ddpm.sampling?.networkEvaluationsPerImage, 4)
         XCTAssertEqual(ddpm.sampling?.model, "ddpm (DDIM-2, guidance 2.0, EMA weights)")
