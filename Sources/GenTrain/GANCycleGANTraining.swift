@@ -199,7 +199,11 @@ public final class CycleGANTraining: TrainableModel {
     public static func load(_ checkpoint: Checkpoint) throws -> CycleGANTraining {
         guard let text = checkpoint.metadata["cyclegan_config"],
               let config = try? JSONDecoder().decode(CycleGANConfiguration.self, from: Data(text.utf8)) else {
-            throw GANCheckpointError(description: "\(checkpoint.path) is a '\(checkpoint.metadata["model"] ?? "unknown")' checkpoint, not a cyclegan one")
+            // A noise-to-image GAN's checkpoint names its variant (dcgan, sngan, ...) in its configuration.
+            let variant = (try? GANTraining.configuration(in: checkpoint))?.variant.rawValue
+            let kind = variant ?? checkpoint.metadata["model"] ?? "unknown"
+            let hint = variant.map { " (sample it with `generative sample \($0)`)" } ?? ""
+            throw GANCheckpointError(description: "\(checkpoint.path) is a '\(kind)' checkpoint, not a cyclegan one\(hint)")
         }
         let model = CycleGANTraining(config: config, seed: 0)
         try model.restore(from: checkpoint)
