@@ -66,21 +66,30 @@ public final class DCGANDiscriminator: Module {
     public let conv1: Conv2d
     /// `net.2`: Conv2d(ch, 2ch, 4, 2, 1).
     public let conv2: Conv2d
-    /// `net.3`.
-    public let bn: BatchNorm
+    /// `net.3`; nil in the ablation without BatchNorm.
+    public let bn: BatchNorm?
     /// `net.5`: Conv2d(2ch, 1, 7, 1, 0).
     public let conv3: Conv2d
 
-    public init(channels ch: Int = 64, generator: RandomGenerator) {
+    /// `batchNorm: false` drops the BatchNorm after the second convolution (an ablation: the WGAN
+    /// critic's layout without its biases, scored by the DCGAN losses); the other names stay.
+    public init(channels ch: Int = 64, batchNorm: Bool = true, generator: RandomGenerator) {
         conv1 = Conv2d(1, ch, kernelSize: 4, stride: 2, padding: 1, bias: false, generator: generator)
         conv2 = Conv2d(ch, ch * 2, kernelSize: 4, stride: 2, padding: 1, bias: false, generator: generator)
-        bn = BatchNorm(ch * 2)
+        bn = batchNorm ? BatchNorm(ch * 2) : nil
         conv3 = Conv2d(ch * 2, 1, kernelSize: 7, stride: 1, padding: 0, bias: false, generator: generator)
     }
 
     public var namedParameters: [(String, Parameter)] {
         prefixed("net.0", conv1.namedParameters) + prefixed("net.2", conv2.namedParameters)
-            + prefixed("net.3", bn.namedParameters) + prefixed("net.5", conv3.namedParameters)
+            + (bn.map { prefixed("net.3", $0.namedParameters) } ?? []) + prefixed("net.5", conv3.namedParameters)
+    }
+
+    /// The (N, 7, 7, 2ch) features that the last convolution scores.
+    public func features(_ x: Tensor, training: Bool) -> Tensor {
+        let h = conv1(x).leakyRelu(0.2)
+        guard let bn else { return conv2(h).leakyRelu(0.2) }
+        return bn(conv2(h), training: training, activation: .leakyRelu(slope: 0.2))
     }
 
     /// Scores images.
@@ -90,9 +99,7 @@ public final class DCGANDiscriminator: Module {
     ///   - training: batch statistics (and running-statistics updates) when true.
     /// - Returns: logits (N); sigmoid gives the probability that an image is real.
     public func callAsFunction(_ x: Tensor, training: Bool) -> Tensor {
-        var h = conv1(x).leakyRelu(0.2)
-        h = bn(conv2(h), training: training, activation: .leakyRelu(slope: 0.2))
-        return conv3(h).reshaped([-1])
+        conv3(features(x, training: training)).reshaped([-1])
     }
 }
 

@@ -209,8 +209,7 @@ public final class ProjectionDiscriminator: GANDiscriminator, ConditionalGANNetw
     public func callAsFunction(_ x: Tensor, labels: Tensor, training: Bool) -> Tensor {
         precondition(labels.dtype == .int64 && labels.shape == [x.shape[0]],
                      "ProjectionDiscriminator: labels \(labels.dtype) \(labels.shape) should be int64 (\(x.shape[0]))")
-        var h = net.conv1(x).leakyRelu(0.2)
-        h = net.bn(net.conv2(h), training: training, activation: .leakyRelu(slope: 0.2))
+        let h = net.features(x, training: training)
         let psi = net.conv3(h).reshaped([-1])
         let pooled = h.mean(axes: [1, 2])  // (N, 2ch)
         let projection = (Tensor.embedding(embed.value, indices: labels) * pooled).sum(axes: [1])

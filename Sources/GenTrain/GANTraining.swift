@@ -82,6 +82,9 @@ public struct GANConfiguration: Codable, Equatable, Sendable {
     public var classCount: Int
     /// How the networks are initialised.
     public var initialization: GANInitialization
+    /// Whether the DCGAN discriminator (dcgan, lsgan) has its BatchNorm; false is an ablation that
+    /// leaves it the layout of the WGAN critic.
+    public var discriminatorBatchNorm = true
 
     /// The papers' defaults for `variant` (and the issue's: Adam 2e-4 (0.5, 0.999) for gan, dcgan
     /// and lsgan; RMSprop 5e-5, c = 0.01, 5 critic steps for wgan; Adam 1e-4 (0, 0.9), lambda = 10,
@@ -117,6 +120,7 @@ public struct GANConfiguration: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case variant, zDim, channels, generatorLearningRate, discriminatorLearningRate, optimizer, beta1, beta2
         case discriminatorSteps, generatorLoss, clipValue, penaltyWeight, emaDecay, classCount, initialization
+        case discriminatorBatchNorm
     }
 
     /// Decodes a stored configuration; a setting missing from it (a checkpoint written before the
@@ -133,7 +137,7 @@ public struct GANConfiguration: Codable, Equatable, Sendable {
         try read(.optimizer, &optimizer); try read(.beta1, &beta1); try read(.beta2, &beta2)
         try read(.discriminatorSteps, &discriminatorSteps); try read(.generatorLoss, &generatorLoss)
         try read(.clipValue, &clipValue); try read(.penaltyWeight, &penaltyWeight); try read(.emaDecay, &emaDecay)
-        try read(.classCount, &classCount)
+        try read(.classCount, &classCount); try read(.discriminatorBatchNorm, &discriminatorBatchNorm)
         // Checkpoints from before the setting existed were all initialised PyTorch's way.
         initialization = try c.decodeIfPresent(GANInitialization.self, forKey: .initialization) ?? .pytorch
     }
@@ -152,6 +156,9 @@ public struct GANConfiguration: Codable, Equatable, Sendable {
         if !(penaltyWeight >= 0 && penaltyWeight.isFinite) { return "the penalty weight must not be negative" }
         if !(0..<1).contains(emaDecay) { return "the EMA decay must lie in [0, 1)" }
         if classCount < 1 { return "the class count must be at least 1" }
+        if !discriminatorBatchNorm && variant != .dcgan && variant != .lsgan {
+            return "only the DCGAN discriminator (dcgan, lsgan) has a BatchNorm to leave out"
+        }
         return nil
     }
 }
@@ -249,7 +256,8 @@ public final class GANTraining: TrainableModel {
     static func makeDiscriminator(_ c: GANConfiguration, _ rng: RandomGenerator) -> any GANDiscriminator {
         switch c.variant {
         case .gan: return MLPDiscriminator(generator: rng)
-        case .dcgan, .lsgan: return DCGANDiscriminator(channels: c.channels, generator: rng)
+        case .dcgan, .lsgan:
+            return DCGANDiscriminator(channels: c.channels, batchNorm: c.discriminatorBatchNorm, generator: rng)
         case .wgan, .wganGP: return WGANCritic(channels: c.channels, generator: rng)
         case .sngan: return SNGANCritic(channels: c.channels, generator: rng)
         case .cgan: return ProjectionDiscriminator(classCount: c.classCount, channels: c.channels, generator: rng)

@@ -116,7 +116,8 @@ func trainGAN(_ variant: GANVariant, config: GANConfiguration, flags: GANTrainFl
                  config.beta1, config.beta2)
         : String(format: "RMSprop lr %g/%g", config.generatorLearningRate, config.discriminatorLearningRate)
     print("training \(variant.rawValue) on \(data.count) images (\(data.source)) for \(flags.epochs) epochs, batch \(flags.batchSize), "
-          + "\(config.discriminatorSteps) discriminator step(s) per generator step, \(optimizer)")
+          + "\(config.discriminatorSteps) discriminator step(s) per generator step, \(optimizer)"
+          + (config.discriminatorBatchNorm ? "" : ", discriminator without BatchNorm"))
     let start = Date()
     try loop.train(images: data.images, labels: data.labels, resume: flags.resume)
     print(String(format: "done in %.1f s.\n  checkpoint: %@\n  metrics: %@\n  loss plot: %@\n  samples (EMA generator): %@",
@@ -156,10 +157,14 @@ struct TrainDCGAN: ParsableCommand {
     @Option(help: "Base channel width of both networks.")
     var channels: Int = 64
 
+    @Flag(help: "Leave the BatchNorm out of the discriminator (an ablation: the WGAN critic's layout with the DCGAN losses).")
+    var noDBatchnorm = false
+
     func run() throws {
         var config = try flags.configuration(.dcgan)
         config.generatorLoss = loss
         config.channels = channels
+        config.discriminatorBatchNorm = !noDBatchnorm
         try trainGAN(.dcgan, config: config, flags: flags)
     }
 }
@@ -219,9 +224,13 @@ struct TrainLSGAN: ParsableCommand {
     @Option(help: "Base channel width of both networks.")
     var channels: Int = 64
 
+    @Flag(help: "Leave the BatchNorm out of the discriminator (an ablation: the WGAN critic's layout with the least-squares losses).")
+    var noDBatchnorm = false
+
     func run() throws {
         var config = try flags.configuration(.lsgan)
         config.channels = channels
+        config.discriminatorBatchNorm = !noDBatchnorm
         try trainGAN(.lsgan, config: config, flags: flags)
     }
 }

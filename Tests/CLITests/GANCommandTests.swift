@@ -34,6 +34,16 @@ final class GANCommandTests: CommandTestCase {
         try run(["train", "dcgan", "--epochs", "1", "--max-steps", "3", "--batch-size", "16", "--resume",
                  "--out", dir.appendingPathComponent("dcgan").path])
         XCTAssertEqual(try Checkpoint(contentsOf: URL(fileURLWithPath: checkpoint)).metadata["step"], "3")
+        // The ablation without the discriminator's BatchNorm trains, resumes and samples.
+        let ablation = try trainAndSample("dcgan", ["--no-d-batchnorm", "--channels", "8"],
+                                          dir: dir.appendingPathComponent("no-bn"))
+        let stored = try Checkpoint(contentsOf: URL(fileURLWithPath: ablation))
+        XCTAssertFalse(try GANTraining.configuration(in: stored).discriminatorBatchNorm)
+        XCTAssertNil(stored.tensors["discriminator.net.3.weight"])
+        XCTAssertNotNil(stored.tensors["discriminator.net.5.weight"])
+        try run(["train", "dcgan", "--no-d-batchnorm", "--channels", "8", "--epochs", "1", "--max-steps", "3",
+                 "--batch-size", "16", "--resume", "--out", dir.appendingPathComponent("no-bn/dcgan").path])
+        XCTAssertEqual(try Checkpoint(contentsOf: URL(fileURLWithPath: ablation)).metadata["step"], "3")
     }
 
     func testWassersteinAndLeastSquaresVariantsTrainAndSample() throws {

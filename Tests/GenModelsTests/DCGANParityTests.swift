@@ -60,4 +60,18 @@ final class DCGANParityTests: XCTestCase {
         XCTAssertEqual(images.shape, [3, 28, 28, 1])
         XCTAssertEqual(withoutGradients { d(images, training: false) }.shape, [3])
     }
+
+    /// Without its BatchNorm the discriminator is conv, LeakyReLU, conv, LeakyReLU, conv (the WGAN
+    /// critic's layout, no biases), the same in both modes, and holds no `net.3` parameters.
+    func testDiscriminatorWithoutBatchNorm() {
+        let d = DCGANDiscriminator(channels: 4, batchNorm: false, generator: RandomGenerator(seed: 6))
+        XCTAssertEqual(d.namedParameters.map { $0.0 }, ["net.0.weight", "net.2.weight", "net.5.weight"])
+        let x = Tensor.uniform([5, 28, 28, 1], low: -1, high: 1, generator: RandomGenerator(seed: 7))
+        let expected = Tensor.conv2d(
+            Tensor.conv2d(Tensor.conv2d(x, d.conv1.weight.value, stride: (2, 2), padding: (1, 1)).leakyRelu(0.2),
+                          d.conv2.weight.value, stride: (2, 2), padding: (1, 1)).leakyRelu(0.2),
+            d.conv3.weight.value).reshaped([-1])
+        XCTAssertEqual(d(x, training: true).scalars(as: Float.self), expected.scalars(as: Float.self))
+        XCTAssertEqual(d(x, training: false).scalars(as: Float.self), expected.scalars(as: Float.self))
+    }
 }
