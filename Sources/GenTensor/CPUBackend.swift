@@ -106,12 +106,21 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
                                               scratch: scratchFloats)
             return
         }
+        runReadingInput(g, .forward, input: input, other: output, weight: weight, bias: bias, op: "conv2dForward")
+    }
+
+    /// Runs the oneDNN primitive of a pass that reads the input activation (forward, backward-weights),
+    /// on a cropped copy where the window never reaches the input's last rows or columns. Must be
+    /// called with `lock` held.
+    private func runReadingInput(_ g: ConvGeometry, _ pass: ConvolutionPass, input: UnsafePointer<Float>,
+                                 other: UnsafeMutableRawPointer, weight: UnsafeRawPointer, bias: UnsafePointer<Float>?,
+                                 op: String) {
         let e = Self.effectiveGeometry(g)
-        let p = primitive(e, .forward, "conv2dForward", bias: bias != nil)
+        let p = primitive(e, pass, op, bias: bias != nil)
         let cropped = e == g ? nil : Self.crop(input, from: g, to: e)
         defer { cropped?.deallocate() }
         p.run(activation: cropped.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(mutating: input),
-              other: output, weight: weight, bias: bias, workspace: workspace, stream: stream, op: "conv2dForward")
+              other: other, weight: weight, bias: bias, workspace: workspace, stream: stream, op: op)
     }
 
     public func conv2dBackwardData(_ g: ConvGeometry, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
@@ -168,13 +177,8 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
                                                       gradWeight: gradWeight, gradBias: gradBias, scratch: scratchFloats)
             return
         }
-        let e = Self.effectiveGeometry(g)
-        let p = primitive(e, .backwardWeights, "conv2dBackwardWeights", bias: gradBias != nil)
-        let cropped = e == g ? nil : Self.crop(input, from: g, to: e)
-        defer { cropped?.deallocate() }
-        p.run(activation: cropped.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(mutating: input),
-              other: UnsafeMutableRawPointer(mutating: gradOutput), weight: gradWeight, bias: gradBias.map { UnsafePointer($0) },
-              workspace: workspace, stream: stream, op: "conv2dBackwardWeights")
+        runReadingInput(g, .backwardWeights, input: input, other: UnsafeMutableRawPointer(mutating: gradOutput),
+                        weight: gradWeight, bias: gradBias.map { UnsafePointer($0) }, op: "conv2dBackwardWeights")
     }
 
     public func setThreads(_ count: Int) { omp_set_num_threads(Int32(max(1, count))) }
