@@ -115,13 +115,15 @@ public enum KernelBenchmark {
     }
 
     /// Times every shape on `CPUBackend.shared` with `threads` threads (set on the calling thread, which
-    /// is the thread OpenMP's pool serves), about `seconds` per kernel after a warm-up.
-    public static func run(threads: Int, seconds: Double) -> [KernelBenchmarkResult] {
+    /// is the thread OpenMP's pool serves), about `seconds` per kernel after a warm-up; with `workload`
+    /// (vae, dcgan, unet, classifier) only the shapes of that workload.
+    public static func run(threads: Int, seconds: Double, workload: String? = nil) -> [KernelBenchmarkResult] {
+        func selected(_ name: String) -> Bool { workload.map { name.hasPrefix($0 + " ") } ?? true }
         let backend = CPUBackend.shared
         backend.setThreads(threads)
         var results: [KernelBenchmarkResult] = []
 
-        for shape in linearShapes {
+        for shape in linearShapes where selected(shape.name) {
             let (b, i, o) = (shape.batch, shape.inFeatures, shape.outFeatures)
             let x = randomBuffer(b * i), w = randomBuffer(o * i), y = randomBuffer(b * o)
             defer { x.deallocate(); w.deallocate(); y.deallocate() }
@@ -146,7 +148,7 @@ public enum KernelBenchmark {
         }
 
         // Self-attention scores and output at 7x7, one image per call (64 per step and block).
-        do {
+        if selected("unet attention") {
             let q = randomBuffer(49 * 64), kv = randomBuffer(49 * 64), s = randomBuffer(49 * 49)
             defer { q.deallocate(); kv.deallocate(); s.deallocate() }
             let ms1 = time(seconds) {
@@ -165,7 +167,7 @@ public enum KernelBenchmark {
                 gflopsPerSecond: 2.0 * 49 * 64 * 49 / (ms2 * 1e6), msPerCall: ms2, implementation: "dnnl_sgemm"))
         }
 
-        for shape in convolutionShapes {
+        for shape in convolutionShapes where selected(shape.name) {
             let g = shape.geometry
             let x = randomBuffer(g.batch * g.inHeight * g.inWidth * g.inChannels)
             let w = randomBuffer(g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth)
