@@ -9,7 +9,8 @@ struct Bench: ParsableCommand {
         discussion: """
             Workloads: vae, dcgan, unet (train and sample) and classifier (sample). Each line holds \
             workload, phase, batch, items_per_s, ms_per_step, gflops_per_s and framework. \
-            With --kernels, times oneDNN's GEMM and convolutions on the workloads' shapes instead.
+            With --kernels, times oneDNN's GEMM and convolutions on the workloads' shapes instead; with \
+            --peak, measures the FP32 peak (a vector FMA loop and a large sgemm) to read those against.
             """)
 
     @Option(help: "Only this workload (vae, dcgan, unet, classifier); with --kernels, only its shapes (vae, dcgan, unet).")
@@ -30,6 +31,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Time the GEMM and convolution kernels on the workloads' shapes (GFLOP/s).")
     var kernels = false
 
+    @Flag(help: "Measure the machine's FP32 peak instead: a vector FMA loop and a 2048^3 sgemm on --threads threads (JSON lines).")
+    var peak = false
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard batch >= 0 else { throw ValidationError("--batch must not be negative") }
@@ -38,6 +42,7 @@ struct Bench: ParsableCommand {
         if let workload, !names.contains(workload) {
             throw ValidationError("unknown workload '\(workload)'; choose one of \(names.joined(separator: ", "))")
         }
+        if peak && kernels { throw ValidationError("--peak and --kernels are separate measurements; give one") }
         if kernels, workload == "classifier" {
             throw ValidationError("--kernels times the shapes of vae, dcgan and unet; the classifier's are not in its list")
         }
@@ -48,6 +53,14 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         Threads.set(threads)
+        if peak {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            for result in [PeakProbe.fma(threads: threads), PeakProbe.sgemm(threads: threads)] {
+                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            }
+            return
+        }
         if kernels {
             print(String(format: "%-28@ %-22@ %-44@ %9@ %9@  %@", "shape" as NSString, "kind" as NSString,
                          "geometry" as NSString, "GFLOP/s" as NSString, "ms" as NSString, "implementation" as NSString))
