@@ -41,10 +41,12 @@ public enum PeakProbe {
     /// FLOPs of one `fmaLoop` iteration: accumulators x 16 lanes x (multiply + add).
     static var flopsPerIteration: Double { Double(accumulators * SIMD16<Float>.scalarCount * 2) }
 
-    /// The FMA loop on `threads` threads of the kernels' pool at once, about `seconds` per trial; the
+    /// The FMA loop on `threads` threads of the kernels' pool at once (the pool's size is restored after), about `seconds` per trial; the
     /// best of `trials`.
     public static func fma(threads: Int, seconds: Double = 0.5, trials: Int = 3) -> Result {
+        let previous = Threads.count
         Threads.set(threads)
+        defer { Threads.set(previous) }
         let sink = UnsafeMutablePointer<Float>.allocate(capacity: threads)
         defer { sink.deallocate() }
         func run(_ iterations: Int) -> Double {
@@ -65,7 +67,9 @@ public enum PeakProbe {
     /// oneDNN's sgemm on `size` x `size` matrices, `threads` threads; the best of `trials` timed calls
     /// after a warm-up.
     public static func sgemm(threads: Int, size: Int = 2048, trials: Int = 5) -> Result {
+        let previous = Threads.count
         Threads.set(threads)
+        defer { Threads.set(previous) }
         let backend = CPUBackend.shared
         let count = size * size
         let a = UnsafeMutablePointer<Float>.allocate(capacity: count), b = UnsafeMutablePointer<Float>.allocate(capacity: count)

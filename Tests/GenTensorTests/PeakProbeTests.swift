@@ -15,13 +15,14 @@ final class PeakProbeTests: XCTestCase {
         XCTAssertEqual(PeakProbe.flopsPerIteration, Double(PeakProbe.accumulators * 16 * 2))
     }
 
-    func testProbesReportPositiveRates() {
+    func testProbesReportPositiveRatesAndRestoreTheThreadCount() {
+        let threads = Threads.count
         let fma = PeakProbe.fma(threads: 1, seconds: 0.01, trials: 1)
         XCTAssertGreaterThan(fma.gflops_per_s, 0)
         XCTAssertEqual(fma.threads, 1)
         let gemm = PeakProbe.sgemm(threads: 1, size: 64, trials: 1)
         XCTAssertGreaterThan(gemm.gflops_per_s, 0)
         XCTAssertEqual(gemm.probe, "sgemm 64x64x64")
-        Threads.set(2)
+        XCTAssertEqual(Threads.count, threads)
     }
 }
