@@ -216,7 +216,7 @@ public enum KernelBenchmark {
     }
 
     /// Uniform values in [-1, 1) (no denormals), from a fixed-seed LCG.
-    private static func randomBuffer(_ count: Int) -> UnsafeMutablePointer<Float> {
+    static func randomBuffer(_ count: Int) -> UnsafeMutablePointer<Float> {
         let p = UnsafeMutablePointer<Float>.allocate(capacity: count)
         var state: UInt64 = 0x2545_F491_4F6C_DD1D
         for i in 0..<count {
@@ -230,7 +230,7 @@ public enum KernelBenchmark {
     /// rounds of at least `seconds / 10` (and 2 calls) until `seconds` have elapsed; the result is the
     /// mean per call of the fastest round, which discounts rounds in which another process on a
     /// shared machine took a core from the OpenMP team.
-    private static func time(_ seconds: Double, _ body: () -> Void) -> Double {
+    static func time(_ seconds: Double, _ body: () -> Void) -> Double {
         let clock = ContinuousClock()
         let warmUp = clock.now
         var calls = 0

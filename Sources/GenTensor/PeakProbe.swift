@@ -1,5 +1,3 @@
-import Foundation
-
 /// Measures the machine's FP32 peak the way the performance bar defines it: a loop of independent
 /// fused multiply-adds on 16-wide Float vectors (512-bit registers under AVX-512) on every thread,
 /// and oneDNN's sgemm on a large square product. `generative bench --peak` prints both, so that a
@@ -41,50 +39,46 @@ public enum PeakProbe {
     /// FLOPs of one `fmaLoop` iteration: accumulators x 16 lanes x (multiply + add).
     static var flopsPerIteration: Double { Double(accumulators * SIMD16<Float>.scalarCount * 2) }
 
-    /// The FMA loop on `threads` threads of the kernels' pool at once (the pool's size is restored after), about `seconds` per trial; the
-    /// best of `trials`.
-    public static func fma(threads: Int, seconds: Double = 0.5, trials: Int = 3) -> Result {
-        let previous = Threads.count
-        Threads.set(threads)
-        defer { Threads.set(previous) }
-        let sink = UnsafeMutablePointer<Float>.allocate(capacity: threads)
-        defer { sink.deallocate() }
-        func run(_ iterations: Int) -> Double {
-            let start = DispatchTime.now().uptimeNanoseconds
-            parallelChunks(threads, costPerItem: Int.max / threads) { range in
-                for t in range { sink[t] = fmaLoop(iterations: iterations, seed: Float(t)) }
+    /// Rounds of the FMA loop per timed call: about a millisecond on one core.
+    static let iterationsPerCall = 1 << 18
+
+    /// The FMA loop on every one of `threads` threads of the kernels' pool at once, timed like the
+    /// kernel benchmark (the fastest of rounds over about `seconds`); the pool's size is restored after.
+    public static func fma(threads: Int, seconds: Double = 1) -> Result {
+        let ms = withThreads(threads) {
+            let sink = UnsafeMutablePointer<Float>.allocate(capacity: threads)
+            defer { sink.deallocate() }
+            return KernelBenchmark.time(seconds) {
+                parallelChunks(threads, costPerItem: iterationsPerCall) { range in
+                    for t in range { sink[t] = fmaLoop(iterations: iterationsPerCall, seed: Float(t)) }
+                }
             }
-            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
-        var iterations = 1 << 16
-        while run(iterations) < seconds / 4 { iterations *= 2 }  // also warms the cores up
-        iterations = Int(Double(iterations) * seconds / max(run(iterations), 1e-6))
-        let best = (0..<trials).map { _ in run(iterations) }.min()!
-        let gflops = Double(iterations) * flopsPerIteration * Double(threads) / best / 1e9
-        return Result(probe: "fma (16-wide float vectors)", threads: threads, gflops_per_s: gflops)
+        let flops = Double(iterationsPerCall) * flopsPerIteration * Double(threads)
+        return Result(probe: "fma (16-wide float vectors)", threads: threads, gflops_per_s: flops / (ms * 1e6))
     }
 
-    /// oneDNN's sgemm on `size` x `size` matrices, `threads` threads; the best of `trials` timed calls
-    /// after a warm-up.
-    public static func sgemm(threads: Int, size: Int = 2048, trials: Int = 5) -> Result {
+    /// oneDNN's sgemm on `size` x `size` matrices on `threads` threads, timed like the kernel benchmark.
+    public static func sgemm(threads: Int, size: Int = 2048, seconds: Double = 1) -> Result {
+        let ms = withThreads(threads) {
+            let count = size * size
+            let a = KernelBenchmark.randomBuffer(count), b = KernelBenchmark.randomBuffer(count)
+            let c = KernelBenchmark.randomBuffer(count)
+            defer { a.deallocate(); b.deallocate(); c.deallocate() }
+            return KernelBenchmark.time(seconds) {
+                CPUBackend.shared.gemm(transA: false, transB: false, m: size, n: size, k: size, alpha: 1, a: a,
+                                       lda: size, b: b, ldb: size, beta: 0, c: c, ldc: size)
+            }
+        }
+        return Result(probe: "sgemm \(size)x\(size)x\(size)", threads: threads,
+                      gflops_per_s: 2 * Double(size) * Double(size) * Double(size) / (ms * 1e6))
+    }
+
+    /// Runs `body` with the kernels' pool at `threads` threads, then restores its size.
+    private static func withThreads<T>(_ threads: Int, _ body: () -> T) -> T {
         let previous = Threads.count
         Threads.set(threads)
         defer { Threads.set(previous) }
-        let backend = CPUBackend.shared
-        let count = size * size
-        let a = UnsafeMutablePointer<Float>.allocate(capacity: count), b = UnsafeMutablePointer<Float>.allocate(capacity: count)
-        let c = UnsafeMutablePointer<Float>.allocate(capacity: count)
-        defer { a.deallocate(); b.deallocate(); c.deallocate() }
-        for i in 0..<count { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
-        func run() -> Double {
-            let start = DispatchTime.now().uptimeNanoseconds
-            backend.gemm(transA: false, transB: false, m: size, n: size, k: size, alpha: 1, a: a, lda: size,
-                         b: b, ldb: size, beta: 0, c: c, ldc: size)
-            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        }
-        _ = run()
-        let best = (0..<trials).map { _ in run() }.min()!
-        return Result(probe: "sgemm \(size)x\(size)x\(size)", threads: threads,
-                      gflops_per_s: 2 * Double(size) * Double(size) * Double(size) / best / 1e9)
+        return body()
     }
 }
