@@ -8,7 +8,9 @@ reference modules of ../shared/reference/workloads.py and writing 10,000 samples
 
     .venv-torch/bin/python scripts/torch-gan-recipes.py sngan --out /tmp/torch-sngan.npy
 
-Recipes (batch 64, data scaled to [-1, 1], PyTorch's default initialisation, seed 0):
+Recipes (batch 64, data scaled to [-1, 1], seed 0; PyTorch's default initialisation, or with
+--init dcgan Radford et al.'s, as the toolkit's default: convolution weights (spectrally
+normalised ones included) from N(0, 0.02), BatchNorm scales from N(1, 0.02) and shifts 0):
   dcgan    DCGANGenerator + DCGANDiscriminator, BCE non-saturating loss, Adam 2e-4 (0.5, 0.999),
            one D step then one G step on the same fake batch (as ../shared/peer_samples/dcgan.npy)
   dcgan-nobn  the same with the BatchNorm of the discriminator removed (WGANCritic's shape, no biases)
@@ -64,6 +66,17 @@ def critic(recipe):
     return c
 
 
+def dcgan_init(module):
+    """Radford et al.'s initialisation, as the toolkit's `--init dcgan`; biases keep their values."""
+    for name, p in module.named_parameters():
+        if p.dim() == 4 and (name.endswith("weight") or name.endswith("weight_orig")):
+            nn.init.normal_(p, 0.0, 0.02)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipe", choices=["dcgan", "dcgan-nobn", "sngan", "wgan-gp"])
@@ -72,6 +85,7 @@ def main():
     p.add_argument("--count", type=int, default=10000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--init", choices=["pytorch", "dcgan"], default="pytorch")
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -79,6 +93,9 @@ def main():
     data = load_images(a.data)
     feed = batches(data, 64, torch.Generator().manual_seed(a.seed))
     g, d = DCGANGenerator(), critic(a.recipe)
+    if a.init == "dcgan":
+        dcgan_init(g)
+        dcgan_init(d)
     if a.recipe == "wgan-gp":
         opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.0, 0.9))
         opt_d = torch.optim.Adam(d.parameters(), lr=1e-4, betas=(0.0, 0.9))
