@@ -53,12 +53,17 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         Threads.set(threads)
-        if peak {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            for result in [PeakProbe.fma(threads: threads), PeakProbe.sgemm(threads: threads)] {
-                print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        /// One result as a JSON line on stdout, flushed so that a reading process sees it at once.
+        func printLine(_ result: some Encodable) {
+            if let data = try? encoder.encode(result), let line = String(data: data, encoding: .utf8) {
+                print(line)
+                fflush(stdout)
             }
+        }
+        if peak {
+            for result in [PeakProbe.fma(threads: threads), PeakProbe.sgemm(threads: threads)] { printLine(result) }
             return
         }
         if kernels {
@@ -70,13 +75,6 @@ struct Bench: ParsableCommand {
             }
             return
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        WorkloadBenchmark.run(workload: workload, phase: phase, batch: batch, seconds: seconds) { result in
-            if let data = try? encoder.encode(result), let line = String(data: data, encoding: .utf8) {
-                print(line)
-                fflush(stdout)
-            }
-        }
+        WorkloadBenchmark.run(workload: workload, phase: phase, batch: batch, seconds: seconds) { printLine($0) }
     }
 }
