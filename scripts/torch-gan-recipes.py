@@ -67,7 +67,8 @@ def critic(recipe):
 
 
 def dcgan_init(module):
-    """Radford et al.'s initialisation, as the toolkit's `--init dcgan`; biases keep their values."""
+    """Radford et al.'s initialisation, as the toolkit's `--init dcgan`: convolution weights from
+    N(0, 0.02), BatchNorm scales from N(1, 0.02) and shifts 0; convolution biases keep their values."""
     for name, p in module.named_parameters():
         if p.dim() == 4 and (name.endswith("weight") or name.endswith("weight_orig")):
             nn.init.normal_(p, 0.0, 0.02)
@@ -96,12 +97,9 @@ def main():
     if a.init == "dcgan":
         dcgan_init(g)
         dcgan_init(d)
-    if a.recipe == "wgan-gp":
-        opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.0, 0.9))
-        opt_d = torch.optim.Adam(d.parameters(), lr=1e-4, betas=(0.0, 0.9))
-    else:
-        opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    lr, betas = ((1e-4, (0.0, 0.9)) if a.recipe == "wgan-gp" else (2e-4, (0.5, 0.999)))
+    opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=betas)
+    opt_d = torch.optim.Adam(d.parameters(), lr=lr, betas=betas)
     start = time.time()
     for step in range(1, a.steps + 1):
         if a.recipe == "wgan-gp":
