@@ -3,7 +3,7 @@
 
 Tooling only (the toolkit never runs Python): it answers whether a FID gap between two GAN
 variants comes from the recipe or from the engine, by training the same recipe with the
-reference modules of ../shared/reference/workloads.py and writing 10,000 samples that
+PyTorch twins of scripts/torch_reference/models.py and writing 10,000 samples that
 `generative eval` scores beside the toolkit's.
 
     .venv-torch/bin/python scripts/torch-gan-recipes.py sngan --out /tmp/torch-sngan.npy
@@ -12,7 +12,7 @@ Recipes (batch 64, data scaled to [-1, 1], seed 0; PyTorch's default initialisat
 --init dcgan Radford et al.'s, as the toolkit's default: convolution weights (spectrally
 normalised ones included) from N(0, 0.02), BatchNorm scales from N(1, 0.02) and shifts 0):
   dcgan    DCGANGenerator + DCGANDiscriminator, BCE non-saturating loss, Adam 2e-4 (0.5, 0.999),
-           one D step then one G step on the same fake batch (as ../shared/peer_samples/dcgan.npy)
+           one D step then one G step on the same fake batch (the PyTorch DCGAN of the README's tables)
   dcgan-nobn  the same with the BatchNorm of the discriminator removed (WGANCritic's shape, no biases)
   sngan    DCGANGenerator + WGANCritic with torch.nn.utils.spectral_norm on every convolution,
            hinge loss, Adam 2e-4 (0.5, 0.999), one D step then one G step on the same fake batch
@@ -21,7 +21,6 @@ normalised ones included) from N(0, 0.02), BatchNorm scales from N(1, 0.02) and 
 The samples are the raw generator's, in eval mode, (G(z) + 1) / 2 clamped to [0, 1], as uint8.
 """
 import argparse
-import gzip
 import os
 import sys
 import time
@@ -32,24 +31,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "reference"))
-from workloads import DCGANDiscriminator, DCGANGenerator, WGANCritic, gradient_penalty  # noqa: E402
-
-
-def load_images(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    n, rows, cols = (int.from_bytes(data[i:i + 4], "big") for i in (4, 8, 12))
-    x = np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, 1, rows, cols)
-    return torch.from_numpy(x.astype(np.float32) / 127.5 - 1.0)
-
-
-def batches(data, batch, generator):
-    """Endless shuffled batches, the last one of each epoch short (as the toolkit's loader)."""
-    while True:
-        order = torch.randperm(len(data), generator=generator)
-        for i in range(0, len(data), batch):
-            yield data[order[i:i + batch]]
+sys.path.insert(0, HERE)
+from torch_reference.data import DEFAULT_TRAIN_IMAGES, batches, load_images, to_uint8  # noqa: E402
+from torch_reference.models import DCGANDiscriminator, DCGANGenerator, WGANCritic, gradient_penalty  # noqa: E402
 
 
 def critic(recipe):
@@ -87,7 +71,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--init", choices=["pytorch", "dcgan"], default="pytorch")
-    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+    p.add_argument("--data", default=DEFAULT_TRAIN_IMAGES)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -138,7 +122,7 @@ def main():
     with torch.no_grad():
         for i in range(0, a.count, 500):
             x = g(torch.randn(min(500, a.count - i), 100))
-            out.append(((x + 1) / 2).clamp(0, 1).mul(255).round().to(torch.uint8).squeeze(1).numpy())
+            out.append(to_uint8((x + 1) / 2))
     np.save(a.out, np.concatenate(out))
     print(f"wrote {a.out}: {a.count} samples, training {time.time() - start:.0f} s", flush=True)
 

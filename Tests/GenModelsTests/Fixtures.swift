@@ -8,10 +8,10 @@ struct FixtureError: Error, CustomStringConvertible {
     let description: String
 }
 
-/// The PyTorch parity fixtures of `shared/fixtures` (see its README).
+/// The PyTorch parity fixtures (see `Tests/Fixtures/README.md`).
 ///
-/// The folder is `$FIXTURES_DIR` when set, else `../shared/fixtures` relative to the package root.
-/// A missing folder or file fails the test (CI always has them): parity is not optional.
+/// The folder is `$FIXTURES_DIR` when set, else the repository's `Tests/Fixtures`.
+/// A missing folder or file fails the test: parity is not optional.
 enum Fixtures {
     /// The fixtures folder (one definition for every test target: `FixtureFiles.directory`).
     static var directory: URL { FixtureFiles.directory.standardizedFileURL }
@@ -22,15 +22,13 @@ enum Fixtures {
         let dir = directory
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            let message = "parity fixtures folder \(dir.path) does not exist: set FIXTURES_DIR to the folder "
-                + "written by shared/reference/make_fixtures.py (default ../shared/fixtures from the package root)"
+            let message = FixtureFiles.missingMessage(dir.path)
             XCTFail(message, file: file, line: line)
             throw FixtureError(description: message)
         }
         let url = dir.appendingPathComponent(name)
         guard FileManager.default.fileExists(atPath: url.path) else {
-            let message = "parity fixture \(url.path) is missing from \(dir.path) (regenerate the folder with "
-                + "shared/reference/make_fixtures.py)"
+            let message = FixtureFiles.missingMessage(url.path)
             XCTFail(message, file: file, line: line)
             throw FixtureError(description: message)
         }
@@ -45,8 +43,8 @@ enum Fixtures {
     /// Loads a model's parameters from `NAME.params.safetensors` (strict: every tensor of the file
     /// must belong to the model, and every model parameter must be in the file).
     /// The U-Net that `unet.params` was saved from, loaded strictly: width, input channels and class
-    /// count come from the file; multipliers, blocks per level and groups are workloads.py's defaults,
-    /// and the strict load then checks every name and shape both ways.
+    /// count come from the file; multipliers, blocks per level and groups are the defaults of the
+    /// UNet in scripts/torch_reference/models.py, and the strict load then checks every name and shape both ways.
     static func unet() throws -> UNet {
         let params = try open("unet.params.safetensors")
         let convIn = try params.entry("conv_in.weight").shape  // (ch, in, 3, 3)

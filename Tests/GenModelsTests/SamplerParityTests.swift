@@ -4,7 +4,7 @@ import GenTestSupport
 import XCTest
 
 /// Parity of the DDIM and DDPM samplers with PyTorch on `samplers.io.safetensors` (see
-/// shared/fixtures/README.md): `unet.params` (UNet(ch=32, num_classes=10), no dropout, so eval mode is
+/// Tests/Fixtures/README.md): `unet.params` (UNet(ch=32, num_classes=10), no dropout, so eval mode is
 /// the only mode), the linear float32 schedule, the file's x_T, labels and DDPM noise; no x0 clipping.
 /// Every shape and the label count come from the files, so another draw of the fixtures passes
 /// unchanged. Tolerance: the README's, 1e-4 of the sample's largest magnitude (float32 against float64

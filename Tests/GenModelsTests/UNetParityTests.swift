@@ -5,7 +5,7 @@ import XCTest
 
 /// Parity of the DDPM U-Net with PyTorch: `unet.params.safetensors` is `UNet(ch=32, num_classes=10)`'s
 /// state_dict and `unet.io.safetensors` holds x0, t, y, eps and PyTorch's xt, eps_pred, loss and
-/// `grad.<param>` (see shared/fixtures/README.md). Every shape is read from the files, so another draw
+/// `grad.<param>` (see Tests/Fixtures/README.md). Every shape is read from the files, so another draw
 /// of the fixtures (other seed or batch) passes unchanged.
 final class UNetParityTests: XCTestCase {
     func testParameterNamesMatchStateDict() throws {
@@ -60,7 +60,8 @@ final class UNetParityTests: XCTestCase {
         try assertGradients(grads, of: model, io: io, prefix: "grad.")
     }
 
-    /// The sinusoidal embedding against a direct float32 evaluation of workloads.py's formula.
+    /// The sinusoidal embedding against a direct float32 evaluation of the formula of
+    /// scripts/torch_reference/models.py's `sinusoidal_embedding`.
     func testTimestepEmbedding() {
         let t = Tensor([Int64(0), 1, 500, 999], shape: [4])
         let dim = 32, half = dim / 2

@@ -70,14 +70,13 @@ final class SafeTensorsTests: XCTestCase {
         Array(UnsafeRawBufferPointer(start: tensor.storage.pointer, count: tensor.elementCount * tensor.dtype.byteSize))
     }
 
-    /// The fixtures folder: `FIXTURES_DIR`, else `../shared/fixtures` next to the package root.
+    /// The fixtures folder: `FIXTURES_DIR`, else the repository's `Tests/Fixtures`.
     /// Throws (failing the test with a clear message) when the folder is missing.
     private func fixturesDirectory() throws -> URL {
         let url = FixtureFiles.directory.standardizedFileURL
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            let message = "fixtures folder \(url.path) is missing: set FIXTURES_DIR to the folder written by "
-                + "shared/reference/make_fixtures.py (CI always provides it)"
+            let message = FixtureFiles.missingMessage(url.path)
             throw FixturesMissing(message: message)
         }
         return url

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The reference workloads of `../shared/reference/bench_torch.py`, timed the same way (two warm-up
+/// The reference workloads of `scripts/torch-bench.py` (PyTorch), timed the same way (two warm-up
 /// steps, then steps until `seconds` have passed and at least three ran), so that the toolkit and
 /// PyTorch can be compared side by side.
 public enum WorkloadBenchmark {
