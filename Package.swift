@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// Release builds use the flags measured in DESIGN.md: `-Ounchecked` (no overflow or bounds traps in
+/// Release builds use `-Ounchecked` (no overflow or bounds traps in
 /// kernels) and `-target-cpu native` (without it Swift on Linux emits SSE2 only).
 let fastFlags: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-target-cpu", "native"], .when(configuration: .release)),

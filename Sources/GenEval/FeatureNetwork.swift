@@ -23,7 +23,7 @@ public struct FeatureOutputs: Sendable {
     }
 }
 
-/// The evaluation's feature network: the `Classifier` of workloads.py with fixed weights, and the
+/// The evaluation's feature network: the `Classifier` of scripts/torch_reference/models.py with fixed weights, and the
 /// SHA-256 of the file they came from, which keys the cached reference statistics and is recorded
 /// in every report.
 ///

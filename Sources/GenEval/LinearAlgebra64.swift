@@ -161,9 +161,9 @@ public struct Matrix64: Sendable, Equatable {
 /// The eigendecomposition A = V diag(λ) Vᵀ of a real symmetric matrix: Householder reduction to
 /// tridiagonal form followed by the implicit QL algorithm with Wilkinson-style shifts (the EISPACK
 /// routines tred2 and tql2: Bowdler, Martin, Reinsch & Wilkinson 1968, "The QR and QL algorithms for
-/// symmetric matrices", Numer. Math. 11; as in JAMA's EigenvalueDecomposition). O(n³); a 128 x 128
-/// matrix takes a few milliseconds. Residuals ‖AV - VΛ‖ and ‖VᵀV - I‖ are a small multiple of
-/// machine epsilon times ‖A‖.
+/// symmetric matrices", Numer. Math. 11; as in JAMA's EigenvalueDecomposition). O(n³), cheap at
+/// the metrics' feature dimension (timing: docs/architecture.md, Measurements and history).
+/// Residuals ‖AV - VΛ‖ and ‖VᵀV - I‖ are a small multiple of machine epsilon times ‖A‖.
 public struct SymmetricEigendecomposition: Sendable {
     /// The eigenvalues in ascending order.
     public let eigenvalues: [Double]

@@ -19,7 +19,7 @@ public struct PrecisionRecallResult: Sendable, Equatable {
 /// samples in at least one generated ball.
 ///
 /// Distances come from ‖a‖² + ‖b‖² - 2a·b in Float64 (clamped at 0), in blocks computed in parallel,
-/// compared squared; 10k x 10k samples of 128 features take a few seconds.
+/// compared squared (timing: docs/architecture.md, Measurements and history).
 public enum PrecisionRecall {
     /// Precision and recall of `generated` against `real` ((n, d) feature matrices).
     public static func compute(real: Matrix64, generated: Matrix64, k: Int = 3) throws -> PrecisionRecallResult {

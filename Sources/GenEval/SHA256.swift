@@ -1,7 +1,8 @@
 import Foundation
 
 /// SHA-256 (FIPS 180-4), for the feature network's and checkpoints' file hashes. A plain
-/// streaming implementation: about 200 MB/s, so hashing a checkpoint costs milliseconds.
+/// streaming implementation, fast enough for files of checkpoint size (throughput:
+/// docs/architecture.md, Measurements and history).
 public struct SHA256 {
     private var state: [UInt32] = [
         0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19,

@@ -1,4 +1,4 @@
-/// The small Fashion-MNIST CNN of `workloads.py` whose 128-d penultimate features feed FID and whose
+/// The small Fashion-MNIST CNN of `scripts/torch_reference/models.py` whose 128-d penultimate features feed FID and whose
 /// softmax feeds the Inception Score.
 ///
 /// - Input: images (N, 28, 28, 1) channels-last in [-1, 1] (x * 2 - 1 for images in [0, 1]).

@@ -1,4 +1,4 @@
-/// The DCGAN and WGAN-GP networks of `workloads.py` for 28x28 grey images, their losses and the
+/// The DCGAN and WGAN-GP networks of `scripts/torch_reference/models.py` for 28x28 grey images, their losses and the
 /// gradient penalty. Parameter names are PyTorch's `nn.Sequential` indices (`net.0.weight`, ...);
 /// activations are channels-last.
 
@@ -170,7 +170,7 @@ public func gradientPenalty(critic: WGANCritic, real: Tensor, fake: Tensor, alph
 }
 
 /// The standard GAN discriminator loss on logits: BCE(D(real), 1) + BCE(D(fake), 0), each the mean
-/// over its batch (their sum, as `make_fixtures.py`'s `bce(d_real, 1) + bce(d_fake, 0)`).
+/// over its batch (their sum, as `scripts/make-fixtures.py`'s `bce(d_real, 1) + bce(d_fake, 0)`).
 ///
 /// - Parameters: `realLogits` (N), `fakeLogits` (M). Returns: rank 0.
 public func ganDiscriminatorLoss(realLogits: Tensor, fakeLogits: Tensor) -> Tensor {

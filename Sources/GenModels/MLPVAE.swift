@@ -1,4 +1,4 @@
-/// The MLP variational autoencoder of `workloads.py` (Kingma & Welling; pytorch/examples):
+/// The MLP variational autoencoder of `scripts/torch_reference/models.py` (Kingma & Welling; pytorch/examples):
 /// a 784-400-(20, 20) Gaussian encoder and a 20-400-784 Bernoulli decoder that outputs logits.
 ///
 /// - Input images: (N, 28, 28, 1) channels-last, or already flattened (N, 784), values in [0, 1].

@@ -1,7 +1,7 @@
 import Foundation
 
 /// The DDPM forward-process noise schedule, in float32 exactly as PyTorch computes it
-/// (workloads.py's `ddpm_schedule`): betas = torch.linspace(betaStart, betaEnd, T) (float32),
+/// (scripts/torch_reference/models.py's `linear_schedule`): betas = torch.linspace(betaStart, betaEnd, T) (float32),
 /// alphas = 1 - betas, alphaBars = torch.cumprod(alphas, 0). Timesteps are 0-based (0..<T).
 ///
 /// Bit-for-bit notes (checked against the unet fixture's `xt`, which only matches to the last bit

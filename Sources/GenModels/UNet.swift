@@ -1,6 +1,6 @@
 import Foundation
 
-/// The architecture of a DDPM noise-prediction `UNet` (the reference `UNet` of workloads.py).
+/// The architecture of a DDPM noise-prediction `UNet` (the reference `UNet` of scripts/torch_reference/models.py).
 ///
 /// The defaults are the reference workload: 1 input channel, width 64, channel multipliers
 /// (1, 2, 2) (28x28 -> 14x14 -> 7x7), 2 residual blocks per level, GroupNorm with 8 groups,
@@ -38,7 +38,7 @@ public struct UNetConfig: Sendable, Equatable {
     public var nullLabel: Int? { numClasses > 0 ? numClasses : nil }
 }
 
-/// Sinusoidal timestep embedding, as workloads.py's `timestep_embedding` (float32 throughout).
+/// Sinusoidal timestep embedding, as scripts/torch_reference/models.py's `sinusoidal_embedding` (float32 throughout).
 ///
 /// freqs[i] = exp(-ln(10000) * i / half) for i < half = dim / 2; args = t * freqs;
 /// the result is [sin(args), cos(args)] along the last axis.
@@ -59,7 +59,7 @@ public func timestepEmbedding(_ t: Tensor, dim: Int) -> Tensor {
     return Tensor.concatenate([args.sin(), args.cos()], axis: 1).detached()
 }
 
-/// A residual block with a time-embedding injection (workloads.py's `ResBlock`).
+/// A residual block with a time-embedding injection (scripts/torch_reference/models.py's `ResBlock`).
 ///
 /// h = conv1(silu(norm1(x))) + temb(silu(e)); h = conv2(silu(norm2(h))); out = h + skip(x),
 /// with `skip` a 1x1 convolution when the channel count changes, else the identity.
@@ -97,7 +97,7 @@ public final class ResBlock: Module {
     }
 }
 
-/// Single-head spatial self-attention with a residual connection (workloads.py's `SelfAttention`).
+/// Single-head spatial self-attention with a residual connection (scripts/torch_reference/models.py's `SelfAttention`).
 ///
 /// q, k, v = split(qkv(norm(x))) along channels (PyTorch's `reshape(b, 3, c, h*w)` order: q is
 /// channels 0..<C, k is C..<2C, v is 2C..<3C); attn = softmax(q kᵀ / sqrt(C)) over the keys;
@@ -132,7 +132,7 @@ public final class SelfAttention: Module {
     }
 }
 
-/// DDPM noise-prediction U-Net for small images (workloads.py's `UNet`), channels-last.
+/// DDPM noise-prediction U-Net for small images (scripts/torch_reference/models.py's `UNet`), channels-last.
 ///
 /// conv_in, then per level `numRes` residual blocks (with self-attention at the lowest level) and a
 /// stride-2 3x3 conv between levels; mid1, mid_attn, mid2; on the way up `numRes + 1` residual blocks

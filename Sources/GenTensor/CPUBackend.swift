@@ -31,8 +31,9 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     private let workspace = ConvWorkspace()
 
     /// Whether 3x3 stride-1 convolutions with channel counts in multiples of 16 run oneDNN's Winograd
-    /// kernel (1.4-1.9x faster than direct on the U-Net's shapes here; it rounds differently, to
-    /// about 1e-5 relative). Falls back to direct where the CPU has no such kernel.
+    /// kernel (faster than direct on the U-Net's shapes, see docs/architecture.md, Measurements and
+    /// history; it rounds differently, to about 1e-5 relative). Falls back to direct where the CPU
+    /// has no such kernel.
     public var winogradConvolutions: Bool {
         get { lock.lock(); defer { lock.unlock() }; return winograd }
         set { lock.lock(); defer { lock.unlock() }; winograd = newValue }
@@ -66,7 +67,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
     /// Small products (under 2^20 multiply-adds each; the U-Net's per-image attention is 49x64x49)
     /// are split over the threads by batch entry, each running a single-threaded sgemm: one such
-    /// sgemm on all threads left the other threads mostly waiting. Larger ones run one after another
+    /// sgemm on all threads leaves the other threads mostly waiting. Larger ones run one after another
     /// on all threads.
     public func batchedGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                             a: UnsafePointer<Float>, lda: Int, strideA: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -423,8 +424,8 @@ private final class ConvPrimitive {
 
     /// Whether oneDNN's Winograd kernel (F(4x4, 3x3), AVX-512) is worth trying for this geometry: 3x3,
     /// stride 1, dense, "same" padding, channels in multiples of its 16-wide vectors. On the U-Net's
-    /// shapes it ran 1.4-1.9x faster than the direct kernels, the reorders of its blocked activations
-    /// included (one thread, oneDNN 2.6).
+    /// shapes it is faster than the direct kernels, the reorders of its blocked activations included
+    /// (docs/architecture.md, Measurements and history).
     static func winogradApplies(_ g: ConvGeometry) -> Bool {
         g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideH == 1 && g.strideW == 1 && g.dilationH == 1
             && g.dilationW == 1 && g.padTop == 1 && g.padLeft == 1 && g.padBottom == 1 && g.padRight == 1
@@ -481,8 +482,9 @@ private final class ConvPrimitive {
         // Winograd where asked and applicable (oneDNN answers "unimplemented" on CPUs without its
         // kernel: then direct). Otherwise oneDNN's first choice is its fastest kernel, except that the
         // jit backward-data kernels vectorize over input channels: with one input channel (the DCGAN
-        // generator's last ConvTranspose2d, the discriminator's first conv) they ran at 7 GFLOP/s per
-        // core, the im2col + sgemm kernel 3.5-5x faster (measured on this machine, oneDNN 2.6).
+        // generator's last ConvTranspose2d, the discriminator's first conv) they are slow, and the
+        // im2col + sgemm ("gemm") kernel is preferred (figures: docs/architecture.md, Measurements and
+        // history).
         if winograd && Self.winogradApplies(g), var desc = describe(winograd: true) {
             var candidate: dnnl_primitive_desc_t?
             if dnnl_primitive_desc_create(&candidate, &desc, attr, engine, hint?.pd) == dnnl_success { pd = candidate }

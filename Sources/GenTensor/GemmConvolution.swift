@@ -3,14 +3,16 @@
 ///
 /// - a window that covers the whole unpadded input once (kernel = input size, one output pixel): the
 ///   DCGAN generator's first transposed convolution (z 100 -> 256x7x7) and the discriminator's last
-///   convolution. oneDNN runs these as an inner product behind weight reorders at 55-117 GFLOP/s;
+///   convolution. oneDNN runs these as a slow inner product behind weight reorders;
 ///   they are one GEMM each, once the reduction axes of the NHWC activations (pixel, channel) and
 ///   the OIHW weights (channel, pixel) agree, which costs a transpose of whichever side is smaller;
 /// - the backward-data pass of a convolution with one input channel (the DCGAN generator's last
 ///   transposed convolution 128 -> 1 runs it as its forward pass, the discriminator's first convolution
-///   in the generator's step), where oneDNN falls back to a gemm-based kernel at 23-40 GFLOP/s: one
+///   in the generator's step), where oneDNN falls back to a slow gemm-based kernel: one
 ///   GEMM of the output gradient with the weights, then each column added back into its pixels
 ///   (col2im).
+///
+/// oneDNN's throughput on these shapes: docs/architecture.md, Measurements and history.
 ///
 /// Activations are NHWC, weights OIHW, as in the rest of the backend. `scratch` returns a buffer of
 /// at least the given number of floats, valid for the call.

@@ -34,9 +34,9 @@ public struct KernelBenchmarkResult: Sendable {
 }
 
 /// Times the CPU backend's GEMMs and convolutions on the shapes of the reference workloads
-/// (`/work/shared/reference/workloads.py`): the DCGAN generator and discriminator at batch 64, the
-/// DDPM U-Net (ch 32, mult (1, 2, 2), 2 residual blocks per level) at batch 64, and the MLP VAE's
-/// linears at batch 128. Every convolution is timed in all three passes (training needs all of them;
+/// (their PyTorch twins: scripts/torch_reference/models.py, timed by scripts/torch-bench.py): the
+/// DCGAN generator and discriminator at batch 64, the DDPM U-Net (ch 32, mult (1, 2, 2), 2 residual
+/// blocks per level) at batch 64, and the MLP VAE's linears at batch 128. Every convolution is timed in all three passes (training needs all of them;
 /// a transposed convolution's forward is the backward-data pass of the convolution listed).
 public enum KernelBenchmark {
     /// A convolution of a workload: name, geometry at the workload's batch size, uses per step.

@@ -27,9 +27,8 @@ final class MatmulPrimitive {
     private var args: [dnnl_exec_arg_t] = []
 
     /// Below this many rows the brgemm kernel's per-call packing of the whole weight costs more than
-    /// the product (M = 1, K = 400, N = 784: 42-69 us against 17 us for oneDNN's gemm-based matmul,
-    /// one thread, this machine); from about 32 rows brgemm is as fast or faster (M = 64: 0.60 ms
-    /// against 0.84 ms). Below it the gemm-based implementation is preferred.
+    /// the product; from about 32 rows brgemm is as fast or faster. Below it the gemm-based
+    /// implementation is preferred (timings: docs/architecture.md, Measurements and history).
     static let brgemmMinimumRows = 32
 
     init(_ key: MatmulKey, engine: dnnl_engine_t, op: String) {

@@ -2,8 +2,8 @@ import CDNNL
 
 /// Threading for the Swift kernels: `0..<count` is split into contiguous chunks, one per thread of
 /// the OpenMP pool that oneDNN uses. One pool for everything: Dispatch's `concurrentPerform` beside
-/// OpenMP's spin-waiting workers left the two fighting for the cores (68% of the VAE training step
-/// was spent spinning in libgomp).
+/// OpenMP's spin-waiting workers leaves the two fighting for the cores (see docs/architecture.md,
+/// Measurements and history).
 public enum Threads {
     /// Threads used by the Swift kernels and (through the backend) by oneDNN.
     nonisolated(unsafe) public private(set) static var count = Int(omp_get_max_threads())

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The feature network of the evaluation (`Classifier`, the small CNN of workloads.py) as a
+/// The feature network of the evaluation (`Classifier`, the small CNN of scripts/torch_reference/models.py) as a
 /// `TrainableModel`: cross-entropy on the labels, Adam, images mapped from [0, 1] to [-1, 1] by
 /// x * 2 - 1 (the mapping `generative eval` applies). Optional light augmentation: random
 /// horizontal flips and shifts of up to `maxShift` pixels (zero-padded), drawn from the loop's

@@ -41,11 +41,11 @@ public enum GANInitialization: String, Sendable, CaseIterable, Codable {
     /// Radford et al.'s (DCGAN, section 4; PyTorch's DCGAN example): convolution and linear
     /// weights from N(0, 0.02), BatchNorm scales from N(1, 0.02) and shifts 0. The default of the
     /// convolutional variants: with PyTorch's default initialisation the reference discriminator
-    /// wins outright for the first few hundred to thousand generator steps (loss_d near 0.001) while
-    /// the generator emits noise; from N(0, 0.02) both play from the first step.
+    /// wins outright early in training while the generator emits noise; from N(0, 0.02) both play
+    /// from the first step (the observed runs: docs/architecture.md, Measurements and history).
     case dcgan
     /// Each layer's PyTorch default (U(-1/sqrt(fan_in), 1/sqrt(fan_in))), as the reference modules
-    /// are built: the way ../shared/peer_samples/dcgan.npy was trained.
+    /// (scripts/torch_reference/models.py) are built.
     case pytorch
 }
 
@@ -96,8 +96,8 @@ public struct GANConfiguration: Codable, Equatable, Sendable {
         generatorLoss = .nonSaturating
         clipValue = 0.01
         penaltyWeight = 10
-        // A ~100-step average for the convolutional variants: at 0.999 the EMA lagged the raw weights
-        // after 5 dcgan epochs (FID 51.1 and 55.3 against 46.4 and 50.5 at 0.99, same runs otherwise).
+        // A ~100-step average for the convolutional variants: at 0.999 the EMA lags the raw weights
+        // over short runs (the paired runs: docs/architecture.md, Measurements and history).
         emaDecay = variant == .gan ? 0.999 : 0.99
         classCount = 10
         initialization = variant == .gan ? .pytorch : .dcgan
@@ -176,8 +176,8 @@ public struct GANConfiguration: Codable, Equatable, Sendable {
 ///
 /// The generator step:
 /// - with one discriminator step (gan, dcgan, lsgan, sngan, cgan), reuses that step's noise and fake batch and
-///   scores it with the just-updated discriminator (PyTorch's DCGAN example, and the reference run
-///   of `peer_samples/dcgan.npy`: "one D step then one G step on the same fake batch");
+///   scores it with the just-updated discriminator (PyTorch's DCGAN example: one D step, then one
+///   G step on the same fake batch);
 /// - with several (wgan, wgan-gp), draws fresh noise of one part's size (Arjovsky et al., Gulrajani
 ///   et al.).
 ///
@@ -432,8 +432,8 @@ public final class GANTraining: TrainableModel {
     // MARK: sampling
 
     /// Copies the EMA shadows into `emaGenerator` and re-measures its BatchNorm running statistics
-    /// (the raw generator's describe the raw weights, not their average; on two 5-epoch DCGANs this
-    /// lowered the EMA samples' FID from 60.0 to 57.6 and from 65.1 to 63.9).
+    /// (the raw generator's describe the raw weights, not their average; the FID it gains:
+    /// docs/architecture.md, Measurements and history).
     /// Done once per EMA state: sampling in batches reuses it until the next update or restore.
     func syncEMAGenerator() {
         if emaGeneratorSyncedAt == ema.updates { return }

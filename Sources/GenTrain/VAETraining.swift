@@ -2,7 +2,7 @@ import Foundation
 
 /// Which autoencoder `train vae` builds.
 public enum AutoencoderKind: String, Sendable, CaseIterable, Codable {
-    /// The reference MLP VAE of workloads.py (784-400-20).
+    /// The reference MLP VAE of scripts/torch_reference/models.py (784-400-20).
     case mlp
     /// A convolutional VAE (two strided convolutions each way).
     case conv

@@ -2,10 +2,10 @@ import ArgumentParser
 import Foundation
 import GenModels
 
-/// `generative bench`: times the reference workloads (the same as bench_torch.py) or the kernels.
+/// `generative bench`: times the reference workloads (the same as scripts/torch-bench.py does for PyTorch) or the kernels.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Time the reference workloads and print one JSON line each (as bench_torch.py does).",
+        abstract: "Time the reference workloads and print one JSON line each (as scripts/torch-bench.py does for PyTorch).",
         discussion: """
             Workloads: vae, dcgan, unet (train and sample) and classifier (sample). Each line holds \
             workload, phase, batch, items_per_s, ms_per_step, gflops_per_s and framework. \

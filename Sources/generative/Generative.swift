@@ -14,10 +14,10 @@ struct Generative: ParsableCommand {
     ///
     /// libgomp's default spins ~300,000 times after each parallel region, which is what an idle
     /// machine wants, but when another process holds a core the spinning threads starve the one
-    /// doing the work (a VAE step ran 1.6x slower under load than with 20,000 spins, and the U-Net
-    /// far worse). 20,000 spins measured the same as the default on an idle machine. libgomp reads
-    /// the setting when it loads, so the process re-executes itself once with it set; a user's own
-    /// GOMP_SPINCOUNT or OMP_WAIT_POLICY is left alone.
+    /// doing the work. 20,000 spins keep the idle speed and avoid that (measurements:
+    /// docs/architecture.md, Measurements and history). libgomp reads the setting when it loads, so
+    /// the process re-executes itself once with it set; a user's own GOMP_SPINCOUNT or
+    /// OMP_WAIT_POLICY is left alone.
     static func main() {
         if getenv("GOMP_SPINCOUNT") == nil && getenv("OMP_WAIT_POLICY") == nil {
             setenv("GOMP_SPINCOUNT", "20000", 1)

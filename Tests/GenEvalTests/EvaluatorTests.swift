@@ -133,7 +133,8 @@ final class EvaluatorTests: XCTestCase {
         XCTAssertEqual(report.sampleCount, 2000)
         XCTAssertEqual(report.reference, "test")
         XCTAssertEqual(report.referenceCount, 10000)
-        // Small: 2,000 samples carry a bias of a few units (see FID∞ below); blur (sigma 1) gives ~50.
+        // Small: 2,000 samples carry a bias of a few units (see FID∞ below), far below what a blur
+        // gives (readings with the shipped network: docs/architecture.md, Measurements and history).
         XCTAssertLessThan(report.fid, 2.5)
         XCTAssertGreaterThan(report.fid, 0)
         XCTAssertGreaterThan(report.inceptionScore, 1)
@@ -221,7 +222,7 @@ final class EvaluatorTests: XCTestCase {
         let infinity = try FIDExtrapolation.compute(generated: a, reference: b, pointCount: 10, minimumSize: 1000, seed: 9)
         print(String(format: "halves of train: FID at 1k %.4f, at %d %.4f, FID∞ %.4f (slope %.1f)", fid1k, half, fidHalf,
                      infinity.fidInfinity, infinity.slope))
-        // Shipped network: FID at 1k ≈ 6.0, at 30k ≈ 0.19, FID∞ ≈ 0.06.
+        // The readings with the shipped network: docs/architecture.md, Measurements and history.
         XCTAssertLessThan(abs(infinity.fidInfinity), 0.15)
         XCTAssertGreaterThan(fid1k, 1)
         XCTAssertGreaterThan(fid1k, 20 * abs(infinity.fidInfinity))

@@ -7,8 +7,8 @@ import XCTest
 /// Tests/Fixtures/README.md): `unet.params` (UNet(ch=32, num_classes=10), no dropout, so eval mode is
 /// the only mode), the linear float32 schedule, the file's x_T, labels and DDPM noise; no x0 clipping.
 /// Every shape and the label count come from the files, so another draw of the fixtures passes
-/// unchanged. Tolerance: the README's, 1e-4 of the sample's largest magnitude (float32 against float64
-/// PyTorch differs by about 1e-6 for DDIM-10 and 3e-6 for DDPM-1000).
+/// unchanged. Tolerance: the fixtures README's, 1e-4 of the sample's largest magnitude (the README
+/// also says how far PyTorch's float32 and float64 answers lie apart).
 final class SamplerParityTests: XCTestCase {
     /// The io file, the model, the labels and the batch description.
     func setUp(_ io: SafeTensorsFile) throws -> (UNet, SampleBatch, Tensor) {

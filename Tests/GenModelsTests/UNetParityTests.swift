@@ -32,7 +32,7 @@ final class UNetParityTests: XCTestCase {
         let x0 = try io.required("x0"), eps = try io.required("eps"), expected = try io.required("xt")
         assertParity(schedule.noised(x0: x0, t: t, eps: eps), expected, "xt")
         // Not bit-exact in general: PyTorch's vectorised sqrt(abar) x0 + sqrt(1 - abar) eps may fuse a
-        // multiply-add that ours rounds twice (another fixture draw differed in the last bit).
+        // multiply-add that ours rounds twice, so a draw can differ in the last bit.
         // Channels-last gives the same values.
         let xtLast = schedule.noised(x0: try io.image("x0"), t: t, eps: try io.image("eps"))
         assertParity(nchw(xtLast), expected, "xt (channels-last)")

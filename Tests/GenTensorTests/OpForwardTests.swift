@@ -673,10 +673,10 @@ final class OpForwardTests: XCTestCase {
     }
 
     /// PyTorch's `x ** p` with an integral constant exponent is defined for negative bases
-    /// ((-2) ** 2 = 4) and gives x ** 0 = 1 everywhere. FAILS at present: `PowF` calls
-    /// `T.pow(a, b)`, Swift Numerics' IEEE `powr`, which returns NaN for every negative base and for
-    /// 0 ** 0 — so `x.pow(2)` of a negative value (and the gradient of `x.pow(3)`, which uses
-    /// `x.pow(2)`) is NaN.
+    /// ((-2) ** 2 = 4) and gives x ** 0 = 1 everywhere. Guards `PowF`'s integral-exponent path:
+    /// Swift Numerics' real-exponent `T.pow(a, b)` (IEEE `powr`) returns NaN for every negative base
+    /// and for 0 ** 0, which would make `x.pow(2)` of a negative value (and the gradient of
+    /// `x.pow(3)`, which uses `x.pow(2)`) NaN (history: docs/architecture.md, Measurements and history).
     func testPowOfNegativeBaseWithIntegralExponent() {
         for dtype in [DType.float64, .float32] {
             let x = Tensor([-2, -1.5, 0, 3] as [Double]).cast(to: dtype).requiringGrad()
@@ -938,9 +938,10 @@ final class OpForwardTests: XCTestCase {
         }
     }
 
-    /// `Tensor.uniform` promises values in [low, high). FAILS at present for Float32: the Double draw
-    /// u in [0, 1) is rounded to Float, and every u >= 1 - 2^-25 (probability 3e-8 per draw) rounds to
-    /// exactly 1.0 = high. The test finds such a stream position and draws from it.
+    /// `Tensor.uniform` promises values in [low, high). For Float32 the Double draw u in [0, 1) is
+    /// rounded to Float, and every u >= 1 - 2^-25 (probability 3e-8 per draw) rounds to exactly
+    /// 1.0 = high unless the fill clamps it. The test finds such a stream position and draws from it
+    /// (history: docs/architecture.md, Measurements and history).
     func testUniformFloat32StaysBelowHigh() {
         let scan = RandomGenerator(seed: 0)
         var position: UInt64?

@@ -661,7 +661,7 @@ final class OpGradientTests: XCTestCase {
 
     /// Guards the second-order helper itself: its finite differences must be taken with gradient
     /// recording on, or the inner `gradients(..., createGraph: true)` sees no graph and every numeric
-    /// second-order gradient comes out 0 (as it did while the helper ran them in `withoutGradients`).
+    /// second-order gradient comes out 0 (history: docs/architecture.md, Measurements and history).
     func testGradientCheckSecondOrderSeesTheInnerGraph() {
         GradientCheck.checkSecondOrder([Self.input([2, 3], 310)], "exp through GradientCheck.checkSecondOrder") { $0[0].exp() }
     }

@@ -19,7 +19,7 @@ import Foundation
 //
 // eta = 0 is the deterministic DDIM; eta = 1 with all T timesteps is DDPM with sigma_t^2 = beta_tilde_t.
 // Scalars are float32 in the order PyTorch evaluates them on a float32 schedule (the fixtures'
-// reference loop in shared/reference/make_fixtures.py, samplers_case).
+// reference loop in scripts/make-fixtures.py, samplers_case).
 
 /// DDIM sampling (Song et al. 2021): S denoiser calls at `ddimTimesteps(steps:trainingSteps:spacing:)`,
 /// each stepping to the next listed timestep, the last to abar = 1.

@@ -19,7 +19,7 @@ import Foundation
 //   guidance               classifier guidance, Dhariwal & Nichol (2021) Algorithm 1: mean += s sigma_t^2 grad log p(y | x_t)
 //
 // Scalars are float32 in the order PyTorch evaluates them on a float32 schedule, so the fixtures'
-// reference loop (shared/reference/make_fixtures.py, samplers_case) is followed operation by operation.
+// reference loop (scripts/make-fixtures.py, samplers_case) is followed operation by operation.
 
 /// DDPM ancestral sampling (Ho et al. 2020, Algorithm 2): T denoiser calls, t = T-1 down to 0,
 /// x_{t-1} = mu_theta(x_t, t) + sigma_t z with no noise at the last step.

@@ -70,7 +70,7 @@ public struct FunctionDenoiser: Denoiser {
 }
 
 extension UNet: Denoiser {
-    /// The reference U-Net predicts the noise eps (workloads.py's training loss). If `UNetConfig` gains
+    /// The reference U-Net predicts the noise eps (scripts/torch_reference/models.py's training loss). If `UNetConfig` gains
     /// a prediction type, return it here (or wrap the model in a `FunctionDenoiser`).
     public var prediction: PredictionType { .epsilon }
 }
