@@ -43,7 +43,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastFlags),
-        .target(name: "GenTestSupport", dependencies: ["GenTensor"], path: "Tests/GenTestSupport", swiftSettings: fastFlags),
+        .target(name: "GenTestSupport", dependencies: ["GenTensor", "GenModels"], path: "Tests/GenTestSupport", swiftSettings: fastFlags),
         .testTarget(name: "GenTensorTests", dependencies: ["GenTensor", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "GenNNTests", dependencies: ["GenNN", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "GenDataTests", dependencies: ["GenData", "GenTestSupport"], swiftSettings: fastFlags),

@@ -66,6 +66,9 @@ public final class DDPMTraining: TrainableModel {
         case .v:
             let abar = Tensor(schedule.alphaBars(at: t), shape: [n, 1, 1, 1])
             target = abar.sqrt() * eps - (1 - abar).sqrt() * x0
+        case .score:
+            let abar = Tensor(schedule.alphaBars(at: t), shape: [n, 1, 1, 1])
+            target = -eps / (1 - abar).sqrt()
         }
         let loss = (model(xt, t: t, y: y) - target).square().mean()
         optimizer.step(gradients(of: loss, wrt: optimizer.parameters.map { $0.value }))
@@ -107,29 +110,34 @@ public final class DDPMTraining: TrainableModel {
         return copy
     }
 
-    /// A denoiser over the chosen weights, with classifier-free guidance when `guidance` is given.
-    public func denoiser(ema useEMA: Bool) -> FunctionDenoiser {
+    /// The diffusion's discrete table as a continuous-time process.
+    public var process: DiscreteDDPMProcess { DiscreteDDPMProcess(schedule: schedule) }
+
+    /// One image's shape, channels-last: the U-Net's 28 x 28 (two halvings to 7 x 7) by its input channels.
+    public var imageShape: [Int] { [28, 28, config.unetConfig.inChannels] }
+
+    /// A continuous-time denoiser over the chosen weights (the U-Net sees its table's indices).
+    public func denoiser(ema useEMA: Bool) -> DiscreteTimeDenoiser<FunctionDenoiser> {
         let network = samplingNetwork(ema: useEMA)
-        return FunctionDenoiser(prediction: config.predictionType) { x, t, y in network(x, t: t, y: y) }
+        return DiscreteTimeDenoiser(FunctionDenoiser(prediction: config.predictionType) { x, t, y in network(x, t: t, y: y) },
+                                    steps: schedule.steps)
     }
 
-    /// Samples `count` images (count, 28, 28, 1) in [0, 1]. `labels` condition a class-conditional
+    /// Samples `count` images (count, 28, 28, C) in [0, 1]. `labels` condition a class-conditional
     /// network and name the classes that classifier guidance pushes toward; `guidance` is the
-    /// classifier-free scale (conditional networks only).
+    /// classifier-free scale (conditional networks only); `classifierGuidance` takes the table's
+    /// indices (a noisy classifier's).
     public func sample(count: Int, sampler: Sampler, seed: UInt64, batchSize: Int = 256, labels: [Int]? = nil,
                        guidance: Double? = nil, classifierGuidance: ClassifierGuidance? = nil, ema useEMA: Bool = true,
                        progress: ((Int, Int) -> Void)? = nil) -> Tensor {
         let base = denoiser(ema: useEMA)
-        let x: Tensor
-        if let guidance, let null = config.unetConfig.nullLabel {
-            x = sampler.sample(ClassifierFreeGuidance(base, scale: guidance, nullLabel: null), schedule: schedule,
-                               noise: SeededNoise(seed: seed), count: count, batchSize: batchSize, labels: labels,
-                               classifierGuidance: classifierGuidance, progress: progress)
-        } else {
-            x = sampler.sample(base, schedule: schedule, noise: SeededNoise(seed: seed), count: count,
-                               batchSize: batchSize, labels: labels, classifierGuidance: classifierGuidance,
-                               progress: progress)
-        }
+        var sampler = sampler
+        sampler.options.classifierGuidance = classifierGuidance?.indexed(steps: schedule.steps)
+        let model: any Denoiser = guidance.flatMap { scale in
+            config.unetConfig.nullLabel.map { ClassifierFreeGuidance(base, scale: scale, nullLabel: $0) }
+        } ?? base
+        let x = sampler.sample(model, process: process, noise: SeededNoise(seed: seed), count: count, batchSize: batchSize,
+                               labels: labels, imageShape: imageShape, progress: progress)
         return withoutGradients { ((x + 1) * 0.5).clamped(min: 0, max: 1) }
     }
 

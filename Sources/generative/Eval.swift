@@ -58,7 +58,7 @@ struct Eval: ParsableCommand {
     @Option(help: "The reference-statistics cache folder (default: $GENERATIVE_CACHE, else ~/.cache/generative).")
     var cache: String?
 
-    @Option(help: "Diffusion checkpoints: the sampler, ddim or ddpm (ancestral, every step).")
+    @Option(help: "Diffusion checkpoints: the sampler (\(SamplerRegistry.names.joined(separator: ", "))).")
     var sampler: String = "ddim"
 
     @Option(help: "Diffusion checkpoints: DDIM steps.")
@@ -80,7 +80,7 @@ struct Eval: ParsableCommand {
         if let count { guard count >= 1 else { throw ValidationError("--count must be at least 1") } }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        guard ["ddim", "ddpm"].contains(sampler) else { throw ValidationError("--sampler must be ddim or ddpm") }
+        try validateSamplerName(sampler)
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         guard eta >= 0 else { throw ValidationError("--eta must not be negative") }
         guard kidSubsets >= 1 else { throw ValidationError("--kid-subsets must be at least 1") }
@@ -107,7 +107,7 @@ struct Eval: ParsableCommand {
     func evaluate(log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) throws -> EvaluationReport {
         Threads.set(threads)
         let settings = CheckpointSampling(batchSize: batchSize, threads: threads, ema: !noEma,
-                                          sampler: sampler == "ddpm" ? .ddpm(DDPMOptions()) : .ddim(DDIMOptions(steps: steps, eta: eta)),
+                                          sampler: try Sampler(named: sampler, options: SamplerOptions(steps: steps, eta: eta)),
                                           guidance: guidance)
         let loaded = try EvalInput.load(input, count: count, seed: seed, sampling: settings, log: log)
         // Validate before anything slow (and before blurring, so NaN or out-of-range input is
@@ -304,7 +304,7 @@ struct EvalInput {
             }
         case DDPMTraining.kind:
             let ddpm = try DDPMTraining.load(checkpoint)
-            guard settings.sampler.timesteps(trainingSteps: ddpm.schedule.steps).count <= ddpm.schedule.steps else {
+            guard (settings.sampler.options.steps ?? 0) <= ddpm.schedule.steps else {
                 throw ValidationError("--steps must be at most \(ddpm.schedule.steps)")
             }
             var classLabels: [Int]?
@@ -316,11 +316,8 @@ struct EvalInput {
             }
             let steps = settings.sampler.timesteps(trainingSteps: ddpm.schedule.steps).count
             evaluationsPerImage = steps * (settings.guidance == nil ? 1 : 2)
-            let samplerName: String
-            switch settings.sampler {
-            case .ddpm: samplerName = "DDPM-\(steps)"
-            case let .ddim(o): samplerName = "DDIM-\(steps)" + (o.eta > 0 ? " eta \(o.eta)" : "")
-            }
+            let samplerName = "\(settings.sampler.name.uppercased())-\(steps)"
+                + (settings.sampler.options.eta > 0 ? " eta \(settings.sampler.options.eta)" : "")
             model = "ddpm (\(samplerName)\(settings.guidance.map { ", guidance \($0)" } ?? ""), \(settings.ema ? "EMA" : "raw") weights)"
             draw = {
                 ddpm.sample(count: count, sampler: settings.sampler, seed: seed, batchSize: batchSize, labels: classLabels,

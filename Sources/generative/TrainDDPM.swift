@@ -49,7 +49,7 @@ struct TrainDDPM: ParsableCommand {
     @Option(help: "With --classes: probability of dropping a label to the null label.")
     var condDrop: Double = 0.1
 
-    @Option(help: "What the network predicts: epsilon, x0 or v.")
+    @Option(help: "What the network predicts: epsilon, x0, v or score.")
     var prediction: String = "epsilon"
 
     @Option(help: "Noise schedule: linear or cosine.")
@@ -69,7 +69,9 @@ struct TrainDDPM: ParsableCommand {
         }
         guard width >= 8, width % 8 == 0 else { throw ValidationError("--width must be a positive multiple of 8 (GroupNorm with 8 groups)") }
         guard (0..<1).contains(condDrop) else { throw ValidationError("--cond-drop must be in [0, 1)") }
-        guard PredictionType(rawValue: prediction) != nil else { throw ValidationError("--prediction must be epsilon, x0 or v") }
+        guard PredictionType(rawValue: prediction) != nil else {
+            throw ValidationError("--prediction must be one of \(PredictionType.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         guard ["linear", "cosine"].contains(schedule) else { throw ValidationError("--schedule must be linear or cosine") }
         guard emaDecay > 0, emaDecay < 1 else { throw ValidationError("--ema-decay must be in (0, 1)") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
@@ -140,10 +142,10 @@ struct SampleDDPM: ParsableCommand {
     @Option(help: "The checkpoint.")
     var checkpoint: String
 
-    @Option(help: "ddpm (ancestral, every step) or ddim.")
+    @Option(help: "The sampler: \(SamplerRegistry.names.joined(separator: ", ")) (ddpm: ancestral, every step of the table).")
     var sampler: String = "ddim"
 
-    @Option(help: "DDIM steps.")
+    @Option(help: "Sampler steps (DDIM's S; the ancestral sampler takes every step of the table).")
     var steps: Int = 20
 
     @Option(help: "DDIM eta (0: deterministic).")
@@ -180,7 +182,7 @@ struct SampleDDPM: ParsableCommand {
     var out: String = "samples.png"
 
     func validate() throws {
-        guard ["ddpm", "ddim"].contains(sampler) else { throw ValidationError("--sampler must be ddpm or ddim") }
+        try validateSamplerName(sampler)
         guard steps >= 1, count >= 1, batchSize >= 1 else { throw ValidationError("--steps, --count and --batch-size must be at least 1") }
         guard eta >= 0 else { throw ValidationError("--eta must not be negative") }
         if guidance != nil && `class` == nil { throw ValidationError("--guidance needs --class") }
@@ -214,9 +216,7 @@ struct SampleDDPM: ParsableCommand {
     }
 
     func sampleAndWrite(_ model: DDPMTraining, labels: [Int]?, guidance: Double?, classifierGuidance: ClassifierGuidance?) throws {
-        let chosen: Sampler = sampler == "ddpm"
-            ? .ddpm(DDPMOptions(clipX0: !noClip))
-            : .ddim(DDIMOptions(steps: steps, eta: eta, spacing: spacing, clipX0: !noClip))
+        let chosen = try Sampler(named: sampler, options: SamplerOptions(steps: steps, eta: eta, spacing: spacing, clipX0: !noClip))
         let start = Date()
         let images = model.sample(count: count, sampler: chosen, seed: seed, batchSize: batchSize, labels: labels,
                                   guidance: guidance, classifierGuidance: classifierGuidance, ema: !noEma) { done, total in
@@ -233,3 +233,10 @@ struct SampleDDPM: ParsableCommand {
 }
 
 extension TimestepSpacing: ExpressibleByArgument {}
+
+/// Refuses a `--sampler` that no sampler is registered under, naming the registered ones.
+func validateSamplerName(_ name: String) throws {
+    guard SamplerRegistry.definition(named: name) != nil else {
+        throw ValidationError("--sampler must be one of \(SamplerRegistry.names.joined(separator: ", ")); got '\(name)'")
+    }
+}

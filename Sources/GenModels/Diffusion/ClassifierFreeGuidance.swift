@@ -14,32 +14,58 @@ import Foundation
 /// Both predictions come from one call of the base denoiser on a batch of 2B: rows 0..<B carry y, rows
 /// B..<2B the null label. The combination is applied to the raw output, whatever its prediction type:
 /// eps, x0 and v are each affine in the output for a fixed (x_t, t), so guiding the output guides eps.
-public struct ClassifierFreeGuidance<Base: Denoiser>: Denoiser {
+///
+/// It wraps any denoiser: a continuous-time `Denoiser` gives a `Denoiser`, an `IndexedDenoiser` an
+/// `IndexedDenoiser`.
+public struct ClassifierFreeGuidance<Base> {
     public let base: Base
     /// s: 0 unconditional, 1 conditional, > 1 guided.
     public let scale: Double
     /// The "no label" token (`UNetConfig.nullLabel`, 10 for Fashion-MNIST's 10 classes).
     public let nullLabel: Int
+    private let basePrediction: PredictionType
 
-    public init(_ base: Base, scale: Double, nullLabel: Int) {
-        self.base = base
-        self.scale = scale
-        self.nullLabel = nullLabel
-    }
+    /// The prediction type of the wrapped model.
+    public var prediction: PredictionType { basePrediction }
 
-    public var prediction: PredictionType { base.prediction }
-
-    /// - Input: x_t (B, H, W, C), t int64 (B), y int64 (B) (required: guidance needs a class).
-    /// - Output: the guided output (B, H, W, C).
-    public func callAsFunction(_ x: Tensor, t: Tensor, y: Tensor?) -> Tensor {
+    /// - Input: x_t (B, ...), the time argument (B) of the base (float64 times or int64 indices), y
+    ///   int64 (B) (required: guidance needs a class); `call` runs the base on the doubled batch.
+    /// - Output: the guided output, shaped like x_t.
+    private func guided(_ x: Tensor, _ t: Tensor, _ y: Tensor?, _ call: (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
         guard let y else { preconditionFailure("ClassifierFreeGuidance: labels y are required (got nil)") }
         let b = x.shape[0]
         precondition(t.shape == [b] && y.shape == [b],
                      "ClassifierFreeGuidance: t \(t.shape) and y \(y.shape) must be (\(b)) for x \(x.shape)")
         let null = Tensor([Int64](repeating: Int64(nullLabel), count: b), shape: [b])
-        let out = base(Tensor.concatenate([x, x], axis: 0), t: Tensor.concatenate([t, t], axis: 0),
-                       y: Tensor.concatenate([y, null], axis: 0))
+        let out = call(Tensor.concatenate([x, x], axis: 0), Tensor.concatenate([t, t], axis: 0),
+                       Tensor.concatenate([y, null], axis: 0))
         let conditional = out.sliced(axis: 0, 0..<b), unconditional = out.sliced(axis: 0, b..<(2 * b))
         return unconditional + scale * (conditional - unconditional)
+    }
+}
+
+extension ClassifierFreeGuidance: Denoiser where Base: Denoiser {
+    public init(_ base: Base, scale: Double, nullLabel: Int) {
+        self.base = base
+        self.scale = scale
+        self.nullLabel = nullLabel
+        basePrediction = base.prediction
+    }
+
+    public func callAsFunction(_ x: Tensor, time: Tensor, y: Tensor?) -> Tensor {
+        guided(x, time, y) { base($0, time: $1, y: $2) }
+    }
+}
+
+extension ClassifierFreeGuidance: IndexedDenoiser where Base: IndexedDenoiser {
+    public init(_ base: Base, scale: Double, nullLabel: Int) {
+        self.base = base
+        self.scale = scale
+        self.nullLabel = nullLabel
+        basePrediction = base.prediction
+    }
+
+    public func callAsFunction(_ x: Tensor, t: Tensor, y: Tensor?) -> Tensor {
+        guided(x, t, y) { base($0, t: $1, y: $2) }
     }
 }

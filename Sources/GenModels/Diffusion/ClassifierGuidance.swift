@@ -16,7 +16,9 @@ import Foundation
 public struct ClassifierGuidance {
     /// s.
     public let scale: Double
-    /// (x_t (B, H, W, C), t int64 (B), y int64 (B)) -> grad_{x_t} sum_i log p(y_i | x_t_i, t_i), shaped like x_t.
+    /// (x_t (B, ...), time (B), y int64 (B)) -> grad_{x_t} sum_i log p(y_i | x_t_i, t_i), shaped like x_t.
+    /// The samplers pass float64 times in [0, 1]; `indexed(steps:)` adapts a classifier of DDPM's
+    /// int64 timestep indices.
     public let gradient: (Tensor, Tensor, Tensor) -> Tensor
 
     /// Guidance from an explicit gradient function (the caller differentiates its own classifier).
@@ -55,10 +57,19 @@ public struct ClassifierGuidance {
         }
     }
 
-    /// The guidance gradient at (x, t, y), detached, with recording on whatever the caller's mode.
-    func evaluate(_ x: Tensor, t: Tensor, y: Tensor?) -> Tensor {
+    /// This guidance, for a classifier of a T-step table's int64 indices, seen in continuous time:
+    /// time (i + 1) / T reaches the classifier as index i.
+    public func indexed(steps: Int) -> ClassifierGuidance {
+        let indexedGradient = gradient
+        return ClassifierGuidance(scale: scale) { x, time, y in
+            indexedGradient(x, DiscreteDDPMProcess.indices(ofTimes: time, steps: steps), y)
+        }
+    }
+
+    /// The guidance gradient at (x, time, y), detached, with recording on whatever the caller's mode.
+    func evaluate(_ x: Tensor, time: Tensor, y: Tensor?) -> Tensor {
         guard let y else { preconditionFailure("ClassifierGuidance: labels y are required (got nil)") }
-        let g = GradMode.with(enabled: true) { gradient(x.detached(), t, y) }.detached()
+        let g = GradMode.with(enabled: true) { gradient(x.detached(), time, y) }.detached()
         precondition(g.shape == x.shape, "ClassifierGuidance: gradient \(g.shape) is not shaped like x_t \(x.shape)")
         return g
     }

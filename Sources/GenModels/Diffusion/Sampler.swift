@@ -7,10 +7,10 @@ public struct SampleBatch: Sendable, Equatable {
     public var indices: [Int]
     /// One label per image for a class-conditional denoiser, else nil.
     public var labels: [Int]?
-    /// One image's shape, channels-last (H, W, C): (28, 28, 1) for Fashion-MNIST.
+    /// One image's shape, channels-last: (28, 28, 1) for Fashion-MNIST, (7, 7, 4) for a latent.
     public var imageShape: [Int]
 
-    public init(indices: [Int], labels: [Int]? = nil, imageShape: [Int] = [28, 28, 1]) {
+    public init(indices: [Int], labels: [Int]? = nil, imageShape: [Int]) {
         precondition(!indices.isEmpty, "SampleBatch: no images")
         precondition(Set(indices).count == indices.count, "SampleBatch: repeated image indices \(indices)")
         precondition(labels == nil || labels!.count == indices.count,
@@ -21,7 +21,7 @@ public struct SampleBatch: Sendable, Equatable {
     }
 
     /// Images 0..<count.
-    public init(count: Int, labels: [Int]? = nil, imageShape: [Int] = [28, 28, 1]) {
+    public init(count: Int, labels: [Int]? = nil, imageShape: [Int]) {
         self.init(indices: Array(0..<count), labels: labels, imageShape: imageShape)
     }
 
@@ -31,19 +31,28 @@ public struct SampleBatch: Sendable, Equatable {
     /// The labels as an int64 tensor (B), or nil.
     public var labelTensor: Tensor? { labels.map { Tensor($0.map(Int64.init), shape: [$0.count]) } }
 
-    /// Timestep `t` for every image, int64 (B).
-    func timesteps(_ t: Int) -> Tensor { Tensor([Int64](repeating: Int64(t), count: count), shape: [count]) }
+    /// Time `t` for every image, float64 (B).
+    public func times(_ t: Double) -> Tensor { Tensor([Double](repeating: t, count: count), shape: [count]) }
 }
 
 /// One step of a sampler's trajectory: the x_t it started from and its prediction of x0 there (after
 /// guidance and clipping).
 public struct SamplerStep {
-    /// The timestep t of this step (0-based).
+    /// The time of this step.
+    public let time: Double
+    /// The step's index on a discrete table (0-based), -1 on a continuous process.
     public let t: Int
     /// x_t, (B, H, W, C).
     public let x: Tensor
     /// The predicted x0 at this step, (B, H, W, C).
     public let predictedX0: Tensor
+
+    public init(time: Double, t: Int, x: Tensor, predictedX0: Tensor) {
+        self.time = time
+        self.t = t
+        self.x = x
+        self.predictedX0 = predictedX0
+    }
 }
 
 /// What a sampler returns.
@@ -55,6 +64,12 @@ public struct SamplerOutput {
     /// How many times the denoiser was called (one per step; a `ClassifierFreeGuidance` call runs the
     /// network once on a doubled batch).
     public let denoiserCalls: Int
+
+    public init(sample: Tensor, trajectory: [SamplerStep], denoiserCalls: Int) {
+        self.sample = sample
+        self.trajectory = trajectory
+        self.denoiserCalls = denoiserCalls
+    }
 }
 
 /// Which posterior variance the DDPM ancestral sampler uses for sigma_t^2 (Ho et al. 2020, Sec. 3.2:
@@ -107,32 +122,150 @@ public struct DDIMOptions: Sendable, Equatable {
     }
 }
 
-/// A sampler and its options, as one value (what the command line builds and the conformance suite
-/// iterates over). Each case runs the pure function of its file.
-public enum Sampler: Sendable, Equatable {
-    case ddpm(DDPMOptions)
-    case ddim(DDIMOptions)
+/// What every sampler reads beyond its denoiser, process, grid, noise and batch. A sampler uses the
+/// fields that apply to it (the grid already holds the steps and spacing).
+public struct SamplerOptions {
+    /// S, the number of denoiser steps; nil for the sampler's default (the ancestral sampler: every
+    /// step of a discrete table, 1000 on a continuous process).
+    public var steps: Int?
+    /// DDIM's eta: 0 deterministic, 1 the DDPM-like variance.
+    public var eta: Double
+    /// How a discrete table's S timesteps are picked.
+    public var spacing: TimestepSpacing
+    /// The ancestral sampler's sigma_t^2.
+    public var variance: DDPMVariance
+    /// Clip the predicted x0 to [-1, 1].
+    public var clipX0: Bool
+    /// Keep every step's x_t and x0 prediction in the output.
+    public var recordTrajectory: Bool
+    /// The gradient of a noise-aware classifier, in the process's continuous time (see
+    /// `ClassifierGuidance.indexed(steps:)` for a classifier of discrete timesteps).
+    public var classifierGuidance: ClassifierGuidance?
 
-    /// The timesteps the sampler visits (one denoiser call each), noisiest first.
-    public func timesteps(trainingSteps: Int) -> [Int] {
-        switch self {
-        case .ddpm: return Array((0..<trainingSteps).reversed())
-        case let .ddim(options):
-            return ddimTimesteps(steps: options.steps, trainingSteps: trainingSteps, spacing: options.spacing)
+    public init(steps: Int? = nil, eta: Double = 0, spacing: TimestepSpacing = .leading,
+                variance: DDPMVariance = .posterior, clipX0: Bool = true, recordTrajectory: Bool = false,
+                classifierGuidance: ClassifierGuidance? = nil) {
+        precondition(steps == nil || steps! >= 1, "SamplerOptions: steps must be at least 1, got \(steps!)")
+        precondition(eta >= 0, "SamplerOptions: eta must be non-negative, got \(eta)")
+        self.steps = steps
+        self.eta = eta
+        self.spacing = spacing
+        self.variance = variance
+        self.clipX0 = clipX0
+        self.recordTrajectory = recordTrajectory
+        self.classifierGuidance = classifierGuidance
+    }
+
+    /// The options of `DDPMOptions`.
+    public init(_ options: DDPMOptions) {
+        self.init(variance: options.variance, clipX0: options.clipX0, recordTrajectory: options.recordTrajectory)
+    }
+
+    /// The options of `DDIMOptions`.
+    public init(_ options: DDIMOptions) {
+        self.init(steps: options.steps, eta: options.eta, spacing: options.spacing, clipX0: options.clipX0,
+                  recordTrajectory: options.recordTrajectory)
+    }
+}
+
+/// The one signature every sampler has: a denoiser, a noise process, a time grid, a noise source
+/// keyed by image index, the batch and the options -> the samples.
+public typealias SamplerFunction = (_ denoiser: any Denoiser, _ process: any NoiseProcess, _ grid: TimeGrid,
+                                    _ noise: any NoiseSource, _ batch: SampleBatch, _ options: SamplerOptions) -> SamplerOutput
+
+/// A sampler as the registry holds it: its name, what it does, the grid it walks for given options,
+/// and its function.
+public struct SamplerDefinition: @unchecked Sendable {
+    /// The name `--sampler` takes.
+    public let name: String
+    /// One line for `--help` and error messages.
+    public let summary: String
+    /// The time grid for the options on a process.
+    public let grid: (_ process: any NoiseProcess, _ options: SamplerOptions) -> TimeGrid
+    /// The sampler.
+    public let run: SamplerFunction
+
+    public init(name: String, summary: String,
+                grid: @escaping (_ process: any NoiseProcess, _ options: SamplerOptions) -> TimeGrid,
+                run: @escaping SamplerFunction) {
+        self.name = name
+        self.summary = summary
+        self.grid = grid
+        self.run = run
+    }
+}
+
+/// The samplers by name. The built-in ones are registered in their own files (`SamplerDefinition.ddpm`,
+/// `.ddim`); a new sampler is one file and one `register` call, and every command that samples takes it.
+public enum SamplerRegistry {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var table: [String: SamplerDefinition] =
+        Dictionary(uniqueKeysWithValues: [SamplerDefinition.ddpm, .ddim].map { ($0.name, $0) })
+
+    /// Adds a sampler; a name already taken is a programming error.
+    public static func register(_ definition: SamplerDefinition) {
+        lock.withLock {
+            precondition(table[definition.name] == nil, "SamplerRegistry: a sampler named '\(definition.name)' is already registered")
+            table[definition.name] = definition
         }
     }
 
-    /// Samples one batch (see `sampleDDPM` and `sampleDDIM`).
-    public func sample(_ denoiser: some Denoiser, schedule: NoiseSchedule, noise: some NoiseSource,
-                       batch: SampleBatch, classifierGuidance: ClassifierGuidance? = nil) -> SamplerOutput {
-        switch self {
-        case let .ddpm(options):
-            return sampleDDPM(denoiser, schedule: schedule, noise: noise, batch: batch, options: options,
-                              classifierGuidance: classifierGuidance)
-        case let .ddim(options):
-            return sampleDDIM(denoiser, schedule: schedule, noise: noise, batch: batch, options: options,
-                              classifierGuidance: classifierGuidance)
+    /// Adds a sampler unless one of that name is registered already (for code that may run twice,
+    /// such as tests).
+    public static func registerIfAbsent(_ definition: SamplerDefinition) {
+        lock.withLock {
+            if table[definition.name] == nil { table[definition.name] = definition }
         }
+    }
+
+    /// The sampler called `name`, or nil.
+    public static func definition(named name: String) -> SamplerDefinition? { lock.withLock { table[name] } }
+
+    /// Every registered name, sorted.
+    public static var names: [String] { lock.withLock { table.keys.sorted() } }
+}
+
+/// A registered sampler and its options, as one value (what the command line builds and the
+/// conformance suite iterates over).
+public struct Sampler {
+    public let definition: SamplerDefinition
+    public var options: SamplerOptions
+
+    public init(_ definition: SamplerDefinition, options: SamplerOptions) {
+        self.definition = definition
+        self.options = options
+    }
+
+    /// The registered sampler `name`; throws a message listing the registered names otherwise.
+    public init(named name: String, options: SamplerOptions) throws {
+        guard let definition = SamplerRegistry.definition(named: name) else {
+            throw UnknownSampler(name: name, known: SamplerRegistry.names)
+        }
+        self.init(definition, options: options)
+    }
+
+    /// DDPM's ancestral sampler.
+    public static func ddpm(_ options: DDPMOptions = DDPMOptions()) -> Sampler { Sampler(.ddpm, options: SamplerOptions(options)) }
+
+    /// DDIM.
+    public static func ddim(_ options: DDIMOptions) -> Sampler { Sampler(.ddim, options: SamplerOptions(options)) }
+
+    /// The registered name.
+    public var name: String { definition.name }
+
+    /// The grid this sampler walks on `process`.
+    public func grid(on process: any NoiseProcess) -> TimeGrid { definition.grid(process, options) }
+
+    /// The timesteps the sampler visits on a T-step table (one denoiser call each), noisiest first.
+    public func timesteps(trainingSteps: Int) -> [Int] {
+        let table = DiscreteDDPMProcess(schedule: .linear(T: trainingSteps))
+        return grid(on: table).times.dropLast().map(table.index(ofTime:))
+    }
+
+    /// Samples one batch in continuous time.
+    public func sample(_ denoiser: any Denoiser, process: any NoiseProcess, noise: any NoiseSource,
+                       batch: SampleBatch) -> SamplerOutput {
+        definition.run(denoiser, process, grid(on: process), noise, batch, options)
     }
 
     /// Samples images 0..<count in batches of at most `batchSize`; image i is the same whatever
@@ -140,29 +273,57 @@ public enum Sampler: Sendable, Equatable {
     ///
     /// - Parameters:
     ///   - labels: one label per image (count of them) for a class-conditional denoiser, else nil.
+    ///   - imageShape: one image's shape, channels-last (a latent is just another shape).
     ///   - progress: called after each batch with (images done, count).
     /// - Returns: (count, imageShape...).
-    public func sample(_ denoiser: some Denoiser, schedule: NoiseSchedule, noise: some NoiseSource, count: Int,
-                       batchSize: Int, labels: [Int]? = nil, imageShape: [Int] = [28, 28, 1],
-                       classifierGuidance: ClassifierGuidance? = nil,
+    public func sample(_ denoiser: any Denoiser, process: any NoiseProcess, noise: any NoiseSource, count: Int,
+                       batchSize: Int, labels: [Int]? = nil, imageShape: [Int],
                        progress: ((Int, Int) -> Void)? = nil) -> Tensor {
         precondition(count >= 1 && batchSize >= 1, "Sampler: count \(count) and batch size \(batchSize) must be positive")
         precondition(labels == nil || labels!.count == count, "Sampler: \(labels!.count) labels for \(count) images")
         var parts: [Tensor] = []
         for start in stride(from: 0, to: count, by: batchSize) {
             let range = start..<min(start + batchSize, count)
-            let batch = SampleBatch(indices: Array(range), labels: labels.map { Array($0[range]) },
-                                    imageShape: imageShape)
-            parts.append(sample(denoiser, schedule: schedule, noise: noise, batch: batch,
-                                classifierGuidance: classifierGuidance).sample)
+            let batch = SampleBatch(indices: Array(range), labels: labels.map { Array($0[range]) }, imageShape: imageShape)
+            parts.append(sample(denoiser, process: process, noise: noise, batch: batch).sample)
             progress?(range.upperBound, count)
         }
         return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
     }
+
+    /// Samples one batch from a model of DDPM's discrete timesteps on its table: the model sees the
+    /// indices it was trained on, and `classifierGuidance` takes indices too.
+    public func sample(_ denoiser: some IndexedDenoiser, schedule: NoiseSchedule, noise: some NoiseSource,
+                       batch: SampleBatch, classifierGuidance: ClassifierGuidance? = nil) -> SamplerOutput {
+        var indexed = self
+        indexed.options.classifierGuidance = classifierGuidance?.indexed(steps: schedule.steps)
+        return indexed.sample(DiscreteTimeDenoiser(denoiser, steps: schedule.steps),
+                              process: DiscreteDDPMProcess(schedule: schedule), noise: noise, batch: batch)
+    }
+
+    /// `sample(_:process:noise:count:batchSize:labels:imageShape:progress:)` for a model of DDPM's
+    /// discrete timesteps on its table.
+    public func sample(_ denoiser: some IndexedDenoiser, schedule: NoiseSchedule, noise: some NoiseSource, count: Int,
+                       batchSize: Int, labels: [Int]? = nil, imageShape: [Int],
+                       classifierGuidance: ClassifierGuidance? = nil,
+                       progress: ((Int, Int) -> Void)? = nil) -> Tensor {
+        var indexed = self
+        indexed.options.classifierGuidance = classifierGuidance?.indexed(steps: schedule.steps)
+        return indexed.sample(DiscreteTimeDenoiser(denoiser, steps: schedule.steps),
+                              process: DiscreteDDPMProcess(schedule: schedule), noise: noise, count: count,
+                              batchSize: batchSize, labels: labels, imageShape: imageShape, progress: progress)
+    }
+}
+
+/// A `--sampler` name that no sampler is registered under.
+public struct UnknownSampler: Error, CustomStringConvertible {
+    public let name: String
+    public let known: [String]
+    public var description: String { "no sampler is named '\(name)' (registered: \(known.joined(separator: ", ")))" }
 }
 
 /// The first x_T of a batch, checked.
-func startingNoise(_ noise: some NoiseSource, batch: SampleBatch) -> Tensor {
+func startingNoise(_ noise: any NoiseSource, batch: SampleBatch) -> Tensor {
     let x = noise.initialNoise(indices: batch.indices, imageShape: batch.imageShape)
     precondition(x.shape == [batch.count] + batch.imageShape && x.dtype == .float32,
                  "sampler: the noise source gave x_T \(x.shape) \(x.dtype), expected float32 \([batch.count] + batch.imageShape)")
@@ -170,8 +331,13 @@ func startingNoise(_ noise: some NoiseSource, batch: SampleBatch) -> Tensor {
 }
 
 /// One denoiser call without gradient recording, checked.
-func callDenoiser(_ denoiser: some Denoiser, _ x: Tensor, t: Tensor, y: Tensor?) -> Tensor {
-    let out = withoutGradients { denoiser(x, t: t, y: y) }
+func callDenoiser(_ denoiser: any Denoiser, _ x: Tensor, time: Tensor, y: Tensor?) -> Tensor {
+    let out = withoutGradients { denoiser(x, time: time, y: y) }
     precondition(out.shape == x.shape, "sampler: the denoiser returned \(out.shape) for x_t \(x.shape)")
     return out
+}
+
+/// A trajectory step's index on a discrete table, -1 on a continuous process.
+func tableIndex(_ process: any NoiseProcess, _ time: Double) -> Int {
+    (process as? DiscreteDDPMProcess)?.index(ofTime: time) ?? -1
 }

@@ -1,0 +1,61 @@
+import Foundation
+@testable import generative
+import GenTestSupport
+import GenTrain
+import XCTest
+
+/// Checkpoints written by earlier code load and sample the images that code sampled from them
+/// (`Tests/Checkpoints/README.md` lists how each was made), with every sampler; and a sampler
+/// registered by a test runs through `generative sample` without any command knowing it.
+final class LegacyCheckpointTests: CommandTestCase {
+    static let ddpmFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Checkpoints/ddpm-2026-12")
+
+    /// The sample commands of the README, by the name of the samples they wrote.
+    static let ddpmSamples: [(String, [String])] = [
+        ("ddpm-class3", ["--sampler", "ddpm", "--class", "3"]),
+        ("ddpm-noclip-cfg2-class1", ["--sampler", "ddpm", "--no-clip", "--class", "1", "--guidance", "2"]),
+        ("ddim10-class3", ["--sampler", "ddim", "--steps", "10", "--class", "3"]),
+        ("ddim7-linspace-eta05-noclip", ["--sampler", "ddim", "--steps", "7", "--spacing", "linspace", "--eta", "0.5", "--no-clip"]),
+        ("ddim6-trailing-eta1", ["--sampler", "ddim", "--steps", "6", "--spacing", "trailing", "--eta", "1"]),
+        ("ddim10-cfg3-class3", ["--sampler", "ddim", "--steps", "10", "--class", "3", "--guidance", "3"]),
+        ("ddim5-raw", ["--sampler", "ddim", "--steps", "5", "--no-ema"]),
+        ("ddim5-classifier4-class2", ["--sampler", "ddim", "--steps", "5", "--class", "2", "--guidance", "4", "--classifier", "CLASSIFIER"]),
+        ("ddpm-classifier4-class2", ["--sampler", "ddpm", "--class", "2", "--guidance", "4", "--classifier", "CLASSIFIER"]),
+    ]
+
+    /// Every sampler, both guidances: the same images as the code that wrote the checkpoint, within
+    /// 1e-5 (bit for bit on the machine that wrote them; another CPU's kernels may round differently).
+    func testDDPMCheckpointSamplesTheSameImages() throws {
+        let dir = tempDir()
+        let checkpoint = Self.ddpmFolder.appendingPathComponent("ddpm.safetensors").path
+        let classifier = Self.ddpmFolder.appendingPathComponent("noisy-classifier.safetensors").path
+        for (name, arguments) in Self.ddpmSamples {
+            let out = dir.appendingPathComponent("\(name).npy")
+            try run(["sample", "ddpm", "--checkpoint", checkpoint, "--count", "2", "--seed", "5", "--out", out.path]
+                    + arguments.map { $0 == "CLASSIFIER" ? classifier : $0 })
+            let expected = try NPY.readImages(Self.ddpmFolder.appendingPathComponent("\(name).npy")).scalars(as: Float.self)
+            let actual = try NPY.readImages(out).scalars(as: Float.self)
+            XCTAssertEqual(actual.count, expected.count, name)
+            XCTAssertLessThan(zip(actual, expected).map { abs($0 - $1) }.max() ?? 1, 1e-5, name)
+        }
+    }
+
+    /// A sampler registered here is a `--sampler` value of `generative sample ddpm` and `eval`.
+    func testATestOnlySamplerRunsThroughTheCommands() throws {
+        SamplerRegistry.registerIfAbsent(TestOnlySamplers.oneStep)
+        let dir = tempDir()
+        let checkpoint = Self.ddpmFolder.appendingPathComponent("ddpm.safetensors").path
+        let out = dir.appendingPathComponent("one.npy")
+        try run(["sample", "ddpm", "--checkpoint", checkpoint, "--sampler", "test-one-step", "--count", "3", "--out", out.path])
+        let images = try NPY.readImages(out)
+        XCTAssertEqual(images.shape, [3, 28, 28, 1])
+        // The same as running the sampler on the model directly.
+        let model = try DDPMTraining.load(try Checkpoint(contentsOf: URL(fileURLWithPath: checkpoint)))
+        let direct = model.sample(count: 3, sampler: try Sampler(named: "test-one-step", options: SamplerOptions()), seed: 0,
+                                  labels: [10, 10, 10])
+        XCTAssertLessThan(zip(images.scalars(as: Float.self), direct.scalars(as: Float.self)).map { abs($0 - $1) }.max() ?? 1, 1e-6)
+        XCTAssertTrue(errorMessage(["sample", "ddpm", "--checkpoint", checkpoint, "--sampler", "nope"])?
+            .contains("test-one-step") ?? false, "the error lists the registered samplers")
+    }
+}
