@@ -58,6 +58,40 @@ final class SamplerRegistryTests: XCTestCase {
         }
     }
 
+    /// The score samplers (reverse SDE, probability-flow ODE, predictor-corrector, annealed Langevin)
+    /// with the exact denoiser of Gaussian data reach N(m, s^2) from the prior of VP, sub-VP and VE
+    /// (sigma_max 20: the ODE carries the prior's missing mean m into the sample, scaled by
+    /// s / sigma_max) and of the DDPM table: 2,000 images of 64 independent numbers each (the
+    /// Langevin step size reads each image's norms, which need more than one dimension to mean much).
+    func testScoreSamplersReachGaussianData() throws {
+        let images = 1_000, dimensions = 64, count = images * dimensions
+        let processes: [(String, any NoiseProcess)] = [
+            ("vp", VPProcess()), ("sub-vp", SubVPProcess()), ("ve", VEProcess(sigmaMin: 0.01, sigmaMax: 20)),
+            ("ddpm table", DiscreteDDPMProcess(schedule: .linear())),
+        ]
+        let samplers: [(String, SamplerOptions, Double)] = [
+            ("sde", SamplerOptions(steps: 1000, clipX0: false), 4e-3),
+            ("ode", SamplerOptions(steps: 100, clipX0: false), 2e-3),
+            ("pc", SamplerOptions(steps: 500, clipX0: false, snr: 0.1), 8e-3),
+            // Unadjusted Langevin overshoots a Gaussian's variance by 1 / (1 - epsilon / 2v) (2% in s at
+            // snr 0.2) and lags as the noise level falls: measured 5-7% high in s here.
+            ("langevin", SamplerOptions(steps: 200, clipX0: false, correctorSteps: 10, snr: 0.2), 1.6e-2),
+        ]
+        for (processName, process) in processes {
+            for (name, options, bias) in samplers {
+                let sampler = try Sampler(named: name, options: options)
+                let out = sampler.sample(Self.gaussianOracle(process), process: process, noise: SeededNoise(seed: 4),
+                                         batch: SampleBatch(count: images, imageShape: [dimensions]))
+                let x = out.sample.doubleScalars()
+                let mean = x.reduce(0, +) / Double(count)
+                let sd = (x.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(count - 1)).squareRoot()
+                let label = "\(name) on \(processName)"
+                XCTAssertEqual(mean, Self.m, accuracy: 5 * Self.s / Double(count).squareRoot() + bias, label)
+                XCTAssertEqual(sd, Self.s, accuracy: 5 * Self.s / (2 * Double(count)).squareRoot() + bias, label)
+            }
+        }
+    }
+
     /// A sampler defined here, outside the library, registers by name and runs through `Sampler`:
     /// one step that returns the denoiser's x0 at t = 1 (the optimal one-step guess).
     func testATestOnlySamplerRegistersAndRuns() throws {

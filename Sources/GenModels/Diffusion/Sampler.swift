@@ -138,13 +138,18 @@ public struct SamplerOptions {
     public var clipX0: Bool
     /// Keep every step's x_t and x0 prediction in the output.
     public var recordTrajectory: Bool
+    /// Langevin corrector steps per noise level (`pc`, `langevin`).
+    public var correctorSteps: Int
+    /// The Langevin corrector's signal-to-noise ratio (score_sde: 0.16 for VE, 0.01 for VP and sub-VP).
+    public var snr: Double
     /// The gradient of a noise-aware classifier, in the process's continuous time (see
     /// `ClassifierGuidance.indexed(steps:)` for a classifier of discrete timesteps).
     public var classifierGuidance: ClassifierGuidance?
 
     public init(steps: Int? = nil, eta: Double = 0, spacing: TimestepSpacing = .leading,
                 variance: DDPMVariance = .posterior, clipX0: Bool = true, recordTrajectory: Bool = false,
-                classifierGuidance: ClassifierGuidance? = nil) {
+                correctorSteps: Int = 1, snr: Double = 0.16, classifierGuidance: ClassifierGuidance? = nil) {
+        precondition(correctorSteps >= 0 && snr > 0, "SamplerOptions: need correctorSteps >= 0 and snr > 0")
         precondition(steps == nil || steps! >= 1, "SamplerOptions: steps must be at least 1, got \(steps!)")
         precondition(eta >= 0, "SamplerOptions: eta must be non-negative, got \(eta)")
         self.steps = steps
@@ -153,6 +158,8 @@ public struct SamplerOptions {
         self.variance = variance
         self.clipX0 = clipX0
         self.recordTrajectory = recordTrajectory
+        self.correctorSteps = correctorSteps
+        self.snr = snr
         self.classifierGuidance = classifierGuidance
     }
 
@@ -195,12 +202,14 @@ public struct SamplerDefinition: @unchecked Sendable {
     }
 }
 
-/// The samplers by name. The built-in ones are registered in their own files (`SamplerDefinition.ddpm`,
-/// `.ddim`); a new sampler is one file and one `register` call, and every command that samples takes it.
+/// The samplers by name. The built-in ones are defined in their own files (`SamplerDefinition.ddpm`,
+/// `.ddim`, `.reverseSDE`, `.probabilityFlow`, `.predictorCorrector`, `.annealedLangevin`) and listed
+/// here; a new sampler is one file and one `register` call, and every command that samples takes it.
 public enum SamplerRegistry {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var table: [String: SamplerDefinition] =
-        Dictionary(uniqueKeysWithValues: [SamplerDefinition.ddpm, .ddim].map { ($0.name, $0) })
+        Dictionary(uniqueKeysWithValues: [SamplerDefinition.ddpm, .ddim, .reverseSDE, .probabilityFlow,
+                                          .predictorCorrector, .annealedLangevin].map { ($0.name, $0) })
 
     /// Adds a sampler; a name already taken is a programming error.
     public static func register(_ definition: SamplerDefinition) {
