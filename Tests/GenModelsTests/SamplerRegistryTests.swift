@@ -11,7 +11,7 @@ final class SamplerRegistryTests: XCTestCase {
     /// m + alpha s^2 / (alpha^2 s^2 + sigma^2) (x_t - alpha m), in the process's continuous time.
     static let m = 0.3, s = 0.2
 
-    static func gaussianOracle(_ process: any NoiseProcess) -> TimeFunctionDenoiser {
+    static func gaussianOracle(_ process: any NoiseProcess, m: Double = m, s: Double = s) -> TimeFunctionDenoiser {
         TimeFunctionDenoiser(prediction: .x0) { x, time, _ in
             let t = time.scalars(as: Double.self)[0]
             let a = process.alpha(t), sigma = process.sigma(t)
@@ -61,7 +61,7 @@ final class SamplerRegistryTests: XCTestCase {
     /// The score samplers (reverse SDE, probability-flow ODE, predictor-corrector, annealed Langevin)
     /// with the exact denoiser of Gaussian data reach N(m, s^2) from the prior of VP, sub-VP and VE
     /// (sigma_max 20: the ODE carries the prior's missing mean m into the sample, scaled by
-    /// s / sigma_max) and of the DDPM table: 2,000 images of 64 independent numbers each (the
+    /// s / sigma_max) and of the DDPM table: 1,000 images of 64 independent numbers each (the
     /// Langevin step size reads each image's norms, which need more than one dimension to mean much).
     func testScoreSamplersReachGaussianData() throws {
         let images = 1_000, dimensions = 64, count = images * dimensions
