@@ -67,6 +67,26 @@ public struct EpochRecord: Codable, Equatable {
     public var seconds: Double
 }
 
+/// Why a training run stopped or would not start.
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    /// A loss term or a tensor to be saved became NaN or infinite at `step`; nothing after
+    /// `lastCheckpointStep` was saved (nil: no checkpoint of this run exists).
+    case nonFinite(step: Int, what: String, lastCheckpointStep: Int?)
+    /// Resuming would continue a run of another configuration.
+    case configurationChanged(path: String, differences: [String])
+
+    public var description: String {
+        switch self {
+        case let .nonFinite(step, what, last):
+            let kept = last.map { "the last checkpoint (step \($0)) is kept" } ?? "no checkpoint of this run was written"
+            return "step \(step): \(what); stopped, \(kept)"
+        case let .configurationChanged(path, differences):
+            return "--resume: \(differences.joined(separator: "; ")) (stored in \(path)). A resumed run keeps its configuration "
+                + "(--help lists what may change); to start afresh use --overwrite"
+        }
+    }
+}
+
 /// The shared training loop: seeded shuffles per epoch, progress, checkpoints (every `saveEvery`
 /// steps and at each epoch's end), exact resume, a metrics log, a loss plot and sample grids.
 ///
@@ -74,6 +94,10 @@ public struct EpochRecord: Codable, Equatable {
 /// ^ e)`, the model's own noise comes from one generator whose counter is checkpointed, and the
 /// optimizer state is saved; so stopping anywhere and resuming gives bit-for-bit the weights of an
 /// uninterrupted run.
+///
+/// Guards: a NaN or infinite loss term, or a non-finite tensor about to be saved, stops the run
+/// with `TrainingError.nonFinite` and leaves the last checkpoint as it was; resuming refuses a
+/// checkpoint whose stored model kind or `config` differs (`TrainingError.configurationChanged`).
 public final class TrainingLoop {
     public let model: TrainableModel
     public let options: TrainingOptions
@@ -95,7 +119,8 @@ public final class TrainingLoop {
     }
 
     /// Trains on `images` (N, H, W, C) with optional labels (N), resuming from the run's checkpoint
-    /// when `resume` is true and one exists. Returns the epoch records written this time.
+    /// when `resume` is true and one exists (of the same configuration). Returns the epoch records
+    /// written this time.
     @discardableResult
     public func train(images: Tensor, labels: Tensor?, resume: Bool) throws -> [EpochRecord] {
         try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
@@ -107,12 +132,15 @@ public final class TrainingLoop {
         var names: [String] = []
         var rng = RandomGenerator(seed: options.seed &+ 0x5EED)
         var history: [EpochRecord] = (try? Self.readMetrics(run.metrics)) ?? []
+        var lastSaved: Int?
         if resume, FileManager.default.fileExists(atPath: run.checkpoint.path) {
             let checkpoint = try Checkpoint(contentsOf: run.checkpoint)
+            try checkSameConfiguration(checkpoint)
             try model.restore(from: checkpoint)
             epoch = try checkpoint.integer("epoch")
             batchIndex = try checkpoint.integer("batch")
             step = try checkpoint.integer("step")
+            lastSaved = step
             rng = try checkpoint.randomGenerator("rng")
             if let partial = checkpoint.metadata["epoch_sums"], let data = partial.data(using: .utf8) {
                 sums = (try? JSONDecoder().decode([String: Double].self, from: data)) ?? [:]
@@ -139,7 +167,12 @@ public final class TrainingLoop {
             if let data = try? JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]) {
                 c.metadata["config"] = String(decoding: data, as: UTF8.self)
             }
+            if let bad = c.firstNonFiniteTensor() {
+                throw TrainingError.nonFinite(step: step, what: "tensor \(bad.key) holds \(nonFiniteText(bad.value))",
+                                              lastCheckpointStep: lastSaved)
+            }
             try c.write(to: run.checkpoint)
+            lastSaved = step
         }
         while epoch < options.epochs {
             let order = Self.order(count: n, seed: options.seed, epoch: epoch)
@@ -151,6 +184,10 @@ public final class TrainingLoop {
                 let idx = Array(order[lo..<hi])
                 let batch = images.rows(idx)
                 let losses = model.trainStep(images: batch, labels: labels?.rows(idx), rng: rng, step: step)
+                if let bad = losses.first(where: { !$0.1.isFinite }) {
+                    throw TrainingError.nonFinite(step: step + 1, what: "\(bad.0) is \(nonFiniteText(bad.1))",
+                                                  lastCheckpointStep: lastSaved)
+                }
                 if names.isEmpty { names = losses.map { $0.0 } }
                 for (name, value) in losses { sums[name, default: 0] += value * Double(idx.count) }
                 batchIndex += 1
@@ -183,6 +220,50 @@ public final class TrainingLoop {
             log("stopped at step \(step) (epoch \(epoch + 1), batch \(batchIndex)); checkpoint \(run.checkpoint.path)")
         }
         return written
+    }
+
+    /// Refuses to resume from a checkpoint of another model kind or configuration.
+    func checkSameConfiguration(_ checkpoint: Checkpoint) throws {
+        var differences: [String] = []
+        let kind = type(of: model).kind
+        if let stored = checkpoint.metadata["model"], stored != kind { differences.append("model was \(stored), now \(kind)") }
+        if differences.isEmpty, let text = checkpoint.metadata["config"],
+           let stored = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] {
+            differences = Self.configurationDifferences(stored: stored, current: config)
+        }
+        guard differences.isEmpty else {
+            throw TrainingError.configurationChanged(path: checkpoint.path, differences: differences)
+        }
+    }
+
+    /// The settings that differ between a stored configuration and this run's, as "KEY was OLD, now
+    /// NEW" in key order; values that are JSON objects are compared key by key ("gan_config.beta1").
+    /// Keys either side lacks are not compared, so checkpoints that stored fewer settings resume.
+    public static func configurationDifferences(stored: [String: Any], current: [String: Any], prefix: String = "") -> [String] {
+        var differences: [String] = []
+        for key in stored.keys.sorted() {
+            guard let old = stored[key], let new = current[key] else { continue }
+            if let oldObject = jsonObject(old), let newObject = jsonObject(new) {
+                differences += configurationDifferences(stored: oldObject, current: newObject, prefix: prefix + key + ".")
+            } else if render(old) != render(new) {
+                differences.append("\(prefix)\(key) was \(render(old)), now \(render(new))")
+            }
+        }
+        return differences
+    }
+
+    /// A configuration value that is a JSON object, or a string holding one.
+    private static func jsonObject(_ value: Any) -> [String: Any]? {
+        if let object = value as? [String: Any] { return object }
+        guard let text = value as? String, text.hasPrefix("{") else { return nil }
+        return try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+    }
+
+    /// A configuration value as text: strings as they are, anything else as JSON.
+    private static func render(_ value: Any) -> String {
+        if let text = value as? String { return text }
+        guard let data = try? JSONSerialization.data(withJSONObject: [value], options: [.sortedKeys]) else { return "\(value)" }
+        return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
     }
 
     func writePictures(history: [EpochRecord], epoch: Int) throws {

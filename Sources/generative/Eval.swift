@@ -266,7 +266,7 @@ struct EvalInput {
         }
         let kind = file.metadata["model"] ?? "unknown"
         let hash = try SHA256.hex(contentsOf: url)
-        let checkpoint = try Checkpoint(contentsOf: url)
+        let checkpoint = try Checkpoint.finite(contentsOf: url)
         let batchSize = settings.batchSize
         let draw: () -> Tensor
         var labels: Tensor?

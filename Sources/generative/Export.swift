@@ -19,8 +19,12 @@ struct Export: ParsableCommand {
     @Option(help: "The network to export, for checkpoints of several (e.g. generator); default: model.")
     var network: String = "model"
 
+    func validate() throws {
+        if sameFile(out, checkpoint) { throw ValidationError("--out \(out) is the checkpoint being exported: choose another file") }
+    }
+
     func run() throws {
-        let c = try Checkpoint(contentsOf: URL(fileURLWithPath: checkpoint))
+        let c = try Checkpoint.finite(contentsOf: URL(fileURLWithPath: checkpoint))
         let prefix = (ema ? (network == "model" ? "ema" : "ema.\(network)") : network) + "."
         // Buffers have no EMA copy: take them from the network itself.
         var state: [String: Tensor] = [:]

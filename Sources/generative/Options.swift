@@ -19,11 +19,14 @@ struct TrainFlags: ParsableArguments {
     @Option(help: "A folder of IDX files (gzipped or not) or of PNG images; default: Debian's Fashion-MNIST.")
     var data: String?
 
-    @Option(help: "The run folder: checkpoint, metrics log, loss plot, sample grids.")
-    var out: String = "runs/default"
+    @Option(help: "The run folder: checkpoint, metrics log, loss plot, sample grids (default: runs/MODEL).")
+    var out: String?
 
-    @Flag(help: "Continue from the run folder's checkpoint.")
+    @Flag(help: resumeHelp("--epochs, --max-steps, --save-every and --threads"))
     var resume = false
+
+    @Flag(help: overwriteHelp)
+    var overwrite = false
 
     @Option(help: "Also write a checkpoint every N steps (0: at each epoch's end only).")
     var saveEvery: Int = 0
@@ -43,7 +46,11 @@ struct TrainFlags: ParsableArguments {
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number") }
         guard saveEvery >= 0, maxSteps >= 0 else { throw ValidationError("--save-every and --max-steps must not be negative") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        try validateRunFlags(resume: resume, overwrite: overwrite)
     }
+
+    /// The run folder: `--out`, or `runs/MODEL`.
+    func runPath(_ model: String) -> String { out ?? "runs/\(model)" }
 
     var options: TrainingOptions {
         TrainingOptions(epochs: epochs, batchSize: batchSize, learningRate: lr, seed: seed, saveEvery: saveEvery, maxSteps: maxSteps)
@@ -51,6 +58,41 @@ struct TrainFlags: ParsableArguments {
 
     /// The training split of the selected data.
     func loadTraining() throws -> ImageDataset { try loadDataset(data, split: .train) }
+}
+
+/// The help of `--resume`, naming the settings that may change when a run resumes.
+func resumeHelp(_ changeable: String) -> ArgumentHelp {
+    ArgumentHelp("Continue from the run folder's checkpoint. Only \(changeable) may differ from the stored run; "
+                 + "a change of model, architecture, loss, batch size, learning rate or seed is refused.")
+}
+
+let overwriteHelp = ArgumentHelp("Start afresh in a run folder that already holds a checkpoint, replacing it.")
+
+/// Refuses `--resume` with `--overwrite`.
+func validateRunFlags(resume: Bool, overwrite: Bool) throws {
+    if resume && overwrite { throw ValidationError("--resume and --overwrite exclude each other: continue the run or replace it") }
+}
+
+/// Opens a run folder for training: takes its lock (refused while another process trains into
+/// it), and refuses to replace a checkpoint there unless `resume` or `overwrite`. The caller keeps
+/// the lock until training ends.
+func openRun(_ path: String, resume: Bool, overwrite: Bool) throws -> (run: RunDirectory, lock: RunLock) {
+    let run = RunDirectory(URL(fileURLWithPath: path))
+    let lock = try RunLock(folder: run.url)
+    if !resume && !overwrite && FileManager.default.fileExists(atPath: run.checkpoint.path) {
+        lock.release()
+        throw ValidationError("\(run.checkpoint.path) already exists: pass --resume to continue that run, or --overwrite to replace it")
+    }
+    return (run, lock)
+}
+
+/// Whether two paths name the same file: the same inode when both exist, else the same path once
+/// links and `..` are resolved.
+func sameFile(_ a: String, _ b: String) -> Bool {
+    var first = stat(), second = stat()
+    if stat(a, &first) == 0, stat(b, &second) == 0 { return first.st_dev == second.st_dev && first.st_ino == second.st_ino }
+    func resolved(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+    return resolved(a) == resolved(b)
 }
 
 /// Loads a split of `--data`, or Fashion-MNIST from the Debian package.

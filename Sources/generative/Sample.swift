@@ -29,7 +29,7 @@ struct SampleFlags: ParsableArguments {
 
 /// Loads a VAE checkpoint, with the latent size from its configuration.
 func loadVAE(_ path: String) throws -> VAETraining {
-    let checkpoint = try Checkpoint(contentsOf: URL(fileURLWithPath: path))
+    let checkpoint = try Checkpoint.finite(contentsOf: URL(fileURLWithPath: path))
     guard checkpoint.metadata["model"] == VAETraining.kind else {
         throw ValidationError("\(path) is a '\(checkpoint.metadata["model"] ?? "unknown")' checkpoint, not a vae one")
     }

@@ -4,7 +4,7 @@ import GenTrain
 
 /// Loads a GAN checkpoint of `variant`; the error names the file and what it holds instead.
 func loadGAN(_ path: String, variant: GANVariant) throws -> GANTraining {
-    let checkpoint = try Checkpoint(contentsOf: URL(fileURLWithPath: path))
+    let checkpoint = try Checkpoint.finite(contentsOf: URL(fileURLWithPath: path))
     let config = try GANTraining.configuration(in: checkpoint)
     guard config.variant == variant else {
         throw ValidationError("\(path) is a \(config.variant.rawValue) checkpoint, not a \(variant.rawValue) one: "
@@ -119,7 +119,7 @@ struct TranslateFlags: ParsableArguments {
     var noEMA = false
 
     func run() throws {
-        let checkpoint = try Checkpoint(contentsOf: URL(fileURLWithPath: self.checkpoint))
+        let checkpoint = try Checkpoint.finite(contentsOf: URL(fileURLWithPath: self.checkpoint))
         let model = try CycleGANTraining.load(checkpoint)
         let url = URL(fileURLWithPath: input)
         let images: Tensor

@@ -31,6 +31,8 @@ struct TrainVAE: ParsableCommand {
 
     func run() throws {
         Threads.set(flags.threads)
+        let (run, lock) = try openRun(flags.runPath("vae"), resume: flags.resume, overwrite: flags.overwrite)
+        defer { lock.release() }
         let data = try flags.loadTraining()
         let vae = VAETraining(architecture: model, latentDim: latentDim, learningRate: flags.lr,
                               reconstruction: reconstruction, seed: flags.seed)
@@ -38,7 +40,6 @@ struct TrainVAE: ParsableCommand {
             try vae.model.load(contentsOf: URL(fileURLWithPath: path), strict: true)
             print("initialised from \(path)")
         }
-        let run = RunDirectory(URL(fileURLWithPath: flags.out))
         let loop = TrainingLoop(model: vae, options: flags.options, run: run,
                                 config: ["model": "vae", "architecture": model.rawValue, "latent_dim": String(latentDim),
                                          "reconstruction": reconstruction.rawValue, "lr": String(flags.lr),

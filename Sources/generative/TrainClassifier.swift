@@ -30,6 +30,11 @@ struct TrainClassifier: ParsableCommand {
 
     func run() throws {
         Threads.set(flags.threads)
+        let (run, lock) = try openRun(flags.runPath("classifier"), resume: flags.resume, overwrite: flags.overwrite)
+        defer { lock.release() }
+        if let export, sameFile(export, run.checkpoint.path) {
+            throw ValidationError("--export \(export) is the run's checkpoint: choose another file")
+        }
         let data = try flags.loadTraining()
         guard let labels = data.labels else {
             throw ValidationError("the training data (\(data.source)) has no labels: the classifier needs them")
@@ -44,7 +49,6 @@ struct TrainClassifier: ParsableCommand {
             try model.model.load(contentsOf: URL(fileURLWithPath: path), strict: true)
             print("initialised from \(path)")
         }
-        let run = RunDirectory(URL(fileURLWithPath: flags.out))
         let loop = TrainingLoop(model: model, options: flags.options, run: run,
                                 config: ["model": "classifier", "lr": String(flags.lr), "batch_size": String(flags.batchSize),
                                          "seed": String(flags.seed), "flip": String(flip), "max_shift": String(maxShift)])

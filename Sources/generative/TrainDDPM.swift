@@ -27,8 +27,11 @@ struct TrainDDPM: ParsableCommand {
     @Option(help: "The run folder.")
     var out: String = "runs/ddpm"
 
-    @Flag(help: "Continue from the run folder's checkpoint.")
+    @Flag(help: resumeHelp("--epochs, --minutes, --max-steps, --save-every and --threads"))
     var resume = false
+
+    @Flag(help: overwriteHelp)
+    var overwrite = false
 
     @Option(help: "Stop after M minutes of training, leaving a complete checkpoint (0: no limit).")
     var minutes: Double = 0
@@ -75,10 +78,13 @@ struct TrainDDPM: ParsableCommand {
         guard ["linear", "cosine"].contains(schedule) else { throw ValidationError("--schedule must be linear or cosine") }
         guard emaDecay > 0, emaDecay < 1 else { throw ValidationError("--ema-decay must be in (0, 1)") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        try validateRunFlags(resume: resume, overwrite: overwrite)
     }
 
     func run() throws {
         Threads.set(threads)
+        let (run, lock) = try openRun(out, resume: resume, overwrite: overwrite)
+        defer { lock.release() }
         let dataset = try loadDataset(data, split: .train)
         var config = DDPMConfiguration()
         config.width = width
@@ -94,10 +100,11 @@ struct TrainDDPM: ParsableCommand {
         var options = TrainingOptions(epochs: epochs, batchSize: batchSize, learningRate: lr, seed: seed,
                                       saveEvery: saveEvery, maxSteps: maxSteps)
         options.maxSeconds = minutes * 60
-        let run = RunDirectory(URL(fileURLWithPath: out))
         let loop = TrainingLoop(model: model, options: options, run: run,
                                 config: ["model": "ddpm", "width": String(width), "classes": String(config.classes),
-                                         "lr": String(lr), "batch_size": String(batchSize), "seed": String(seed)])
+                                         "prediction": prediction, "schedule": schedule, "cond_drop": String(condDrop),
+                                         "ema_decay": String(emaDecay), "lr": String(lr), "batch_size": String(batchSize),
+                                         "seed": String(seed)])
         print("training ddpm (width \(width), \(config.classes > 0 ? "\(config.classes) classes" : "unconditional"), "
               + "\(model.model.parameterCount) parameters) on \(dataset.count) images (\(dataset.source))")
         try loop.train(images: dataset.images, labels: dataset.labels, resume: resume)
@@ -122,13 +129,15 @@ struct TrainNoisyClassifier: ParsableCommand {
 
     func run() throws {
         Threads.set(flags.threads)
+        let (run, lock) = try openRun(flags.runPath("noisy-classifier"), resume: flags.resume, overwrite: flags.overwrite)
+        defer { lock.release() }
         let data = try flags.loadTraining()
         guard let labels = data.labels else { throw ValidationError("\(data.source) has no labels to classify") }
         let classes = Int(labels.scalars(as: Int64.self).max() ?? 0) + 1
         let model = NoisyClassifierTraining(classes: classes, schedule: schedule, learningRate: flags.lr, seed: flags.seed)
-        let run = RunDirectory(URL(fileURLWithPath: flags.out))
         let loop = TrainingLoop(model: model, options: flags.options, run: run,
-                                config: ["model": NoisyClassifierTraining.kind, "schedule": schedule, "classes": String(classes)])
+                                config: ["model": NoisyClassifierTraining.kind, "schedule": schedule, "classes": String(classes),
+                                         "lr": String(flags.lr), "batch_size": String(flags.batchSize), "seed": String(flags.seed)])
         try loop.train(images: data.images, labels: labels, resume: flags.resume)
         print("checkpoint: \(run.checkpoint.path)\nmetrics: \(run.metrics.path)")
     }
@@ -190,10 +199,10 @@ struct SampleDDPM: ParsableCommand {
     }
 
     func run() throws {
-        let model = try DDPMTraining.load(try Checkpoint(contentsOf: URL(fileURLWithPath: checkpoint)))
+        let model = try DDPMTraining.load(try Checkpoint.finite(contentsOf: URL(fileURLWithPath: checkpoint)))
         var labels: [Int]?
         if let path = classifier, let k = `class`, let s = guidance {
-            let noisy = try NoisyClassifierTraining.load(try Checkpoint(contentsOf: URL(fileURLWithPath: path)))
+            let noisy = try NoisyClassifierTraining.load(try Checkpoint.finite(contentsOf: URL(fileURLWithPath: path)))
             guard (0..<noisy.model.classes).contains(k) else { throw ValidationError("--class must be in 0..<\(noisy.model.classes)") }
             guard noisy.schedule == model.schedule else {
                 throw ValidationError("\(path) was trained on another noise schedule than \(checkpoint)")

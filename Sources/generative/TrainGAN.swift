@@ -45,8 +45,11 @@ struct GANTrainFlags: ParsableArguments {
     @Option(help: "The run folder: checkpoint, metrics log, loss plot, sample grids (default: runs/MODEL).")
     var out: String?
 
-    @Flag(help: "Continue from the run folder's checkpoint.")
+    @Flag(help: resumeHelp("--epochs, --max-steps, --save-every and --threads"))
     var resume = false
+
+    @Flag(help: overwriteHelp)
+    var overwrite = false
 
     @Option(help: "Also write a checkpoint every N generator steps (0: at each epoch's end only).")
     var saveEvery: Int = 0
@@ -71,6 +74,15 @@ struct GANTrainFlags: ParsableArguments {
         if let emaDecay, !(0..<1).contains(emaDecay) { throw ValidationError("--ema-decay must lie in [0, 1)") }
         guard saveEvery >= 0, maxSteps >= 0 else { throw ValidationError("--save-every and --max-steps must not be negative") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        try validateRunFlags(resume: resume, overwrite: overwrite)
+    }
+
+    /// The run folder: `--out`, or `runs/MODEL`.
+    func runPath(_ model: String) -> String { out ?? "runs/\(model)" }
+
+    /// Opens the run folder (see `openRun`).
+    func openRunFolder(_ model: String) throws -> (run: RunDirectory, lock: RunLock) {
+        try openRun(runPath(model), resume: resume, overwrite: overwrite)
     }
 
     /// The variant's defaults overridden by these flags.
@@ -95,6 +107,8 @@ struct GANTrainFlags: ParsableArguments {
 func trainGAN(_ variant: GANVariant, config: GANConfiguration, flags: GANTrainFlags) throws {
     if let problem = config.problem { throw ValidationError(problem) }
     Threads.set(flags.threads)
+    let (run, lock) = try flags.openRunFolder(variant.rawValue)
+    defer { lock.release() }
     let data = try loadDataset(flags.data, split: .train)
     var config = config
     if variant == .cgan {
@@ -104,7 +118,6 @@ func trainGAN(_ variant: GANVariant, config: GANConfiguration, flags: GANTrainFl
         config.classCount = data.classNames?.count ?? Int(labels.doubleScalars().max() ?? 0) + 1
     }
     let gan = GANTraining(config: config, seed: flags.seed)
-    let run = RunDirectory(URL(fileURLWithPath: flags.out ?? "runs/\(variant.rawValue)"))
     let options = TrainingOptions(epochs: flags.epochs, batchSize: gan.loopBatchSize(flags.batchSize),
                                   learningRate: config.generatorLearningRate, seed: flags.seed,
                                   saveEvery: flags.saveEvery, maxSteps: flags.maxSteps)
@@ -337,6 +350,8 @@ struct TrainCycleGAN: ParsableCommand {
                                            cycleWeight: cycleWeight, identityWeight: identityWeight, emaDecay: flags.emaDecay ?? 0.999)
         if let problem = config.problem { throw ValidationError(problem) }
         Threads.set(flags.threads)
+        let (run, lock) = try flags.openRunFolder("cyclegan")
+        defer { lock.release() }
         guard let a = try domain(domainA, folder: dataA, split: .train) else { throw ValidationError("--domain-a \(domainA): no images of that class") }
         guard let b = try domain(domainB, folder: dataB, split: .train) else { throw ValidationError("--domain-b \(domainB): no images of that class") }
         config.domainA = a.name
@@ -348,12 +363,12 @@ struct TrainCycleGAN: ParsableCommand {
                              testB.images.rows(Array(0..<min(8, testB.images.shape[0]))))
         }
         let pairs = CycleGANTraining.pairDomains(a: a.images, b: b.images, seed: flags.seed)
-        let run = RunDirectory(URL(fileURLWithPath: flags.out ?? "runs/cyclegan"))
         let options = TrainingOptions(epochs: flags.epochs, batchSize: flags.batchSize, learningRate: config.learningRate,
                                       seed: flags.seed, saveEvery: flags.saveEvery, maxSteps: flags.maxSteps)
-        let loop = TrainingLoop(model: model, options: options, run: run,
-                                config: ["model": "cyclegan", "domain_a": a.name, "domain_b": b.name,
-                                         "batch_size": String(flags.batchSize), "seed": String(flags.seed)])
+        var summary = ["model": "cyclegan", "domain_a": a.name, "domain_b": b.name,
+                       "batch_size": String(flags.batchSize), "seed": String(flags.seed)]
+        if let data = try? JSONEncoder().encode(config) { summary["cyclegan_config"] = String(decoding: data, as: UTF8.self) }
+        let loop = TrainingLoop(model: model, options: options, run: run, config: summary)
         print("training cyclegan between \(a.name) (\(a.images.shape[0]) images) and \(b.name) (\(b.images.shape[0])) for \(flags.epochs) epochs, batch \(flags.batchSize)")
         let start = Date()
         try loop.train(images: pairs, labels: nil, resume: flags.resume)
