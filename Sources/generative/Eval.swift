@@ -61,7 +61,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Diffusion checkpoints: the sampler (\(SamplerRegistry.names.joined(separator: ", "))).")
     var sampler: String = "ddim"
 
-    @Option(help: "Diffusion checkpoints: DDIM steps.")
+    @Option(help: "Diffusion checkpoints: sampler steps (DDIM's S, noise levels or solver steps).")
     var steps: Int = 20
 
     @Option(help: "Diffusion checkpoints: DDIM eta (0: deterministic).")
@@ -314,14 +314,31 @@ struct EvalInput {
             } else if settings.guidance != nil {
                 throw ValidationError("\(url.path) is unconditional: --guidance needs a class-conditional model")
             }
-            let steps = settings.sampler.timesteps(trainingSteps: ddpm.schedule.steps).count
-            evaluationsPerImage = steps * (settings.guidance == nil ? 1 : 2)
+            let steps = settings.sampler.grid(on: ddpm.process).steps
+            evaluationsPerImage = settings.sampler.evaluations(on: ddpm.process) * (settings.guidance == nil ? 1 : 2)
             let samplerName = "\(settings.sampler.name.uppercased())-\(steps)"
                 + (settings.sampler.options.eta > 0 ? " eta \(settings.sampler.options.eta)" : "")
             model = "ddpm (\(samplerName)\(settings.guidance.map { ", guidance \($0)" } ?? ""), \(settings.ema ? "EMA" : "raw") weights)"
             draw = {
                 ddpm.sample(count: count, sampler: settings.sampler, seed: seed, batchSize: batchSize, labels: classLabels,
                             guidance: settings.guidance, ema: settings.ema)
+            }
+        case ScoreModelTraining.kind:
+            let sgm = try ScoreModelTraining.load(checkpoint)
+            try settings.sampler.check(sgm.process)
+            var classLabels: [Int]?
+            if sgm.config.classes > 0 {
+                classLabels = (0..<count).map { $0 % sgm.config.classes }
+                labels = Tensor(classLabels!.map { Int64($0) }, shape: [count])
+            } else if settings.guidance != nil {
+                throw ValidationError("\(url.path) is unconditional: --guidance needs a class-conditional model")
+            }
+            evaluationsPerImage = settings.sampler.evaluations(on: sgm.process) * (settings.guidance == nil ? 1 : 2)
+            model = "sgm (\(sgm.config.sde.rawValue) SDE, \(settings.sampler.name) \(settings.sampler.grid(on: sgm.process).steps) steps"
+                + "\(settings.guidance.map { ", guidance \($0)" } ?? ""), \(settings.ema ? "EMA" : "raw") weights)"
+            draw = {
+                try! sgm.sample(count: count, sampler: settings.sampler, seed: seed, batchSize: batchSize, labels: classLabels,
+                           guidance: settings.guidance, ema: settings.ema)
             }
         case ClassifierTraining.kind:
             throw ValidationError("\(url.path) is a classifier checkpoint: it makes no images (use it as the feature network with --network)")

@@ -5,7 +5,7 @@ import GenTrain
 /// `generative sample MODEL`.
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Sample images from a trained model's checkpoint.", subcommands: [SampleVAE.self, SampleDDPM.self, SampleGAN.self, SampleDCGAN.self, SampleWGAN.self, SampleWGANGP.self, SampleLSGAN.self, SampleSNGAN.self, SampleCGAN.self, SampleCycleGAN.self])
+        abstract: "Sample images from a trained model's checkpoint.", subcommands: [SampleVAE.self, SampleDDPM.self, SampleSGM.self, SampleGAN.self, SampleDCGAN.self, SampleWGAN.self, SampleWGANGP.self, SampleLSGAN.self, SampleSNGAN.self, SampleCGAN.self, SampleCycleGAN.self])
 }
 
 /// Flags shared by the sampling commands.

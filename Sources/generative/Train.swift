@@ -6,7 +6,7 @@ import GenTrain
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model on Fashion-MNIST (or --data), writing checkpoints, metrics and sample grids.",
-        subcommands: [TrainVAE.self, TrainDDPM.self, TrainNoisyClassifier.self, TrainGAN.self, TrainDCGAN.self, TrainWGAN.self, TrainWGANGP.self, TrainLSGAN.self, TrainSNGAN.self, TrainCGAN.self, TrainCycleGAN.self, TrainClassifier.self])
+        subcommands: [TrainVAE.self, TrainDDPM.self, TrainSGM.self, TrainNoisyClassifier.self, TrainGAN.self, TrainDCGAN.self, TrainWGAN.self, TrainWGANGP.self, TrainLSGAN.self, TrainSNGAN.self, TrainCGAN.self, TrainCycleGAN.self, TrainClassifier.self])
 }
 
 /// `generative train vae`.

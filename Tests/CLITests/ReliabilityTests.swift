@@ -180,7 +180,7 @@ final class ReliabilityTests: CommandTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/default").path))
         XCTAssertEqual(try TrainDCGAN.parse([]).flags.runPath("dcgan"), "runs/dcgan")
-        XCTAssertEqual(try TrainDDPM.parse([]).out, "runs/ddpm")
+        XCTAssertEqual(try TrainDDPM.parse([]).flags.runPath("ddpm"), "runs/ddpm")
     }
 
     func testHelpSaysWhatMayChangeOnResume() {

@@ -70,8 +70,8 @@ final class SamplerRegistryTests: XCTestCase {
             ("ddpm table", DiscreteDDPMProcess(schedule: .linear())),
         ]
         let samplers: [(String, SamplerOptions, Double)] = [
-            ("sde", SamplerOptions(steps: 1000, clipX0: false), 4e-3),
-            ("ode", SamplerOptions(steps: 100, clipX0: false), 2e-3),
+            ("euler-maruyama", SamplerOptions(steps: 1000, clipX0: false), 4e-3),
+            ("ode-heun", SamplerOptions(steps: 100, clipX0: false), 2e-3),
             ("pc", SamplerOptions(steps: 500, clipX0: false, snr: 0.1), 8e-3),
             // Unadjusted Langevin overshoots a Gaussian's variance by 1 / (1 - epsilon / 2v) (2% in s at
             // snr 0.2) and lags as the noise level falls: measured 5-7% high in s here.

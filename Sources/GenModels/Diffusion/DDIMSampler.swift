@@ -27,6 +27,7 @@ extension SamplerDefinition {
     public static let ddim = SamplerDefinition(
         name: "ddim", summary: "DDIM (Song, Meng & Ermon 2021), S steps, eta 0 deterministic",
         grid: { process, options in .spaced(process, steps: options.steps ?? 20, spacing: options.spacing) },
+        unsupported: needsVariancePreserving,
         run: sampleDDIM)
 }
 

@@ -32,6 +32,7 @@ extension SamplerDefinition {
             }
             return .uniform(steps: options.steps ?? 1000, on: process)
         },
+        unsupported: needsVariancePreserving,
         run: sampleDDPM)
 }
 

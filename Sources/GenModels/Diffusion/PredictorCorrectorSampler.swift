@@ -7,6 +7,7 @@ extension SamplerDefinition {
     public static let predictorCorrector = SamplerDefinition(
         name: "pc", summary: "predictor-corrector: Langevin corrector, reverse-SDE predictor (Song et al. 2021)",
         grid: { process, options in .spaced(process, steps: options.steps ?? 1000, spacing: options.spacing) },
+        evaluations: { grid, options in (options.correctorSteps + 1) * (grid.steps - 1) + 1 },
         run: { sampleAnnealedLangevin($0, process: $1, grid: $2, noise: $3, batch: $4, options: $5, predictor: true) })
 
     /// `--sampler langevin`: annealed Langevin dynamics (Song & Ermon 2019): the corrector alone,
@@ -14,6 +15,7 @@ extension SamplerDefinition {
     public static let annealedLangevin = SamplerDefinition(
         name: "langevin", summary: "annealed Langevin dynamics (Song & Ermon 2019): Langevin steps at each noise level",
         grid: { process, options in .spaced(process, steps: options.steps ?? 100, spacing: options.spacing) },
+        evaluations: { grid, options in options.correctorSteps * (grid.steps - 1) + 1 },
         run: { sampleAnnealedLangevin($0, process: $1, grid: $2, noise: $3, batch: $4, options: $5, predictor: false) })
 }
 

@@ -1,12 +1,13 @@
 import Foundation
 
 extension SamplerDefinition {
-    /// `--sampler ode`: the probability-flow ODE (Song et al. 2021, Eq. 13) by Heun's method, S steps
+    /// `--sampler ode-heun`: the probability-flow ODE (Song et al. 2021, Eq. 13) by Heun's method, S steps
     /// (100 by default) from the process's start down to its minimum time, then the denoiser's x0.
     /// Deterministic: only the prior draw is random.
     public static let probabilityFlow = SamplerDefinition(
-        name: "ode", summary: "probability-flow ODE, Heun's second-order method (Song et al. 2021)",
+        name: "ode-heun", summary: "probability-flow ODE, Heun's second-order method (Song et al. 2021)",
         grid: { process, options in .spaced(process, steps: options.steps ?? 100, spacing: options.spacing) },
+        evaluations: { grid, _ in 2 * grid.steps - 1 },
         run: sampleProbabilityFlow)
 }
 

@@ -1,11 +1,11 @@
 import Foundation
 
 extension SamplerDefinition {
-    /// `--sampler sde`: the reverse-time SDE by Euler-Maruyama (Song et al. 2021, Eq. 6), S steps
+    /// `--sampler euler-maruyama`: the reverse-time SDE by Euler-Maruyama (Song et al. 2021, Eq. 6), S steps
     /// (1,000 by default; `TimeGrid.spaced`: the table's own timesteps, or evenly spaced in continuous time), then the
     /// denoiser's x0.
     public static let reverseSDE = SamplerDefinition(
-        name: "sde", summary: "reverse-time SDE, Euler-Maruyama (Song et al. 2021)",
+        name: "euler-maruyama", summary: "reverse-time SDE, Euler-Maruyama (Song et al. 2021)",
         grid: { process, options in .spaced(process, steps: options.steps ?? 1000, spacing: options.spacing) },
         run: sampleReverseSDE)
 }

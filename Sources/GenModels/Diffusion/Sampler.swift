@@ -191,14 +191,27 @@ public struct SamplerDefinition: @unchecked Sendable {
     public let grid: (_ process: any NoiseProcess, _ options: SamplerOptions) -> TimeGrid
     /// The sampler.
     public let run: SamplerFunction
+    /// Network evaluations per image for a grid and options (one per step unless it says otherwise).
+    public let evaluations: (_ grid: TimeGrid, _ options: SamplerOptions) -> Int
+    /// Why the sampler cannot run on a process, or nil when it can.
+    public let unsupported: (_ process: any NoiseProcess) -> String?
 
     public init(name: String, summary: String,
                 grid: @escaping (_ process: any NoiseProcess, _ options: SamplerOptions) -> TimeGrid,
+                evaluations: @escaping (_ grid: TimeGrid, _ options: SamplerOptions) -> Int = { grid, _ in grid.steps },
+                unsupported: @escaping (_ process: any NoiseProcess) -> String? = { _ in nil },
                 run: @escaping SamplerFunction) {
         self.name = name
         self.summary = summary
         self.grid = grid
+        self.evaluations = evaluations
+        self.unsupported = unsupported
         self.run = run
+    }
+
+    /// For samplers written for variance-preserving processes (DDPM's table, VP) only.
+    public static let needsVariancePreserving: (any NoiseProcess) -> String? = { process in
+        process.preservesVariance ? nil : "it needs a variance-preserving process (DDPM's table or VP)"
     }
 }
 
@@ -265,6 +278,14 @@ public struct Sampler {
     /// The grid this sampler walks on `process`.
     public func grid(on process: any NoiseProcess) -> TimeGrid { definition.grid(process, options) }
 
+    /// Throws when this sampler cannot run on `process`, saying why.
+    public func check(_ process: any NoiseProcess) throws {
+        if let reason = definition.unsupported(process) { throw UnsupportedSampler(name: name, reason: reason) }
+    }
+
+    /// Network evaluations per image on `process` (a classifier-free guided model evaluates twice each).
+    public func evaluations(on process: any NoiseProcess) -> Int { definition.evaluations(grid(on: process), options) }
+
     /// The timesteps the sampler visits on a T-step table (one denoiser call each), noisiest first.
     public func timesteps(trainingSteps: Int) -> [Int] {
         let table = DiscreteDDPMProcess(schedule: .linear(T: trainingSteps))
@@ -329,6 +350,13 @@ public struct UnknownSampler: Error, CustomStringConvertible {
     public let name: String
     public let known: [String]
     public var description: String { "no sampler is named '\(name)' (registered: \(known.joined(separator: ", ")))" }
+}
+
+/// A sampler asked to run on a process it was not written for.
+public struct UnsupportedSampler: Error, CustomStringConvertible {
+    public let name: String
+    public let reason: String
+    public var description: String { "--sampler \(name) cannot sample this model: \(reason)" }
 }
 
 /// The first x_T of a batch, checked.

@@ -1,0 +1,131 @@
+import Foundation
+
+/// The score-based model setup a checkpoint records (JSON in its metadata, `score_config`).
+public struct ScoreModelConfiguration: Codable, Equatable, Sendable {
+    /// The SDE: ve, vp or subvp.
+    public var sde = ScoreSDE.vp
+    /// VE's sigma_max: about the largest distance between two training images at the data's scale
+    /// (Song & Ermon 2020): 44.9 for Fashion-MNIST's training split in [-1, 1].
+    public var sigmaMax = 45.0
+    /// U-Net base width.
+    public var width = 32
+    /// Class count for a class-conditional model (0: unconditional).
+    public var classes = 0
+    /// Probability of replacing a label with the null label in training (classifier-free guidance).
+    public var condDrop = 0.1
+    /// EMA decay, with the warm-up min(decay, (1 + n) / (10 + n)).
+    public var emaDecay = 0.999
+    /// The smallest training time (score_sde's eps).
+    public var minimumTime = 1e-5
+
+    public init() {}
+
+    public var unetConfig: UNetConfig { UNetConfig(width: width, numClasses: classes) }
+    public var process: any NoiseProcess { sde.process(sigmaMax: sigmaMax) }
+}
+
+/// Score-based generative modelling through SDEs (Song et al. 2021) as a `TrainableModel`: t uniform
+/// in [eps, 1], denoising score matching weighted by sigma(t)^2, Adam, an EMA of the weights; images
+/// scaled to [-1, 1].
+public final class ScoreModelTraining: TrainableModel {
+    public static let kind = "sgm"
+    /// The sampler of the epoch grids and of `sample sgm` by default, and its steps.
+    public static let defaultSampler = "ode-heun", defaultSteps = 20
+    public let config: ScoreModelConfiguration
+    public let model: UNet
+    public let optimizer: Adam
+    public let ema: ExponentialMovingAverage
+
+    public init(config: ScoreModelConfiguration, learningRate: Double, seed: UInt64) {
+        self.config = config
+        model = UNet(config.unetConfig, generator: RandomGenerator(seed: seed))
+        optimizer = Adam(model.trainableParameters, learningRate: learningRate)
+        ema = ExponentialMovingAverage(model.namedParameters.map { $0.1 }, decay: config.emaDecay, warmup: true)
+    }
+
+    /// The noise process.
+    public var process: any NoiseProcess { config.process }
+
+    /// One image's shape, channels-last: the U-Net's 28 x 28 by its input channels.
+    public var imageShape: [Int] { [28, 28, config.unetConfig.inChannels] }
+
+    public func trainStep(images: Tensor, labels: Tensor?, rng: RandomGenerator, step: Int) -> [(String, Double)] {
+        let n = images.shape[0]
+        let x0 = images * 2 - 1
+        let top = process.maximumTime, bottom = config.minimumTime
+        let times = (0..<n).map { _ in bottom + (top - bottom) * rng.nextUnitDouble() }
+        let eps = Tensor.normal(x0.shape, generator: rng)
+        var y: Tensor?
+        if config.classes > 0 {
+            guard let labels else { preconditionFailure("sgm: a class-conditional model needs labels") }
+            let dropped = labels.scalars(as: Int64.self).map { label in
+                rng.nextUnitDouble() < config.condDrop ? Int64(config.classes) : label
+            }
+            y = Tensor(dropped, shape: [n])
+        }
+        let loss = denoisingScoreMatchingLoss(ScoreNetwork(model, sde: config.sde, process: process), process: process,
+                                              x0: x0, times: times, eps: eps, y: y)
+        optimizer.step(gradients(of: loss, wrt: optimizer.parameters.map { $0.value }))
+        ema.update()
+        return [("loss", loss.item)]
+    }
+
+    public func store(into checkpoint: inout Checkpoint) {
+        checkpoint.store(model, as: "model")
+        checkpoint.store(ema, of: model, as: "ema")
+        checkpoint.store(optimizer, of: model, as: "model")
+        if let data = try? JSONEncoder().encode(config) { checkpoint.metadata["score_config"] = String(decoding: data, as: UTF8.self) }
+    }
+
+    public func restore(from checkpoint: Checkpoint) throws {
+        try checkpoint.restore(model, from: "model")
+        try checkpoint.restore(ema, of: model, from: "ema")
+        try checkpoint.restore(optimizer, of: model, from: "model")
+    }
+
+    /// Rebuilds a model from a checkpoint written by `store`.
+    public static func load(_ checkpoint: Checkpoint) throws -> ScoreModelTraining {
+        guard checkpoint.metadata["model"] == kind else {
+            throw SafeTensorsError(path: checkpoint.path, kind: .invalidHeader,
+                                   problem: "a '\(checkpoint.metadata["model"] ?? "unknown")' checkpoint, not an sgm one")
+        }
+        guard let text = checkpoint.metadata["score_config"] else {
+            throw SafeTensorsError(path: checkpoint.path, kind: .invalidHeader, problem: "no score_config in its metadata")
+        }
+        let config = try JSONDecoder().decode(ScoreModelConfiguration.self, from: Data(text.utf8))
+        let training = ScoreModelTraining(config: config, learningRate: 2e-4, seed: 0)
+        try training.restore(from: checkpoint)
+        return training
+    }
+
+    /// The score model over the EMA weights (a copy) or the raw ones.
+    public func scoreNetwork(ema useEMA: Bool) -> ScoreNetwork {
+        var network = model
+        if useEMA {
+            network = UNet(config.unetConfig, generator: RandomGenerator(seed: 0))
+            for ((_, p), shadow) in zip(network.namedParameters, ema.shadows) { p.assign(shadow.copied()) }
+        }
+        return ScoreNetwork(network, sde: config.sde, process: process)
+    }
+
+    /// Samples `count` images (count, 28, 28, C) in [0, 1]; `guidance` is the classifier-free scale
+    /// (conditional networks only). Throws when the sampler cannot run on this model's process.
+    public func sample(count: Int, sampler: Sampler, seed: UInt64, batchSize: Int = 256, labels: [Int]? = nil,
+                       guidance: Double? = nil, ema useEMA: Bool = true, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
+        try sampler.check(process)
+        let base = scoreNetwork(ema: useEMA)
+        let model: any Denoiser = guidance.flatMap { scale in
+            config.unetConfig.nullLabel.map { ClassifierFreeGuidance(base, scale: scale, nullLabel: $0) }
+        } ?? base
+        let x = sampler.sample(model, process: process, noise: SeededNoise(seed: seed), count: count, batchSize: batchSize,
+                               labels: labels, imageShape: imageShape, progress: progress)
+        return withoutGradients { ((x + 1) * 0.5).clamped(min: 0, max: 1) }
+    }
+
+    /// 64 EMA samples by the default sampler from fixed noise (one column per class when conditional).
+    public func sampleGrid(seed: UInt64) -> Tensor {
+        let labels = config.classes > 0 ? (0..<64).map { $0 % 8 % config.classes } : nil
+        let sampler = try! Sampler(named: Self.defaultSampler, options: SamplerOptions(steps: Self.defaultSteps))
+        return imageGrid(try! sample(count: 64, sampler: sampler, seed: seed &+ 0x5C0E, batchSize: 64, labels: labels), columns: 8)
+    }
+}
