@@ -32,17 +32,17 @@ public struct DDPMConfiguration: Codable, Equatable, Sendable {
 public final class DDPMTraining: TrainableModel {
     public static let kind = "ddpm"
     public let config: DDPMConfiguration
-    public let model: UNet
     public let schedule: NoiseSchedule
-    public let optimizer: Adam
-    public let ema: ExponentialMovingAverage
+    /// The U-Net, its optimizer and its EMA.
+    public let state: DenoiserTrainingState
+    public var model: UNet { state.model }
+    public var optimizer: Adam { state.optimizer }
+    public var ema: ExponentialMovingAverage { state.ema }
 
     public init(config: DDPMConfiguration, learningRate: Double, seed: UInt64) {
         self.config = config
-        model = UNet(config.unetConfig, generator: RandomGenerator(seed: seed))
         schedule = config.noiseSchedule
-        optimizer = Adam(model.trainableParameters, learningRate: learningRate)
-        ema = ExponentialMovingAverage(model.namedParameters.map { $0.1 }, decay: config.emaDecay, warmup: true)
+        state = DenoiserTrainingState(config.unetConfig, learningRate: learningRate, seed: seed, emaDecay: config.emaDecay)
     }
 
     public func trainStep(images: Tensor, labels: Tensor?, rng: RandomGenerator, step: Int) -> [(String, Double)] {
@@ -50,14 +50,7 @@ public final class DDPMTraining: TrainableModel {
         let x0 = images * 2 - 1
         let t = Tensor.randomIntegers([n], low: 0, high: schedule.steps, generator: rng)
         let eps = Tensor.normal(x0.shape, generator: rng)
-        var y: Tensor?
-        if config.classes > 0 {
-            guard let labels else { preconditionFailure("ddpm: a class-conditional model needs labels") }
-            let dropped = labels.scalars(as: Int64.self).map { label in
-                rng.nextUnitDouble() < config.condDrop ? Int64(config.classes) : label
-            }
-            y = Tensor(dropped, shape: [n])
-        }
+        let y = droppingLabels(labels, classes: config.classes, dropProbability: config.condDrop, rng: rng, model: Self.kind)
         let xt = schedule.noised(x0: x0, t: t, eps: eps)
         let target: Tensor
         switch config.predictionType {
@@ -71,23 +64,16 @@ public final class DDPMTraining: TrainableModel {
             target = -eps / (1 - abar).sqrt()
         }
         let loss = (model(xt, t: t, y: y) - target).square().mean()
-        optimizer.step(gradients(of: loss, wrt: optimizer.parameters.map { $0.value }))
-        ema.update()
+        state.step(loss)
         return [("loss", loss.item)]
     }
 
     public func store(into checkpoint: inout Checkpoint) {
-        checkpoint.store(model, as: "model")
-        checkpoint.store(ema, of: model, as: "ema")
-        checkpoint.store(optimizer, of: model, as: "model")
+        state.store(into: &checkpoint)
         if let data = try? JSONEncoder().encode(config) { checkpoint.metadata["ddpm_config"] = String(decoding: data, as: UTF8.self) }
     }
 
-    public func restore(from checkpoint: Checkpoint) throws {
-        try checkpoint.restore(model, from: "model")
-        try checkpoint.restore(ema, of: model, from: "ema")
-        try checkpoint.restore(optimizer, of: model, from: "model")
-    }
+    public func restore(from checkpoint: Checkpoint) throws { try state.restore(from: checkpoint) }
 
     /// Rebuilds a model from a checkpoint written by `store`.
     public static func load(_ checkpoint: Checkpoint) throws -> DDPMTraining {
@@ -103,12 +89,7 @@ public final class DDPMTraining: TrainableModel {
     }
 
     /// The network to sample with: a copy holding the EMA weights, or the raw model.
-    public func samplingNetwork(ema useEMA: Bool) -> UNet {
-        guard useEMA else { return model }
-        let copy = UNet(config.unetConfig, generator: RandomGenerator(seed: 0))
-        for ((_, p), shadow) in zip(copy.namedParameters, ema.shadows) { p.assign(shadow.copied()) }
-        return copy
-    }
+    public func samplingNetwork(ema useEMA: Bool) -> UNet { state.samplingNetwork(ema: useEMA) }
 
     /// The diffusion's discrete table as a continuous-time process.
     public var process: DiscreteDDPMProcess { DiscreteDDPMProcess(schedule: schedule) }

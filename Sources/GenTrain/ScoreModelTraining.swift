@@ -32,15 +32,13 @@ public final class ScoreModelTraining: TrainableModel {
     /// The sampler of the epoch grids and of `sample sgm` by default, and its steps.
     public static let defaultSampler = "ode-heun", defaultSteps = 20
     public let config: ScoreModelConfiguration
-    public let model: UNet
-    public let optimizer: Adam
-    public let ema: ExponentialMovingAverage
+    /// The U-Net, its optimizer and its EMA.
+    public let state: DenoiserTrainingState
+    public var model: UNet { state.model }
 
     public init(config: ScoreModelConfiguration, learningRate: Double, seed: UInt64) {
         self.config = config
-        model = UNet(config.unetConfig, generator: RandomGenerator(seed: seed))
-        optimizer = Adam(model.trainableParameters, learningRate: learningRate)
-        ema = ExponentialMovingAverage(model.namedParameters.map { $0.1 }, decay: config.emaDecay, warmup: true)
+        state = DenoiserTrainingState(config.unetConfig, learningRate: learningRate, seed: seed, emaDecay: config.emaDecay)
     }
 
     /// The noise process.
@@ -55,33 +53,19 @@ public final class ScoreModelTraining: TrainableModel {
         let top = process.maximumTime, bottom = config.minimumTime
         let times = (0..<n).map { _ in bottom + (top - bottom) * rng.nextUnitDouble() }
         let eps = Tensor.normal(x0.shape, generator: rng)
-        var y: Tensor?
-        if config.classes > 0 {
-            guard let labels else { preconditionFailure("sgm: a class-conditional model needs labels") }
-            let dropped = labels.scalars(as: Int64.self).map { label in
-                rng.nextUnitDouble() < config.condDrop ? Int64(config.classes) : label
-            }
-            y = Tensor(dropped, shape: [n])
-        }
+        let y = droppingLabels(labels, classes: config.classes, dropProbability: config.condDrop, rng: rng, model: Self.kind)
         let loss = denoisingScoreMatchingLoss(ScoreNetwork(model, sde: config.sde, process: process), process: process,
                                               x0: x0, times: times, eps: eps, y: y)
-        optimizer.step(gradients(of: loss, wrt: optimizer.parameters.map { $0.value }))
-        ema.update()
+        state.step(loss)
         return [("loss", loss.item)]
     }
 
     public func store(into checkpoint: inout Checkpoint) {
-        checkpoint.store(model, as: "model")
-        checkpoint.store(ema, of: model, as: "ema")
-        checkpoint.store(optimizer, of: model, as: "model")
+        state.store(into: &checkpoint)
         if let data = try? JSONEncoder().encode(config) { checkpoint.metadata["score_config"] = String(decoding: data, as: UTF8.self) }
     }
 
-    public func restore(from checkpoint: Checkpoint) throws {
-        try checkpoint.restore(model, from: "model")
-        try checkpoint.restore(ema, of: model, from: "ema")
-        try checkpoint.restore(optimizer, of: model, from: "model")
-    }
+    public func restore(from checkpoint: Checkpoint) throws { try state.restore(from: checkpoint) }
 
     /// Rebuilds a model from a checkpoint written by `store`.
     public static func load(_ checkpoint: Checkpoint) throws -> ScoreModelTraining {
@@ -100,12 +84,7 @@ public final class ScoreModelTraining: TrainableModel {
 
     /// The score model over the EMA weights (a copy) or the raw ones.
     public func scoreNetwork(ema useEMA: Bool) -> ScoreNetwork {
-        var network = model
-        if useEMA {
-            network = UNet(config.unetConfig, generator: RandomGenerator(seed: 0))
-            for ((_, p), shadow) in zip(network.namedParameters, ema.shadows) { p.assign(shadow.copied()) }
-        }
-        return ScoreNetwork(network, sde: config.sde, process: process)
+        ScoreNetwork(state.samplingNetwork(ema: useEMA), sde: config.sde, process: process)
     }
 
     /// Samples `count` images (count, 28, 28, C) in [0, 1]; `guidance` is the classifier-free scale

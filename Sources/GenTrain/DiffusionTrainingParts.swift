@@ -1,0 +1,52 @@
+import Foundation
+
+/// What the diffusion trainers (DDPM, score models) share: one U-Net, its Adam optimizer and the EMA
+/// of its weights, checkpointed under `model.*`, `ema.*` and `optim.model.*`.
+public struct DenoiserTrainingState {
+    public let model: UNet
+    public let optimizer: Adam
+    public let ema: ExponentialMovingAverage
+
+    public init(_ config: UNetConfig, learningRate: Double, seed: UInt64, emaDecay: Double) {
+        model = UNet(config, generator: RandomGenerator(seed: seed))
+        optimizer = Adam(model.trainableParameters, learningRate: learningRate)
+        ema = ExponentialMovingAverage(model.namedParameters.map { $0.1 }, decay: emaDecay, warmup: true)
+    }
+
+    /// One Adam step on `loss` and an EMA update.
+    public func step(_ loss: Tensor) {
+        optimizer.step(gradients(of: loss, wrt: optimizer.parameters.map { $0.value }))
+        ema.update()
+    }
+
+    public func store(into checkpoint: inout Checkpoint) {
+        checkpoint.store(model, as: "model")
+        checkpoint.store(ema, of: model, as: "ema")
+        checkpoint.store(optimizer, of: model, as: "model")
+    }
+
+    public func restore(from checkpoint: Checkpoint) throws {
+        try checkpoint.restore(model, from: "model")
+        try checkpoint.restore(ema, of: model, from: "ema")
+        try checkpoint.restore(optimizer, of: model, from: "model")
+    }
+
+    /// The network to sample with: a copy holding the EMA weights, or the raw model.
+    public func samplingNetwork(ema useEMA: Bool) -> UNet {
+        guard useEMA else { return model }
+        let copy = UNet(model.config, generator: RandomGenerator(seed: 0))
+        for ((_, p), shadow) in zip(copy.namedParameters, ema.shadows) { p.assign(shadow.copied()) }
+        return copy
+    }
+}
+
+/// The labels of a class-conditional batch with each replaced by the null label `classes` with
+/// probability `dropProbability` (classifier-free guidance training); nil for an unconditional model.
+func droppingLabels(_ labels: Tensor?, classes: Int, dropProbability: Double, rng: RandomGenerator, model: String) -> Tensor? {
+    guard classes > 0 else { return nil }
+    guard let labels else { preconditionFailure("\(model): a class-conditional model needs labels") }
+    let dropped = labels.scalars(as: Int64.self).map { label in
+        rng.nextUnitDouble() < dropProbability ? Int64(classes) : label
+    }
+    return Tensor(dropped, shape: [dropped.count])
+}
