@@ -111,15 +111,11 @@ public final class DDPMTraining: TrainableModel {
     public func sample(count: Int, sampler: Sampler, seed: UInt64, batchSize: Int = 256, labels: [Int]? = nil,
                        guidance: Double? = nil, classifierGuidance: ClassifierGuidance? = nil, ema useEMA: Bool = true,
                        progress: ((Int, Int) -> Void)? = nil) -> Tensor {
-        let base = denoiser(ema: useEMA)
         var sampler = sampler
         sampler.options.classifierGuidance = classifierGuidance?.indexed(steps: schedule.steps)
-        let model: any Denoiser = guidance.flatMap { scale in
-            config.unetConfig.nullLabel.map { ClassifierFreeGuidance(base, scale: scale, nullLabel: $0) }
-        } ?? base
-        let x = sampler.sample(model, process: process, noise: SeededNoise(seed: seed), count: count, batchSize: batchSize,
-                               labels: labels, imageShape: imageShape, progress: progress)
-        return withoutGradients { ((x + 1) * 0.5).clamped(min: 0, max: 1) }
+        return sampleImages(denoiser(ema: useEMA), guidance: guidance, nullLabel: config.unetConfig.nullLabel,
+                            sampler: sampler, process: process, seed: seed, count: count, batchSize: batchSize,
+                            labels: labels, imageShape: imageShape, progress: progress)
     }
 
     /// 64 EMA samples by DDIM-20 from fixed noise (one column per class when conditional).

@@ -92,13 +92,9 @@ public final class ScoreModelTraining: TrainableModel {
     public func sample(count: Int, sampler: Sampler, seed: UInt64, batchSize: Int = 256, labels: [Int]? = nil,
                        guidance: Double? = nil, ema useEMA: Bool = true, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
         try sampler.check(process)
-        let base = scoreNetwork(ema: useEMA)
-        let model: any Denoiser = guidance.flatMap { scale in
-            config.unetConfig.nullLabel.map { ClassifierFreeGuidance(base, scale: scale, nullLabel: $0) }
-        } ?? base
-        let x = sampler.sample(model, process: process, noise: SeededNoise(seed: seed), count: count, batchSize: batchSize,
-                               labels: labels, imageShape: imageShape, progress: progress)
-        return withoutGradients { ((x + 1) * 0.5).clamped(min: 0, max: 1) }
+        return sampleImages(scoreNetwork(ema: useEMA), guidance: guidance, nullLabel: config.unetConfig.nullLabel,
+                            sampler: sampler, process: process, seed: seed, count: count, batchSize: batchSize,
+                            labels: labels, imageShape: imageShape, progress: progress)
     }
 
     /// 64 EMA samples by the default sampler from fixed noise (one column per class when conditional).

@@ -325,10 +325,8 @@ public struct Sampler {
     /// indices it was trained on, and `classifierGuidance` takes indices too.
     public func sample(_ denoiser: some IndexedDenoiser, schedule: NoiseSchedule, noise: some NoiseSource,
                        batch: SampleBatch, classifierGuidance: ClassifierGuidance? = nil) -> SamplerOutput {
-        var indexed = self
-        indexed.options.classifierGuidance = classifierGuidance?.indexed(steps: schedule.steps)
-        return indexed.sample(DiscreteTimeDenoiser(denoiser, steps: schedule.steps),
-                              process: DiscreteDDPMProcess(schedule: schedule), noise: noise, batch: batch)
+        indexed(by: schedule, classifierGuidance).sample(DiscreteTimeDenoiser(denoiser, steps: schedule.steps),
+                                                         process: DiscreteDDPMProcess(schedule: schedule), noise: noise, batch: batch)
     }
 
     /// `sample(_:process:noise:count:batchSize:labels:imageShape:progress:)` for a model of DDPM's
@@ -337,11 +335,17 @@ public struct Sampler {
                        batchSize: Int, labels: [Int]? = nil, imageShape: [Int],
                        classifierGuidance: ClassifierGuidance? = nil,
                        progress: ((Int, Int) -> Void)? = nil) -> Tensor {
-        var indexed = self
-        indexed.options.classifierGuidance = classifierGuidance?.indexed(steps: schedule.steps)
-        return indexed.sample(DiscreteTimeDenoiser(denoiser, steps: schedule.steps),
-                              process: DiscreteDDPMProcess(schedule: schedule), noise: noise, count: count,
-                              batchSize: batchSize, labels: labels, imageShape: imageShape, progress: progress)
+        indexed(by: schedule, classifierGuidance).sample(DiscreteTimeDenoiser(denoiser, steps: schedule.steps),
+                                                         process: DiscreteDDPMProcess(schedule: schedule), noise: noise,
+                                                         count: count, batchSize: batchSize, labels: labels,
+                                                         imageShape: imageShape, progress: progress)
+    }
+
+    /// This sampler with classifier guidance of a classifier of the table's indices (or none).
+    private func indexed(by schedule: NoiseSchedule, _ classifierGuidance: ClassifierGuidance?) -> Sampler {
+        var copy = self
+        copy.options.classifierGuidance = classifierGuidance?.indexed(steps: schedule.steps)
+        return copy
     }
 }
 
