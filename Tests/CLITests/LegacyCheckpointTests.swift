@@ -41,6 +41,36 @@ final class LegacyCheckpointTests: CommandTestCase {
         }
     }
 
+    static let familiesFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Checkpoints/legacy-2026-12b")
+
+    /// The commands that wrote each expected .npy of `legacy-2026-12b` (CHECKPOINT: the folder's file).
+    static let familySamples: [(String, [String])] = [
+        ("vae-seed5", ["sample", "vae", "--checkpoint", "vae-conv.safetensors", "--count", "3", "--seed", "5"]),
+        ("vae-reconstruct", ["reconstruct", "--checkpoint", "vae-conv.safetensors", "--count", "2"]),
+        ("vae-interpolate", ["interpolate", "--checkpoint", "vae-conv.safetensors", "--from", "3", "--to", "4", "--steps", "3"]),
+        ("dcgan-seed5", ["sample", "dcgan", "--checkpoint", "dcgan.safetensors", "--count", "3", "--seed", "5"]),
+        ("dcgan-seed5-raw", ["sample", "dcgan", "--checkpoint", "dcgan.safetensors", "--count", "3", "--seed", "5", "--no-ema"]),
+        ("sngan-seed2", ["sample", "sngan", "--checkpoint", "sngan.safetensors", "--count", "3", "--seed", "2"]),
+        ("sgm-ode-heun5", ["sample", "sgm", "--checkpoint", "sgm-ve.safetensors", "--count", "2", "--seed", "5", "--steps", "5"]),
+        ("sgm-pc6", ["sample", "sgm", "--checkpoint", "sgm-ve.safetensors", "--count", "2", "--seed", "5", "--steps", "6", "--sampler", "pc"]),
+    ]
+
+    /// VAE, GAN and score-model checkpoints of the code before the model interface: the same images
+    /// from the same commands, within 1e-5.
+    func testFamilyCheckpointsSampleTheSameImages() throws {
+        let dir = tempDir()
+        for (name, arguments) in Self.familySamples {
+            let out = dir.appendingPathComponent("\(name).npy")
+            let resolved = arguments.map { $0.hasSuffix(".safetensors") ? Self.familiesFolder.appendingPathComponent($0).path : $0 }
+            try run(resolved + ["--out", out.path])
+            let expected = try NPY.readImages(Self.familiesFolder.appendingPathComponent("\(name).npy")).scalars(as: Float.self)
+            let actual = try NPY.readImages(out).scalars(as: Float.self)
+            XCTAssertEqual(actual.count, expected.count, name)
+            XCTAssertLessThan(zip(actual, expected).map { abs($0 - $1) }.max() ?? 1, 1e-5, name)
+        }
+    }
+
     /// A sampler registered here is a `--sampler` value of `generative sample ddpm` and `eval`.
     func testATestOnlySamplerRunsThroughTheCommands() throws {
         SamplerRegistry.registerIfAbsent(TestOnlySamplers.oneStep)
