@@ -3,6 +3,8 @@
 public protocol Autoencoder: Module {
     /// Latent dimensions.
     var latentDim: Int { get }
+    /// One image's shape [H, W, C], fixed by the architecture.
+    var imageShape: [Int] { get }
     /// Whether the encoder is stochastic (a VAE: KL term, reparameterisation) or deterministic.
     var isVariational: Bool { get }
     /// q(z | x): `mu` and `logvar`, each (N, latentDim) (logvar unused when deterministic).
@@ -19,6 +21,8 @@ extension Autoencoder {
 
 extension MLPVAE: Autoencoder {
     public var isVariational: Bool { true }
+    /// Fashion-MNIST's shape when the input size is 28 x 28 x 1, else a flat (inputDim, 1, 1).
+    public var imageShape: [Int] { inputDim == 28 * 28 ? [28, 28, 1] : [inputDim, 1, 1] }
 }
 
 /// A convolutional VAE for 28x28 grey images.
@@ -35,6 +39,8 @@ public final class ConvVAE: Autoencoder {
     public let enc1: Conv2d, enc2: Conv2d, fcMu: Linear, fcLogvar: Linear, fcDec: Linear
     public let dec1: ConvTranspose2d, dec2: ConvTranspose2d
     public var isVariational: Bool { true }
+    /// The input the two stride-2 convolutions are laid out for.
+    public let imageShape = [28, 28, 1]
 
     public init(latentDim: Int = 20, generator: RandomGenerator) {
         self.latentDim = latentDim
@@ -56,7 +62,7 @@ public final class ConvVAE: Autoencoder {
     }
 
     public func encode(_ x: Tensor) -> (mu: Tensor, logvar: Tensor) {
-        let images = x.rank == 2 ? x.reshaped([x.shape[0], 28, 28, 1]) : x
+        let images = x.rank == 2 ? x.reshaped([x.shape[0]] + imageShape) : x
         let h = enc2(enc1(images).leakyRelu(0.2)).leakyRelu(0.2).flattened(from: 1)
         return (fcMu(h), fcLogvar(h))
     }
@@ -74,6 +80,7 @@ public final class MLPAutoencoder: Autoencoder {
     public let vae: MLPVAE
     public var latentDim: Int { vae.latentDim }
     public var isVariational: Bool { false }
+    public var imageShape: [Int] { vae.imageShape }
 
     public init(latentDim: Int = 20, generator: RandomGenerator) {
         vae = MLPVAE(latentDim: latentDim, generator: generator)

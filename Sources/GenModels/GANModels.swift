@@ -12,10 +12,15 @@ public protocol GANGenerator: Module {
     func callAsFunction(_ z: Tensor, training: Bool) -> Tensor
     /// The generator's BatchNorm layers, in forward order (none by default).
     var batchNorms: [BatchNorm] { get }
+    /// One generated image's shape [H, W, C].
+    var imageShape: [Int] { get }
 }
 
 extension GANGenerator {
     public var batchNorms: [BatchNorm] { [] }
+    /// Every generator here makes Fashion-MNIST's 28 x 28 x 1 (the MLP's 784 outputs, the
+    /// transposed convolutions' 7 -> 14 -> 28).
+    public var imageShape: [Int] { [28, 28, 1] }
 }
 
 /// A GAN discriminator or critic: images (N, 28, 28, 1) to one raw score (a logit, or a critic

@@ -13,6 +13,22 @@ import Foundation
 ///
 /// Other schedules: `cosine(T:offset:maxBeta:)` (Nichol & Dhariwal 2021) and `init(alphaBars:)`.
 /// A schedule is data that samplers are handed (see `Diffusion/`), never state they own.
+/// The beta tables DDPM trains on, by name (as stored in checkpoints and given on the command line).
+public enum NoiseScheduleKind: String, Codable, CaseIterable, Sendable {
+    /// Ho et al.: beta linear from 1e-4 to 0.02.
+    case linear
+    /// Nichol & Dhariwal: alpha-bar a squared cosine.
+    case cosine
+
+    /// The table of `steps` diffusion steps.
+    public func schedule(steps: Int) -> NoiseSchedule {
+        switch self {
+        case .linear: return .linear(T: steps)
+        case .cosine: return .cosine(T: steps)
+        }
+    }
+}
+
 public struct NoiseSchedule: Sendable, Equatable {
     /// beta_t, (T).
     public let betas: [Float]

@@ -8,10 +8,10 @@ public struct DDPMConfiguration: Codable, Equatable, Sendable {
     public var classes = 0
     /// Probability of replacing a label with the null label in training (classifier-free guidance).
     public var condDrop = 0.1
-    /// What the network predicts: epsilon, x0 or v.
-    public var prediction = PredictionType.epsilon.rawValue
+    /// What the network predicts: epsilon, x0, v or score.
+    public var prediction = PredictionType.epsilon
     /// linear (1e-4 to 0.02) or cosine.
-    public var schedule = "linear"
+    public var schedule = NoiseScheduleKind.linear
     /// Diffusion steps T.
     public var steps = 1000
     /// EMA decay, with the warm-up min(decay, (1 + n) / (10 + n)).
@@ -20,10 +20,7 @@ public struct DDPMConfiguration: Codable, Equatable, Sendable {
     public init() {}
 
     public var unetConfig: UNetConfig { UNetConfig(width: width, numClasses: classes) }
-    public var predictionType: PredictionType { PredictionType(rawValue: prediction) ?? .epsilon }
-    public var noiseSchedule: NoiseSchedule {
-        schedule == "cosine" ? .cosine(T: steps) : .linear(T: steps)
-    }
+    public var noiseSchedule: NoiseSchedule { schedule.schedule(steps: steps) }
 }
 
 /// DDPM training (Ho et al. 2020, the chapter's Algorithm 6-1) as a `TrainableModel`: uniform t,
@@ -53,7 +50,7 @@ public final class DDPMTraining: TrainableModel {
         let y = droppingLabels(labels, classes: config.classes, dropProbability: config.condDrop, rng: rng, model: Self.kind)
         let xt = schedule.noised(x0: x0, t: t, eps: eps)
         let target: Tensor
-        switch config.predictionType {
+        switch config.prediction {
         case .epsilon: target = eps
         case .x0: target = x0
         case .v:
@@ -100,7 +97,7 @@ public final class DDPMTraining: TrainableModel {
     /// A continuous-time denoiser over the chosen weights (the U-Net sees its table's indices).
     public func denoiser(ema useEMA: Bool) -> DiscreteTimeDenoiser<FunctionDenoiser> {
         let network = samplingNetwork(ema: useEMA)
-        return DiscreteTimeDenoiser(FunctionDenoiser(prediction: config.predictionType) { x, t, y in network(x, t: t, y: y) },
+        return DiscreteTimeDenoiser(FunctionDenoiser(prediction: config.prediction) { x, t, y in network(x, t: t, y: y) },
                                     steps: schedule.steps)
     }
 

@@ -202,6 +202,9 @@ public final class GANTraining: TrainableModel {
     let emaGenerator: any GANGenerator
 
     /// Builds the variant's networks (initialised from `seed`) and optimizers.
+    /// `ema.updates` when `emaGenerator` last received the shadows (nil: never, or since a restore).
+    var emaGeneratorSyncedAt: Int?
+
     public init(config: GANConfiguration, seed: UInt64) {
         precondition(config.problem == nil, "GANTraining: \(config.problem ?? "")")
         self.config = config
@@ -427,87 +430,6 @@ public final class GANTraining: TrainableModel {
         let gan = GANTraining(config: try configuration(in: checkpoint), seed: 0)
         try gan.restore(from: checkpoint)
         return gan
-    }
-
-    // MARK: sampling
-
-    /// Copies the EMA shadows into `emaGenerator` and re-measures its BatchNorm running statistics
-    /// (the raw generator's describe the raw weights, not their average; the FID it gains:
-    /// docs/architecture.md, Measurements and history).
-    /// Done once per EMA state: sampling in batches reuses it until the next update or restore.
-    func syncEMAGenerator() {
-        if emaGeneratorSyncedAt == ema.updates { return }
-        for ((_, target), shadow) in zip(emaGenerator.namedParameters, ema.shadows) { target.assign(shadow.copied()) }
-        recalibrateBatchNorm(of: emaGenerator, batches: Self.recalibrationBatches)
-        emaGeneratorSyncedAt = ema.updates
-    }
-
-    /// `ema.updates` when `emaGenerator` last received the shadows (nil: never, or since a restore).
-    var emaGeneratorSyncedAt: Int?
-
-    /// Training-mode batches whose statistics the EMA generator's BatchNorm layers average.
-    static let recalibrationBatches = 100
-
-    /// Re-measures the BatchNorm running statistics of `g` on its own training-mode forwards:
-    /// `batches` batches of the training batch size (64) from fixed noise (and uniform labels).
-    func recalibrateBatchNorm(of g: any GANGenerator, batches: Int, batchSize: Int = 64) {
-        let norms = g.batchNorms
-        guard !norms.isEmpty else { return }
-        let rng = RandomGenerator(seed: 0x5EED_B4)
-        BatchNorm.recalibrate(norms, batches: batches) { _ in
-            let z = Tensor.normal([batchSize, config.zDim], generator: rng)
-            if let c = g as? ConditionalDCGANGenerator {
-                _ = c(z, labels: Tensor.randomIntegers([batchSize], low: 0, high: c.classCount, generator: rng), training: true)
-            } else {
-                _ = g(z, training: true)
-            }
-        }
-    }
-
-    /// The generator that sampling uses: the EMA weights (default) or the raw ones.
-    public func samplingGenerator(ema useEMA: Bool = true) -> any GANGenerator {
-        if useEMA { syncEMAGenerator(); return emaGenerator }
-        return generator
-    }
-
-    /// Images for latent codes z (N, zDim), in eval mode, in [0, 1]: (N, 28, 28, 1). The
-    /// conditional GAN draws classes `labels` (int64 (N)), or class i mod classCount for image i.
-    public func images(for z: Tensor, labels: Tensor? = nil, ema useEMA: Bool = true) -> Tensor {
-        let g = samplingGenerator(ema: useEMA)
-        return withoutGradients {
-            var parts: [Tensor] = []
-            for start in stride(from: 0, to: z.shape[0], by: 500) {
-                let range = start..<min(z.shape[0], start + 500)
-                let zPart = z.sliced(axis: 0, range)
-                let x: Tensor
-                if let c = g as? ConditionalDCGANGenerator {
-                    let y = labels?.sliced(axis: 0, range) ?? balancedLabels(z.shape[0], c.classCount).sliced(axis: 0, range)
-                    x = c(zPart, labels: y, training: false)
-                } else {
-                    x = g(zPart, training: false)
-                }
-                parts.append(((x + 1) * 0.5).clamped(min: 0, max: 1))
-            }
-            return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
-        }
-    }
-
-    /// `count` samples from z ~ N(0, I) drawn from `generator`, (count, 28, 28, 1) in [0, 1]; the
-    /// conditional GAN draws class `label` for all, or class i mod classCount for image i.
-    public func sample(count: Int, generator rng: RandomGenerator, ema useEMA: Bool = true, label: Int? = nil) -> Tensor {
-        precondition(label == nil || isConditional, "GANTraining.sample: a class label needs the conditional GAN")
-        let labels = label.map { k in Tensor([Int64](repeating: Int64(k), count: count), shape: [count]) }
-        return images(for: Tensor.normal([count, config.zDim], generator: rng), labels: labels, ema: useEMA)
-    }
-
-    /// Samples of the EMA generator from noise fixed by `seed`: an 8x8 grid, or for the
-    /// conditional GAN a grid with one column per class (10 rows).
-    public func sampleGrid(seed: UInt64) -> Tensor {
-        let rng = RandomGenerator(seed: seed &+ 0x6A7)
-        if isConditional {
-            return imageGrid(sample(count: 10 * config.classCount, generator: rng, ema: true), columns: config.classCount)
-        }
-        return imageGrid(sample(count: 64, generator: rng, ema: true), columns: 8)
     }
 }
 

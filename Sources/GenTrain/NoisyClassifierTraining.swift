@@ -6,13 +6,13 @@ public final class NoisyClassifierTraining: TrainableModel {
     public static let kind = "noisy-classifier"
     public let model: NoisyClassifier
     public let schedule: NoiseSchedule
-    public let scheduleName: String
+    public let scheduleKind: NoiseScheduleKind
     public let optimizer: Adam
 
-    public init(classes: Int = 10, schedule name: String = "linear", steps: Int = 1000, learningRate: Double, seed: UInt64) {
+    public init(classes: Int = 10, schedule kind: NoiseScheduleKind = .linear, steps: Int = 1000, learningRate: Double, seed: UInt64) {
         model = NoisyClassifier(classes: classes, generator: RandomGenerator(seed: seed))
-        scheduleName = name
-        schedule = name == "cosine" ? .cosine(T: steps) : .linear(T: steps)
+        scheduleKind = kind
+        schedule = kind.schedule(steps: steps)
         optimizer = Adam(model.trainableParameters, learningRate: learningRate)
     }
 
@@ -32,7 +32,7 @@ public final class NoisyClassifierTraining: TrainableModel {
         checkpoint.store(model, as: "model")
         checkpoint.store(optimizer, of: model, as: "model")
         checkpoint.metadata["classes"] = String(model.classes)
-        checkpoint.metadata["schedule"] = scheduleName
+        checkpoint.metadata["schedule"] = scheduleKind.rawValue
         checkpoint.metadata["diffusion_steps"] = String(schedule.steps)
     }
 
@@ -47,8 +47,11 @@ public final class NoisyClassifierTraining: TrainableModel {
             throw SafeTensorsError(path: checkpoint.path, kind: .invalidHeader,
                                    problem: "a '\(checkpoint.metadata["model"] ?? "unknown")' checkpoint, not a noisy-classifier one")
         }
-        let training = NoisyClassifierTraining(classes: try checkpoint.integer("classes"),
-                                               schedule: checkpoint.metadata["schedule"] ?? "linear",
+        let stored = checkpoint.metadata["schedule"] ?? "linear"
+        guard let kind = NoiseScheduleKind(rawValue: stored) else {
+            throw SafeTensorsError(path: checkpoint.path, kind: .invalidHeader, problem: "unknown noise schedule '\(stored)'")
+        }
+        let training = NoisyClassifierTraining(classes: try checkpoint.integer("classes"), schedule: kind,
                                                steps: try checkpoint.integer("diffusion_steps"), learningRate: 1e-3, seed: 0)
         try training.restore(from: checkpoint)
         return training

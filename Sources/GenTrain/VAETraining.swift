@@ -20,7 +20,7 @@ public enum AutoencoderKind: String, Sendable, CaseIterable, Codable {
 
 /// An autoencoder as a `TrainableModel`: Adam on the negative ELBO (or the reconstruction loss of a
 /// deterministic autoencoder) with a selectable reconstruction term; samples decode prior draws.
-public final class VAETraining: TrainableModel {
+public final class VAETraining: GenerativeModel {
     public static let kind = "vae"
     public let architecture: AutoencoderKind
     public let model: Autoencoder
@@ -53,20 +53,58 @@ public final class VAETraining: TrainableModel {
         checkpoint.metadata["architecture"] = architecture.rawValue
     }
 
+    /// Rebuilds a VAE from its checkpoint: the architecture, latent size and reconstruction term
+    /// stored in its configuration, then the weights.
+    public static func load(_ checkpoint: Checkpoint) throws -> VAETraining {
+        guard checkpoint.metadata["model"] == kind else {
+            throw ModelError("\(checkpoint.path) is a '\(checkpoint.metadata["model"] ?? "unknown")' checkpoint, not a vae one")
+        }
+        let stored = checkpoint.storedConfiguration
+        guard let architecture = AutoencoderKind(rawValue: checkpoint.metadata["architecture"] ?? stored["architecture"] ?? "mlp") else {
+            throw ModelError("\(checkpoint.path): unknown VAE architecture '\(checkpoint.metadata["architecture"] ?? "")'")
+        }
+        guard let latentDim = Int(stored["latent_dim"] ?? "20"), latentDim >= 1 else {
+            throw ModelError("\(checkpoint.path): the stored latent_dim '\(stored["latent_dim"] ?? "")' is not a positive integer")
+        }
+        let reconstruction = ReconstructionLoss(rawValue: stored["reconstruction"] ?? "bernoulli") ?? .bernoulli
+        let vae = VAETraining(architecture: architecture, latentDim: latentDim, learningRate: Double(stored["lr"] ?? "") ?? 1e-3,
+                              reconstruction: reconstruction, seed: 0)
+        try vae.restore(from: checkpoint)
+        return vae
+    }
+
     public func restore(from checkpoint: Checkpoint) throws {
         try checkpoint.restore(model, from: "model")
         try checkpoint.restore(optimizer, of: model, from: "model")
         try checkpoint.restore(ema, of: model, from: "ema")
     }
 
-    /// Decoded prior samples, sigmoid of the logits: (count, 28, 28, 1) in [0, 1].
+    /// Decoded prior samples, sigmoid of the logits: (count, H, W, C) in [0, 1].
     public func sample(count: Int, generator: RandomGenerator) -> Tensor {
         withoutGradients { decodeImages(Tensor.normal([count, model.latentDim], generator: generator)) }
     }
 
-    /// Images (N, 28, 28, 1) in [0, 1] for codes z (N, latentDim).
+    /// The shape of one image [H, W, C]: the autoencoder's.
+    public var imageShape: [Int] { model.imageShape }
+
+    /// Decoded prior draws z ~ N(0, I) of the trained (not averaged) weights, in batches from one
+    /// counter-based stream: image i's code is the stream's i-th, whatever the batch size.
+    public func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
+                       progress: ((Int, Int) -> Void)?) throws -> Tensor {
+        let generator = RandomGenerator(seed: seed)
+        var parts: [Tensor] = []
+        for start in stride(from: 0, to: count, by: options.batchSize) {
+            parts.append(sample(count: min(options.batchSize, count - start), generator: generator))
+            progress?(min(count, start + options.batchSize), count)
+        }
+        return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
+    }
+
+    public func samplingSummary(_ options: SamplingOptions) -> String { "vae (\(architecture.rawValue))" }
+
+    /// Images (N, H, W, C) in [0, 1] for codes z (N, latentDim).
     public func decodeImages(_ z: Tensor) -> Tensor {
-        model.decodeProbabilities(z).reshaped([z.shape[0], 28, 28, 1])
+        model.decodeProbabilities(z).reshaped([z.shape[0]] + imageShape)
     }
 
     /// Reconstructions of x through the posterior mean.

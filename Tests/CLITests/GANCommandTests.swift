@@ -125,6 +125,6 @@ final class GANCommandTests: CommandTestCase {
         let help = TrainWGANGP.helpMessage().split(whereSeparator: { $0 == " " || $0 == "\n" }).joined(separator: " ")
         XCTAssertTrue(help.contains("--d-steps"), help)
         XCTAssertTrue(help.contains("default: 10"), help)
-        XCTAssertTrue(SampleDCGAN.helpMessage().contains("--no-ema"))
+        XCTAssertTrue(SampleCommand<GANSample<DCGANVariant>>.helpMessage().contains("--no-ema"))
     }
 }

@@ -179,14 +179,14 @@ final class ReliabilityTests: CommandTestCase {
             XCTAssertEqual(c.metadata["model"], kind)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("runs/default").path))
-        XCTAssertEqual(try TrainDCGAN.parse([]).flags.runPath("dcgan"), "runs/dcgan")
-        XCTAssertEqual(try TrainDDPM.parse([]).flags.runPath("ddpm"), "runs/ddpm")
+        XCTAssertEqual(try TrainDCGAN.parse([]).flags.common.runFolder.path("dcgan"), "runs/dcgan")
+        XCTAssertEqual(try TrainDDPM.parse([]).flags.common.runFolder.path("ddpm"), "runs/ddpm")
     }
 
     func testHelpSaysWhatMayChangeOnResume() {
         func help(_ text: String) -> String { text.split(whereSeparator: { $0 == " " || $0 == "\n" }).joined(separator: " ") }
-        XCTAssertTrue(help(TrainVAE.helpMessage()).contains("Only --epochs, --max-steps, --save-every and --threads may differ"))
-        XCTAssertTrue(help(TrainDCGAN.helpMessage()).contains("Only --epochs, --max-steps, --save-every and --threads may differ"))
+        XCTAssertTrue(help(TrainVAE.helpMessage()).contains("Only --epochs, --minutes, --max-steps, --save-every and --threads may differ"))
+        XCTAssertTrue(help(TrainDCGAN.helpMessage()).contains("Only --epochs, --minutes, --max-steps, --save-every and --threads may differ"))
         XCTAssertTrue(help(TrainDDPM.helpMessage()).contains("Only --epochs, --minutes, --max-steps, --save-every and --threads may differ"))
         XCTAssertTrue(help(TrainClassifier.helpMessage()).contains("--overwrite"))
     }

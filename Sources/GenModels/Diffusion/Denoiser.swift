@@ -12,7 +12,7 @@ import Foundation
 ///
 /// with r = alpha^2 + sigma^2, which is 1 for a variance-preserving process (the division is then
 /// skipped, so DDPM's arithmetic is unchanged).
-public enum PredictionType: String, CaseIterable, Sendable {
+public enum PredictionType: String, CaseIterable, Codable, Sendable {
     case epsilon
     case x0
     case v

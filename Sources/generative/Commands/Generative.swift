@@ -4,10 +4,13 @@ import Foundation
 /// The `generative` command line: thin wrappers over the library APIs.
 @main
 struct Generative: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "generative",
-        abstract: "Train, sample and evaluate generative models (VAE, GANs, flows, diffusion) on Fashion-MNIST.",
-        subcommands: [Train.self, Sample.self, Reconstruct.self, Interpolate.self, Translate.self, Export.self, Bench.self, Eval.self])
+    /// `train` and `sample`, the verbs the families register, then `export`, `bench` and `eval`.
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "generative",
+            abstract: "Train, sample and evaluate generative models (VAE, GANs, flows, diffusion) on Fashion-MNIST.",
+            subcommands: [Train.self, Sample.self] + CommandRegistry.verbs + [Export.self, Bench.self, Eval.self])
+    }
 
     /// Line-buffered standard output, so progress lines reach a log file as they happen; and a
     /// short OpenMP spin before idle threads sleep.

@@ -2,6 +2,36 @@ import ArgumentParser
 import Foundation
 import GenTrain
 
+/// Classifiers: the evaluation's feature network and the noisy classifier that guides a DDPM. They
+/// make no images, so they have only `train` commands.
+let classifierFamily = FamilyCommands(name: "classifier", train: [TrainNoisyClassifier.self, TrainClassifier.self])
+
+/// `generative train noisy-classifier`.
+struct TrainNoisyClassifier: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "noisy-classifier",
+        abstract: "Train a noise-aware classifier p(y | x_t, t) for classifier guidance of a DDPM (Dhariwal & Nichol 2021).")
+
+    @OptionGroup var flags: TrainingFlags<StandardTrainingDefaults>
+
+    @Option(help: "The diffusion's noise schedule: linear or cosine (must match the DDPM it guides).")
+    var schedule: NoiseScheduleKind = .linear
+
+    func run() throws {
+        let (run, lock) = try flags.start("noisy-classifier")
+        defer { lock.release() }
+        let data = try flags.loadTraining()
+        guard let labels = data.labels else { throw ValidationError("\(data.source) has no labels to classify") }
+        let classes = Int(labels.scalars(as: Int64.self).max() ?? 0) + 1
+        let model = NoisyClassifierTraining(classes: classes, schedule: schedule, learningRate: flags.lr, seed: flags.seed)
+        let loop = TrainingLoop(model: model, options: flags.options(), run: run,
+                                config: ["model": NoisyClassifierTraining.kind, "schedule": schedule.rawValue, "classes": String(classes),
+                                         "lr": String(flags.lr), "batch_size": String(flags.batchSize), "seed": String(flags.seed)])
+        try loop.train(images: data.images, labels: labels, resume: flags.resume)
+        print("checkpoint: \(run.checkpoint.path)\nmetrics: \(run.metrics.path)")
+    }
+}
+
 /// `generative train classifier`: the evaluation's feature network.
 struct TrainClassifier: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,7 +43,10 @@ struct TrainClassifier: ParsableCommand {
             the final weights as a plain PyTorch state_dict, usable with `generative eval --network`.
             """)
 
-    @OptionGroup var flags: TrainFlags
+    @OptionGroup var flags: TrainingFlags<StandardTrainingDefaults>
+
+    @Option(name: .customLong("init"), help: "Initialise the model from a PyTorch state_dict (.safetensors) before training.")
+    var initWeights: String?
 
     @Flag(help: "Augment with random horizontal flips.")
     var flip = false
@@ -29,8 +62,7 @@ struct TrainClassifier: ParsableCommand {
     }
 
     func run() throws {
-        Threads.set(flags.threads)
-        let (run, lock) = try openRun(flags.runPath("classifier"), resume: flags.resume, overwrite: flags.overwrite)
+        let (run, lock) = try flags.start("classifier")
         defer { lock.release() }
         if let export, sameFile(export, run.checkpoint.path) {
             throw ValidationError("--export \(export) is the run's checkpoint: choose another file")
@@ -39,17 +71,17 @@ struct TrainClassifier: ParsableCommand {
         guard let labels = data.labels else {
             throw ValidationError("the training data (\(data.source)) has no labels: the classifier needs them")
         }
-        let test = try loadDataset(flags.data, split: .test)
+        let test = try flags.dataFlags.load(.test)
         guard let testLabels = test.labels else {
             throw ValidationError("the test data (\(test.source)) has no labels: test accuracy needs them")
         }
         let model = ClassifierTraining(learningRate: flags.lr, seed: flags.seed, flip: flip, maxShift: maxShift,
                                        previewImages: data.images.rows(Array(0..<min(64, data.count))))
-        if let path = flags.initWeights {
+        if let path = initWeights {
             try model.model.load(contentsOf: URL(fileURLWithPath: path), strict: true)
             print("initialised from \(path)")
         }
-        let loop = TrainingLoop(model: model, options: flags.options, run: run,
+        let loop = TrainingLoop(model: model, options: flags.options(), run: run,
                                 config: ["model": "classifier", "lr": String(flags.lr), "batch_size": String(flags.batchSize),
                                          "seed": String(flags.seed), "flip": String(flip), "max_shift": String(maxShift)])
         print("training classifier on \(data.count) images (\(data.source)) for \(flags.epochs) epochs, batch \(flags.batchSize), lr \(flags.lr), seed \(flags.seed)")
@@ -59,7 +91,7 @@ struct TrainClassifier: ParsableCommand {
         // One epoch per call, resuming from the checkpoint the previous call wrote (exact), so the
         // test accuracy can be measured between epochs.
         for target in 1...flags.epochs {
-            var options = flags.options
+            var options = flags.options()
             options.epochs = target
             let epochLoop = TrainingLoop(model: model, options: options, run: run, config: loop.config)
             // Resuming from the previous epoch's own checkpoint is an implementation detail: say nothing.

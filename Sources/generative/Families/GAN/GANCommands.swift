@@ -2,18 +2,19 @@ import ArgumentParser
 import Foundation
 import GenTrain
 
-/// Flags shared by every `train` GAN command: the same names as `TrainFlags` (the VAE's), with
-/// the learning rate defaulting to the variant's paper value instead of one fixed number, plus the
-/// GAN's own settings.
+/// The GANs' defaults for the shared training flags: 5 epochs of 64 real images per discriminator
+/// step, the variant's learning rate.
+enum GANTrainingDefaults: TrainingDefaults {
+    static let epochs = 5, batchSize = 64, saveEvery = 0
+    static let learningRate: Double? = nil
+    static let learningRateHelp = "the variant's: 2e-4 gan/dcgan/lsgan/sngan/cgan/cyclegan, 5e-5 wgan, 1e-4 wgan-gp; both networks"
+}
+
+/// Flags of every `train` GAN command: the shared training flags (an epoch is one pass of the
+/// discriminator over the data, a step one generator step), the EMA, and the GAN's own settings.
 struct GANTrainFlags: ParsableArguments {
-    @Option(help: "Total epochs (with --resume, training continues up to this total); an epoch is one pass of the discriminator over the data.")
-    var epochs: Int = 5
-
-    @Option(help: "Real images per discriminator step (one generator step uses d-steps of these).")
-    var batchSize: Int = 64
-
-    @Option(help: "Learning rate of both networks (default: the variant's: 2e-4 gan/dcgan/lsgan/sngan, 5e-5 wgan, 1e-4 wgan-gp).")
-    var lr: Double?
+    @OptionGroup var common: TrainingFlags<GANTrainingDefaults>
+    @OptionGroup var emaFlags: EMAFlags
 
     @Option(help: "The discriminator's (critic's) learning rate, if it should differ from --lr.")
     var dLr: Double?
@@ -30,59 +31,19 @@ struct GANTrainFlags: ParsableArguments {
     @Option(help: "Latent size.")
     var zDim: Int = 100
 
-    @Option(help: "Decay of the generator's exponential moving average, with warm-up (default: 0.99, or 0.999 for the MLP gan).")
-    var emaDecay: Double?
-
-    @Option(help: "Seed for initialisation, shuffling and noise.")
-    var seed: UInt64 = 0
-
     @Option(name: .customLong("init"), help: "Initialisation: dcgan (weights N(0, 0.02), Radford et al.) or pytorch (each layer's PyTorch default, as the reference modules). Default: dcgan, or pytorch for the MLP gan.")
     var initialization: GANInitialization?
 
-    @Option(help: "A folder of IDX files (gzipped or not) or of PNG images; default: Debian's Fashion-MNIST.")
-    var data: String?
-
-    @Option(help: "The run folder: checkpoint, metrics log, loss plot, sample grids (default: runs/MODEL).")
-    var out: String?
-
-    @Flag(help: resumeHelp("--epochs, --max-steps, --save-every and --threads"))
-    var resume = false
-
-    @Flag(help: overwriteHelp)
-    var overwrite = false
-
-    @Option(help: "Also write a checkpoint every N generator steps (0: at each epoch's end only).")
-    var saveEvery: Int = 0
-
-    @Option(help: "Stop after N generator steps in total (0: no limit), leaving a complete checkpoint.")
-    var maxSteps: Int = 0
-
-    @Option(help: "Threads for the kernels.")
-    var threads: Int = 2
+    var lr: Double? { common.optimisation.lr }
+    var emaDecay: Double? { emaFlags.emaDecay }
 
     func validate() throws {
-        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
-        for (name, value) in [("--lr", lr), ("--d-lr", dLr)] {
-            if let value, !(value > 0 && value.isFinite) { throw ValidationError("\(name) must be a positive number") }
-        }
+        if let dLr, !(dLr > 0 && dLr.isFinite) { throw ValidationError("--d-lr must be a positive number") }
         for (name, value) in [("--beta1", beta1), ("--beta2", beta2)] {
             if let value, !(0..<1).contains(value) { throw ValidationError("\(name) must lie in [0, 1)") }
         }
         if let dSteps, dSteps < 1 { throw ValidationError("--d-steps must be at least 1") }
         guard zDim >= 1 else { throw ValidationError("--z-dim must be at least 1") }
-        if let emaDecay, !(0..<1).contains(emaDecay) { throw ValidationError("--ema-decay must lie in [0, 1)") }
-        guard saveEvery >= 0, maxSteps >= 0 else { throw ValidationError("--save-every and --max-steps must not be negative") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        try validateRunFlags(resume: resume, overwrite: overwrite)
-    }
-
-    /// The run folder: `--out`, or `runs/MODEL`.
-    func runPath(_ model: String) -> String { out ?? "runs/\(model)" }
-
-    /// Opens the run folder (see `openRun`).
-    func openRunFolder(_ model: String) throws -> (run: RunDirectory, lock: RunLock) {
-        try openRun(runPath(model), resume: resume, overwrite: overwrite)
     }
 
     /// The variant's defaults overridden by these flags.
@@ -106,10 +67,10 @@ struct GANTrainFlags: ParsableArguments {
 /// Trains `variant` with `config` as the flags say, and prints where the results went.
 func trainGAN(_ variant: GANVariant, config: GANConfiguration, flags: GANTrainFlags) throws {
     if let problem = config.problem { throw ValidationError(problem) }
-    Threads.set(flags.threads)
-    let (run, lock) = try flags.openRunFolder(variant.rawValue)
+    let flags = flags.common
+    let (run, lock) = try flags.start(variant.rawValue)
     defer { lock.release() }
-    let data = try loadDataset(flags.data, split: .train)
+    let data = try flags.loadTraining()
     var config = config
     if variant == .cgan {
         guard let labels = data.labels else {
@@ -118,9 +79,7 @@ func trainGAN(_ variant: GANVariant, config: GANConfiguration, flags: GANTrainFl
         config.classCount = data.classNames?.count ?? Int(labels.doubleScalars().max() ?? 0) + 1
     }
     let gan = GANTraining(config: config, seed: flags.seed)
-    let options = TrainingOptions(epochs: flags.epochs, batchSize: gan.loopBatchSize(flags.batchSize),
-                                  learningRate: config.generatorLearningRate, seed: flags.seed,
-                                  saveEvery: flags.saveEvery, maxSteps: flags.maxSteps)
+    let options = flags.options(learningRate: config.generatorLearningRate, batchSize: gan.loopBatchSize(flags.batchSize))
     var summary = ["model": variant.rawValue, "batch_size": String(flags.batchSize), "seed": String(flags.seed)]
     if let data = try? JSONEncoder().encode(config) { summary["gan_config"] = String(decoding: data, as: UTF8.self) }
     let loop = TrainingLoop(model: gan, options: options, run: run, config: summary)
@@ -335,7 +294,7 @@ struct TrainCycleGAN: ParsableCommand {
             let data = try ImageDataset.load(directory: URL(fileURLWithPath: folder), split: split)
             return (data.images, URL(fileURLWithPath: folder).lastPathComponent)
         }
-        let data = try loadDataset(flags.data, split: split)
+        let data = try flags.common.dataFlags.load(split)
         guard let labels = data.labels else {
             throw ValidationError("\(data.source) has no labels to pick domains by: use --data-a and --data-b")
         }
@@ -349,29 +308,28 @@ struct TrainCycleGAN: ParsableCommand {
                                            learningRate: flags.lr ?? 2e-4, beta1: flags.beta1 ?? 0.5, beta2: flags.beta2 ?? 0.999,
                                            cycleWeight: cycleWeight, identityWeight: identityWeight, emaDecay: flags.emaDecay ?? 0.999)
         if let problem = config.problem { throw ValidationError(problem) }
-        Threads.set(flags.threads)
-        let (run, lock) = try flags.openRunFolder("cyclegan")
+        let (run, lock) = try flags.common.start("cyclegan")
         defer { lock.release() }
         guard let a = try domain(domainA, folder: dataA, split: .train) else { throw ValidationError("--domain-a \(domainA): no images of that class") }
         guard let b = try domain(domainB, folder: dataB, split: .train) else { throw ValidationError("--domain-b \(domainB): no images of that class") }
         config.domainA = a.name
         config.domainB = b.name
-        let model = CycleGANTraining(config: config, seed: flags.seed)
+        let model = CycleGANTraining(config: config, seed: flags.common.seed)
         // Preview: the first test images of each domain, when the data has a test split.
         if let testA = try? domain(domainA, folder: dataA, split: .test), let testB = try? domain(domainB, folder: dataB, split: .test) {
             model.preview = (testA.images.rows(Array(0..<min(8, testA.images.shape[0]))),
                              testB.images.rows(Array(0..<min(8, testB.images.shape[0]))))
         }
-        let pairs = CycleGANTraining.pairDomains(a: a.images, b: b.images, seed: flags.seed)
-        let options = TrainingOptions(epochs: flags.epochs, batchSize: flags.batchSize, learningRate: config.learningRate,
-                                      seed: flags.seed, saveEvery: flags.saveEvery, maxSteps: flags.maxSteps)
+        let pairs = CycleGANTraining.pairDomains(a: a.images, b: b.images, seed: flags.common.seed)
+        let common = flags.common
+        let options = common.options(learningRate: config.learningRate)
         var summary = ["model": "cyclegan", "domain_a": a.name, "domain_b": b.name,
-                       "batch_size": String(flags.batchSize), "seed": String(flags.seed)]
+                       "batch_size": String(common.batchSize), "seed": String(common.seed)]
         if let data = try? JSONEncoder().encode(config) { summary["cyclegan_config"] = String(decoding: data, as: UTF8.self) }
         let loop = TrainingLoop(model: model, options: options, run: run, config: summary)
-        print("training cyclegan between \(a.name) (\(a.images.shape[0]) images) and \(b.name) (\(b.images.shape[0])) for \(flags.epochs) epochs, batch \(flags.batchSize)")
+        print("training cyclegan between \(a.name) (\(a.images.shape[0]) images) and \(b.name) (\(b.images.shape[0])) for \(common.epochs) epochs, batch \(common.batchSize)")
         let start = Date()
-        try loop.train(images: pairs, labels: nil, resume: flags.resume)
+        try loop.train(images: pairs, labels: nil, resume: common.resume)
         print(String(format: "done in %.1f s.\n  checkpoint: %@\n  metrics: %@\n  samples (rows: A, A->B, B, B->A): %@",
                      Date().timeIntervalSince(start), run.checkpoint.path, run.metrics.path, run.latestSamples.path))
     }

@@ -58,14 +58,7 @@ struct Eval: ParsableCommand {
     @Option(help: "The reference-statistics cache folder (default: $GENERATIVE_CACHE, else ~/.cache/generative).")
     var cache: String?
 
-    @Option(help: "Diffusion checkpoints: the sampler (\(SamplerRegistry.names.joined(separator: ", "))).")
-    var sampler: String = "ddim"
-
-    @Option(help: "Diffusion checkpoints: sampler steps (DDIM's S, noise levels or solver steps).")
-    var steps: Int = 20
-
-    @Option(help: "Diffusion checkpoints: DDIM eta (0: deterministic).")
-    var eta: Double = 0
+    @OptionGroup(title: "Diffusion checkpoints") var sampling: DiffusionSamplerFlags
 
     @Option(help: "Class-conditional diffusion checkpoints: classifier-free guidance scale (default: none).")
     var guidance: Double?
@@ -80,9 +73,6 @@ struct Eval: ParsableCommand {
         if let count { guard count >= 1 else { throw ValidationError("--count must be at least 1") } }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        try validateSamplerName(sampler)
-        guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
-        guard eta >= 0 else { throw ValidationError("--eta must not be negative") }
         guard kidSubsets >= 1 else { throw ValidationError("--kid-subsets must be at least 1") }
         guard blur >= 0, blur <= 10 else { throw ValidationError("--blur must be in [0, 10]") }
         _ = try fidAtSizes()
@@ -106,9 +96,7 @@ struct Eval: ParsableCommand {
     /// Loads or samples the images and scores them.
     func evaluate(log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) throws -> EvaluationReport {
         Threads.set(threads)
-        let settings = CheckpointSampling(batchSize: batchSize, threads: threads, ema: !noEma,
-                                          sampler: try Sampler(named: sampler, options: SamplerOptions(steps: steps, eta: eta)),
-                                          guidance: guidance)
+        let settings = CheckpointSampling(batchSize: batchSize, threads: threads, ema: !noEma, sampling: sampling, guidance: guidance)
         let loaded = try EvalInput.load(input, count: count, seed: seed, sampling: settings, log: log)
         // Validate before anything slow (and before blurring, so NaN or out-of-range input is
         // reported as such).
@@ -161,7 +149,7 @@ struct EvalInput {
     static let defaultSampleCount = 10_000
 
     static func load(_ input: String, count: Int?, seed: UInt64, sampling: CheckpointSampling,
-                     log: (String) -> Void) throws -> EvalInput {
+                     log: @escaping (String) -> Void) throws -> EvalInput {
         if input == "noise" {
             let n = count ?? defaultSampleCount
             return EvalInput(images: Tensor.uniform([n, 28, 28, 1], generator: RandomGenerator(seed: seed)), kind: "noise")
@@ -255,103 +243,43 @@ struct EvalInput {
         return EvalInput(images: images, labels: labels, kind: "png-folder", warnings: warnings)
     }
 
-    /// Samples `count` images from a checkpoint, timing the sampling (the whole of it: every batch,
-    /// from loaded weights to images in [0, 1]). Class-conditional models are sampled with balanced
-    /// labels (image i gets class i mod classes), which the report's class agreement checks.
+    /// Samples `count` images from a checkpoint through the model interface, timing the sampling
+    /// (the whole of it: every batch, from loaded weights to images in [0, 1]). Class-conditional
+    /// models are sampled with balanced labels (image i gets class i mod classes), which the
+    /// report's class agreement checks.
     static func sampleCheckpoint(_ url: URL, count: Int, seed: UInt64, settings: CheckpointSampling,
-                                 log: (String) -> Void) throws -> EvalInput {
+                                 log: @escaping (String) -> Void) throws -> EvalInput {
         let file = try SafeTensorsFile(contentsOf: url)
         guard file.metadata["format"] == Checkpoint.formatVersion else {
             throw ValidationError("\(url.path): not a generative checkpoint (to use a classifier's weights as the feature network, pass them with --network)")
         }
-        let kind = file.metadata["model"] ?? "unknown"
         let hash = try SHA256.hex(contentsOf: url)
-        let checkpoint = try Checkpoint.finite(contentsOf: url)
-        let batchSize = settings.batchSize
-        let draw: () -> Tensor
-        var labels: Tensor?
-        var model = kind
-        var evaluationsPerImage = 1
-        var effectiveBatch = batchSize
-        switch kind {
-        case VAETraining.kind:
-            let vae = try loadVAE(url.path)
-            model = "vae (\(vae.architecture.rawValue))"
-            draw = {
-                let generator = RandomGenerator(seed: seed)
-                var parts: [Tensor] = []
-                for start in stride(from: 0, to: count, by: batchSize) {
-                    parts.append(vae.sample(count: min(batchSize, count - start), generator: generator))
-                }
-                return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
-            }
-        case GANTraining.kind:
-            let gan = try GANTraining.load(checkpoint)
-            model = gan.config.variant.rawValue + (settings.ema ? " (EMA generator)" : " (raw generator)")
-            if gan.isConditional {
-                labels = Tensor((0..<count).map { Int64($0 % gan.config.classCount) }, shape: [count])
-            }
-            // The generator runs at most 500 images at a time.
-            effectiveBatch = min(batchSize, 500)
-            draw = { [labels] in
-                let z = Tensor.normal([count, gan.config.zDim], generator: RandomGenerator(seed: seed))
-                var parts: [Tensor] = []
-                for start in stride(from: 0, to: count, by: batchSize) {
-                    let range = start..<min(count, start + batchSize)
-                    parts.append(gan.images(for: z.sliced(axis: 0, range), labels: labels?.sliced(axis: 0, range), ema: settings.ema))
-                }
-                return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
-            }
-        case DDPMTraining.kind:
-            let ddpm = try DDPMTraining.load(checkpoint)
-            guard (settings.sampler.options.steps ?? 0) <= ddpm.schedule.steps else {
-                throw ValidationError("--steps must be at most \(ddpm.schedule.steps)")
-            }
-            var classLabels: [Int]?
-            if ddpm.config.classes > 0 {
-                classLabels = (0..<count).map { $0 % ddpm.config.classes }
-                labels = Tensor(classLabels!.map { Int64($0) }, shape: [count])
-            } else if settings.guidance != nil {
-                throw ValidationError("\(url.path) is unconditional: --guidance needs a class-conditional model")
-            }
-            let steps = settings.sampler.grid(on: ddpm.process).steps
-            evaluationsPerImage = settings.sampler.evaluations(on: ddpm.process) * (settings.guidance == nil ? 1 : 2)
-            let samplerName = "\(settings.sampler.name.uppercased())-\(steps)"
-                + (settings.sampler.options.eta > 0 ? " eta \(settings.sampler.options.eta)" : "")
-            model = "ddpm (\(samplerName)\(settings.guidance.map { ", guidance \($0)" } ?? ""), \(settings.ema ? "EMA" : "raw") weights)"
-            draw = {
-                ddpm.sample(count: count, sampler: settings.sampler, seed: seed, batchSize: batchSize, labels: classLabels,
-                            guidance: settings.guidance, ema: settings.ema)
-            }
-        case ScoreModelTraining.kind:
-            let sgm = try ScoreModelTraining.load(checkpoint)
-            try settings.sampler.check(sgm.process)
-            var classLabels: [Int]?
-            if sgm.config.classes > 0 {
-                classLabels = (0..<count).map { $0 % sgm.config.classes }
-                labels = Tensor(classLabels!.map { Int64($0) }, shape: [count])
-            } else if settings.guidance != nil {
-                throw ValidationError("\(url.path) is unconditional: --guidance needs a class-conditional model")
-            }
-            evaluationsPerImage = settings.sampler.evaluations(on: sgm.process) * (settings.guidance == nil ? 1 : 2)
-            model = "sgm (\(sgm.config.sde.rawValue) SDE, \(settings.sampler.name) \(settings.sampler.grid(on: sgm.process).steps) steps"
-                + "\(settings.guidance.map { ", guidance \($0)" } ?? ""), \(settings.ema ? "EMA" : "raw") weights)"
-            draw = {
-                try! sgm.sample(count: count, sampler: settings.sampler, seed: seed, batchSize: batchSize, labels: classLabels,
-                           guidance: settings.guidance, ema: settings.ema)
-            }
-        case ClassifierTraining.kind:
-            throw ValidationError("\(url.path) is a classifier checkpoint: it makes no images (use it as the feature network with --network)")
-        default:
-            throw ValidationError("\(url.path): eval cannot sample '\(kind)' checkpoints; write samples with `generative sample` and score the .npy")
+        let model: any GenerativeModel
+        do { model = try ModelRegistry.load(try Checkpoint.finite(contentsOf: url)) } catch let error as ModelError {
+            throw ValidationError(error.description)
         }
-        log("sampling \(count) images from \(url.path) (\(model)), batch \(batchSize)")
+        var options = SamplingOptions(ema: settings.ema, batchSize: settings.batchSize, guidance: settings.guidance)
+        if let diffusion = type(of: model) as? DiffusionSampling.Type {
+            options.sampler = try settings.sampling.sampler(default: diffusion.defaultSampler, defaultSteps: diffusion.defaultSteps)
+        }
+        do { try model.validate(options) } catch let error as ModelError { throw ValidationError("\(url.path): \(error.description)") }
+        let labels = model.classCount > 0 ? balancedClassLabels(count: count, classes: model.classCount) : nil
+        let summary = model.samplingSummary(options)
+        log("sampling \(count) images from \(url.path) (\(summary)), batch \(settings.batchSize)")
         let start = Date()
-        let images = withoutGradients { draw() }
+        let images = try withoutGradients {
+            try model.sample(count: count, seed: seed, labels: labels, options: options) { done, total in
+                let elapsed = Date().timeIntervalSince(start)
+                log(String(format: "sampled %d/%d images, %.0f s, about %.0f s left", done, total, elapsed,
+                           elapsed / Double(max(done, 1)) * Double(total - done)))
+            }
+        }
         let seconds = Date().timeIntervalSince(start)
-        let speed = SamplingSpeed(model: model, imagesPerSecond: Double(count) / max(seconds, 1e-9), seconds: seconds,
-                                  batchSize: effectiveBatch, networkEvaluationsPerImage: evaluationsPerImage, threads: settings.threads)
-        return EvalInput(images: images, labels: labels, kind: "checkpoint", checkpointSHA256: hash, sampling: speed)
+        let speed = SamplingSpeed(model: summary, imagesPerSecond: Double(count) / max(seconds, 1e-9), seconds: seconds,
+                                  batchSize: model.effectiveBatchSize(options),
+                                  networkEvaluationsPerImage: try model.evaluationsPerImage(options), threads: settings.threads)
+        return EvalInput(images: images, labels: labels.map { Tensor($0.map { Int64($0) }, shape: [count]) }, kind: "checkpoint",
+                         checkpointSHA256: hash, sampling: speed)
     }
 }
 
@@ -361,8 +289,8 @@ struct CheckpointSampling {
     var threads: Int
     /// GANs and diffusion: the EMA weights (default) or the raw ones.
     var ema: Bool
-    /// Diffusion: the sampler and its steps.
-    var sampler: Sampler
+    /// Diffusion: the sampler flags (the model's default sampler where they name none).
+    var sampling: DiffusionSamplerFlags
     /// Diffusion, class-conditional: classifier-free guidance scale.
     var guidance: Double?
 }

@@ -16,8 +16,8 @@ struct Export: ParsableCommand {
     @Flag(help: "Export the EMA weights instead of the raw ones.")
     var ema = false
 
-    @Option(help: "The network to export, for checkpoints of several (e.g. generator); default: model.")
-    var network: String = "model"
+    @Option(help: "The network to export, for checkpoints of several (e.g. generator, discriminator); default: the model's first.")
+    var network: String?
 
     func validate() throws {
         if sameFile(out, checkpoint) { throw ValidationError("--out \(out) is the checkpoint being exported: choose another file") }
@@ -25,6 +25,16 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let c = try Checkpoint.finite(contentsOf: URL(fileURLWithPath: checkpoint))
+        // A registered model loads (its tensors checked against its networks' shapes) and names
+        // the networks it exports; other checkpoints (classifiers, CycleGAN) export by prefix.
+        var network = self.network ?? "model"
+        if let family = ModelRegistry.model(kind: c.metadata["model"] ?? "") {
+            let model = try family.load(c)
+            network = self.network ?? model.exportableNetworks[0]
+            guard model.exportableNetworks.contains(network) else {
+                throw ValidationError("--network \(network): \(checkpoint) holds \(model.exportableNetworks.joined(separator: ", "))")
+            }
+        }
         let prefix = (ema ? (network == "model" ? "ema" : "ema.\(network)") : network) + "."
         // Buffers have no EMA copy: take them from the network itself.
         var state: [String: Tensor] = [:]

@@ -1,0 +1,102 @@
+import Foundation
+
+/// Sampling a DDPM through the model interface: any registered sampler that runs on its discrete
+/// table (default DDIM, 20 steps), classifier-free guidance for class-conditional networks, and a
+/// noisy classifier's guidance.
+extension DDPMTraining: GenerativeModel {
+    /// The sampler when the options name none.
+    public static let defaultSampler = "ddim", defaultSteps = 20
+
+    public var classCount: Int { config.classes }
+
+    func chosenSampler(_ options: SamplingOptions) -> Sampler {
+        options.sampler ?? (try! Sampler(named: Self.defaultSampler, options: SamplerOptions(steps: Self.defaultSteps)))
+    }
+
+    public func validate(_ options: SamplingOptions) throws {
+        let sampler = chosenSampler(options)
+        try sampler.check(process)
+        guard (sampler.options.steps ?? 0) <= schedule.steps else { throw ModelError("--steps must be at most \(schedule.steps)") }
+        if options.guidance != nil && config.classes == 0 && options.classifierGuidance == nil {
+            throw ModelError("the ddpm is unconditional: --guidance needs a class-conditional model (train ddpm --classes)")
+        }
+    }
+
+    /// Unlabelled samples of a class-conditional network take the null label (unconditional).
+    public func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
+                       progress: ((Int, Int) -> Void)?) throws -> Tensor {
+        try validate(options)
+        let labels = labels ?? (config.classes > 0 ? Array(repeating: config.classes, count: count) : nil)
+        return sample(count: count, sampler: chosenSampler(options), seed: seed, batchSize: options.batchSize, labels: labels,
+                      guidance: options.guidance, classifierGuidance: options.classifierGuidance, ema: options.ema,
+                      progress: progress)
+    }
+
+    /// Two evaluations per step with classifier-free guidance, plus the classifier's forward and
+    /// backward (counted as one) with classifier guidance.
+    public func evaluationsPerImage(_ options: SamplingOptions) throws -> Int {
+        let perStep = (options.guidance == nil || options.classifierGuidance != nil ? 1 : 2) + (options.classifierGuidance == nil ? 0 : 1)
+        return chosenSampler(options).evaluations(on: process) * perStep
+    }
+
+    public func samplingSummary(_ options: SamplingOptions) -> String {
+        let sampler = chosenSampler(options)
+        let name = "\(sampler.name.uppercased())-\(sampler.grid(on: process).steps)" + (sampler.options.eta > 0 ? " eta \(sampler.options.eta)" : "")
+        return "ddpm (\(name)\(options.guidance.map { ", guidance \($0)" } ?? ""), \(Self.weightsWord(options)))"
+    }
+}
+
+/// Sampling a score model through the model interface: any registered sampler that runs on its
+/// SDE (default the probability-flow ODE by Heun, 20 steps), classifier-free guidance, and the
+/// likelihood along the probability-flow ODE.
+extension ScoreModelTraining: GenerativeModel {
+    public var classCount: Int { config.classes }
+
+    func chosenSampler(_ options: SamplingOptions) -> Sampler {
+        options.sampler ?? (try! Sampler(named: Self.defaultSampler, options: SamplerOptions(steps: Self.defaultSteps)))
+    }
+
+    public func validate(_ options: SamplingOptions) throws {
+        try chosenSampler(options).check(process)
+        if options.guidance != nil && config.classes == 0 {
+            throw ModelError("the sgm is unconditional: --guidance needs a class-conditional model (train sgm --classes)")
+        }
+        if options.classifierGuidance != nil { throw ModelError("classifier guidance needs a ddpm (its noisy classifier sees the table's indices)") }
+    }
+
+    /// Unlabelled samples of a class-conditional network take the null label (unconditional).
+    public func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
+                       progress: ((Int, Int) -> Void)?) throws -> Tensor {
+        try validate(options)
+        let labels = labels ?? (config.classes > 0 ? Array(repeating: config.classes, count: count) : nil)
+        return try sample(count: count, sampler: chosenSampler(options), seed: seed, batchSize: options.batchSize, labels: labels,
+                          guidance: options.guidance, ema: options.ema, progress: progress)
+    }
+
+    public func evaluationsPerImage(_ options: SamplingOptions) throws -> Int {
+        chosenSampler(options).evaluations(on: process) * (options.guidance == nil ? 1 : 2)
+    }
+
+    public func samplingSummary(_ options: SamplingOptions) -> String {
+        let sampler = chosenSampler(options)
+        return "sgm (\(config.sde.rawValue) SDE, \(sampler.name) \(sampler.grid(on: process).steps) steps"
+            + "\(options.guidance.map { ", guidance \($0)" } ?? ""), \(Self.weightsWord(options)))"
+    }
+
+    /// Bits per dimension along the probability-flow ODE (RK4 from t = eps to T): the 8-bit pixels
+    /// round(255 x) dequantised with uniform noise from one stream of `seed` over the images in
+    /// order, scaled to [-1, 1].
+    /// Class-conditional networks are evaluated unconditionally (the null label).
+    public func bitsPerDimension(_ images: Tensor, options: LikelihoodOptions, seed: UInt64) throws -> [Double] {
+        let n = images.shape[0]
+        let dimensions = images.elementCount / max(n, 1)
+        let levels = images.scalars(as: Float.self).map { (min(max($0, 0), 1) * 255).rounded() }
+        let uniform = RandomGenerator(seed: seed ^ 0xDE0A_7715)
+        let dequantised = levels.map { 2 * ($0 + Float(uniform.nextUnitDouble())) / 256 - 1 }
+        let x = Tensor(dequantised, shape: images.shape)
+        let labels = config.classes > 0 ? Array(repeating: config.classes, count: n) : nil
+        let logLikelihoods = probabilityFlowLogLikelihood(scoreNetwork(ema: true), process: process, x: x, labels: labels,
+                                                          seed: seed, options: options)
+        return logLikelihoods.map { GenModels.bitsPerDimension(logLikelihood: $0, dimensions: dimensions) }
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+
+/// How a model is sampled. Every family reads the settings it uses and ignores the others.
+public struct SamplingOptions {
+    /// GANs, diffusion and the VAE: the EMA weights (default) or the raw ones.
+    public var ema: Bool
+    /// Images per network batch (the samples do not depend on it).
+    public var batchSize: Int
+    /// Diffusion: the sampler and its steps (nil: the family's default).
+    public var sampler: Sampler?
+    /// Class-conditional diffusion: the classifier-free guidance scale.
+    public var guidance: Double?
+    /// Diffusion on a discrete table: a noisy classifier's guidance (the table's indices).
+    public var classifierGuidance: ClassifierGuidance?
+
+    public init(ema: Bool = true, batchSize: Int = 256, sampler: Sampler? = nil, guidance: Double? = nil,
+                classifierGuidance: ClassifierGuidance? = nil) {
+        self.ema = ema
+        self.batchSize = batchSize
+        self.sampler = sampler
+        self.guidance = guidance
+        self.classifierGuidance = classifierGuidance
+    }
+}
+
+/// Why a model cannot do what was asked of it (a sampler it cannot run, a likelihood it lacks).
+public struct ModelError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The one interface every generative family implements: a `TrainableModel` (its training step and
+/// checkpoint contents) that also loads from its checkpoint, samples images and describes itself.
+///
+/// Images are (N, H, W, C) floats in [0, 1], channels-last, with `imageShape` = [H, W, C]. Image i's
+/// noise depends only on (seed, i), whatever `count` and the batch size.
+public protocol GenerativeModel: TrainableModel {
+    /// Rebuilds the model from a checkpoint of its kind: typed configuration from the metadata,
+    /// weights checked against the networks' shapes.
+    static func load(_ checkpoint: Checkpoint) throws -> Self
+    /// One image's shape [H, W, C].
+    var imageShape: [Int] { get }
+    /// Classes of a class-conditional model (0: unconditional).
+    var classCount: Int { get }
+    /// `count` images (count, H, W, C) in [0, 1]. `labels` (one class per image) condition a
+    /// class-conditional model; nil draws the family's unconditional samples.
+    func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
+                progress: ((Int, Int) -> Void)?) throws -> Tensor
+    /// The labels `sample` uses when given none (a conditional GAN's balanced classes); nil when
+    /// unlabelled samples are unconditional.
+    func unconditionalLabels(count: Int) -> [Int]?
+    /// What sampling with `options` runs, for reports ("ddpm (DDIM-20, EMA weights)").
+    func samplingSummary(_ options: SamplingOptions) -> String
+    /// Network evaluations per image when sampling with `options`.
+    func evaluationsPerImage(_ options: SamplingOptions) throws -> Int
+    /// Checks `options` before any work (a sampler the model cannot run, steps beyond its table).
+    func validate(_ options: SamplingOptions) throws
+    /// Exact (or bound) negative log-likelihood of images (N, H, W, C) in [0, 1], in bits per
+    /// dimension, one per image; families without a likelihood throw `ModelError`.
+    func bitsPerDimension(_ images: Tensor, options: LikelihoodOptions, seed: UInt64) throws -> [Double]
+    /// The networks `export` can write, by name (the first is the default).
+    var exportableNetworks: [String] { get }
+    /// The images per network batch that sampling with `options` runs.
+    func effectiveBatchSize(_ options: SamplingOptions) -> Int
+}
+
+extension GenerativeModel {
+    public var classCount: Int { 0 }
+    public func unconditionalLabels(count: Int) -> [Int]? { nil }
+    public func evaluationsPerImage(_ options: SamplingOptions) throws -> Int { 1 }
+    /// Refuses the diffusion settings (a sampler, guidance), which other families do not take.
+    public func validate(_ options: SamplingOptions) throws {
+        if options.sampler != nil || options.guidance != nil || options.classifierGuidance != nil {
+            throw ModelError("'\(Self.kind)' models take no sampler and no guidance")
+        }
+    }
+    public func bitsPerDimension(_ images: Tensor, options: LikelihoodOptions, seed: UInt64) throws -> [Double] {
+        throw ModelError("'\(Self.kind)' models have no likelihood")
+    }
+    public var exportableNetworks: [String] { ["model"] }
+    public func effectiveBatchSize(_ options: SamplingOptions) -> Int { options.batchSize }
+
+    /// The weights that sampling uses, as a word for reports.
+    static func weightsWord(_ options: SamplingOptions) -> String { options.ema ? "EMA weights" : "raw weights" }
+}
+
+/// Families sampled by a registered diffusion sampler, and the one they use when given none.
+public protocol DiffusionSampling {
+    static var defaultSampler: String { get }
+    static var defaultSteps: Int { get }
+}
+
+extension DDPMTraining: DiffusionSampling {}
+extension ScoreModelTraining: DiffusionSampling {}
+
+/// Image i of class i mod `classes`: balanced labels, for class agreement.
+public func balancedClassLabels(count: Int, classes: Int) -> [Int] { (0..<count).map { $0 % classes } }
+
+extension Checkpoint {
+    /// The run settings the training loop stored (metadata `config`, a JSON object of strings);
+    /// empty when there are none.
+    public var storedConfiguration: [String: String] {
+        guard let text = metadata["config"],
+              let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return [:] }
+        return object.compactMapValues { $0 as? String }
+    }
+}

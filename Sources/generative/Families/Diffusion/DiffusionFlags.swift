@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import GenTrain
+
+/// The diffusion family: DDPM and score-based models, trained and sampled with every registered
+/// sampler.
+let diffusionFamily = FamilyCommands(name: "diffusion", train: [TrainDDPM.self, TrainSGM.self],
+                                     sample: [SampleDDPM.self, SampleSGM.self],
+                                     models: [DDPMTraining.self, ScoreModelTraining.self])
+
+extension ScoreSDE: ExpressibleByArgument {}
+extension PredictionType: ExpressibleByArgument {}
+extension NoiseScheduleKind: ExpressibleByArgument {}
+extension TimestepSpacing: ExpressibleByArgument {}
+
+/// A registered sampler's name, checked against `SamplerRegistry` as it parses (so samplers that
+/// tests or extensions register are valid values too).
+struct SamplerName: ExpressibleByArgument, Equatable, CustomStringConvertible {
+    let name: String
+
+    init?(argument: String) {
+        guard SamplerRegistry.definition(named: argument) != nil else { return nil }
+        name = argument
+    }
+
+    init(checked name: String) { self.name = name }
+
+    static var allValueStrings: [String] { SamplerRegistry.names }
+    var description: String { name }
+}
+
+/// The diffusion models' defaults for the shared training flags (the PyTorch reference run's):
+/// batch 64, Adam 2e-4, a checkpoint every 500 steps; --minutes or --max-steps usually stop
+/// training before the 1,000 epochs.
+enum DiffusionTrainingDefaults: TrainingDefaults {
+    static let epochs = 1000, batchSize = 64, saveEvery = 500
+    static let learningRate: Double? = 2e-4
+    static let learningRateHelp = "2e-4"
+}
+
+/// Flags shared by the diffusion `train` commands (ddpm, sgm): the shared training flags, the EMA,
+/// and the U-Net's width and conditioning.
+struct DiffusionTrainFlags: ParsableArguments {
+    @OptionGroup var common: TrainingFlags<DiffusionTrainingDefaults>
+    @OptionGroup var emaFlags: EMAFlags
+
+    @Option(help: "U-Net base width.")
+    var width: Int = 32
+
+    @Flag(help: "Train class-conditional (labels from the data), for classifier-free guidance.")
+    var classes = false
+
+    @Option(help: "With --classes: probability of dropping a label to the null label.")
+    var condDrop: Double = 0.1
+
+    func validate() throws {
+        guard width >= 8, width % 8 == 0 else { throw ValidationError("--width must be a positive multiple of 8 (GroupNorm with 8 groups)") }
+        guard (0..<1).contains(condDrop) else { throw ValidationError("--cond-drop must be in [0, 1)") }
+    }
+
+    /// The EMA decay: --ema-decay, or 0.999.
+    var emaDecay: Double { emaFlags.emaDecay ?? 0.999 }
+
+    /// The class count for `--classes` (0 without it), from the data's labels.
+    func classCount(_ dataset: ImageDataset) throws -> Int {
+        guard classes else { return 0 }
+        guard let labels = dataset.labels else { throw ValidationError("--classes needs labelled data; \(dataset.source) has none") }
+        return Int(labels.scalars(as: Int64.self).max() ?? 0) + 1
+    }
+
+    /// The settings a checkpoint stores for `--resume` to compare.
+    func storedSettings(model: String, classes: Int) -> [String: String] {
+        ["model": model, "width": String(width), "classes": String(classes), "cond_drop": String(condDrop),
+         "ema_decay": String(emaDecay), "lr": String(common.lr), "batch_size": String(common.batchSize), "seed": String(common.seed)]
+    }
+
+    /// Trains `model` on the data as the flags say, and prints where the results went.
+    func train(_ model: TrainableModel & AnyObject, kind: String, config: [String: String], summary: String,
+               run: RunDirectory, dataset: ImageDataset) throws {
+        let loop = TrainingLoop(model: model, options: common.options(), run: run, config: config)
+        print(summary + " on \(dataset.count) images (\(dataset.source))")
+        try loop.train(images: dataset.images, labels: dataset.labels, resume: common.resume)
+        print("checkpoint: \(run.checkpoint.path)\nmetrics: \(run.metrics.path)")
+    }
+}
+
+/// The sampler flags of the diffusion `sample` commands and of `eval`.
+struct DiffusionSamplerFlags: ParsableArguments {
+    @Option(help: ArgumentHelp("The sampler: \(SamplerRegistry.names.joined(separator: ", ")) (default: the model's)."))
+    var sampler: SamplerName?
+
+    @Option(help: "Sampler steps: noise levels or solver steps (one step may cost several network evaluations; default: the model's).")
+    var steps: Int?
+
+    @Option(help: "DDIM eta (0: deterministic).")
+    var eta: Double = 0
+
+    @Option(help: "How a discrete table's timesteps are spaced: leading, linspace or trailing.")
+    var spacing: TimestepSpacing = .leading
+
+    @Option(help: "Langevin corrector signal-to-noise ratio (pc, langevin).")
+    var snr: Double = 0.16
+
+    @Option(help: "Langevin corrector steps per noise level (pc, langevin).")
+    var correctorSteps: Int = 1
+
+    @Flag(help: "Do not clip the predicted x0 to [-1, 1].")
+    var noClip = false
+
+    func validate() throws {
+        guard steps.map({ $0 >= 1 }) ?? true else { throw ValidationError("--steps must be at least 1") }
+        guard eta >= 0 else { throw ValidationError("--eta must not be negative") }
+        guard snr > 0, correctorSteps >= 0 else { throw ValidationError("--snr must be positive and --corrector-steps not negative") }
+    }
+
+    /// The sampler these flags name, or `name` with `defaultSteps` when --sampler and --steps are absent.
+    func sampler(default name: String, defaultSteps: Int) throws -> Sampler {
+        try Sampler(named: sampler?.name ?? name,
+                    options: SamplerOptions(steps: steps ?? defaultSteps, eta: eta, spacing: spacing, clipX0: !noClip,
+                                            correctorSteps: correctorSteps, snr: snr))
+    }
+}
+
+/// Samples a diffusion model as the flags say, reporting progress and speed on stderr, and writes the images.
+func sampleDiffusion(_ model: any GenerativeModel, flags: SampleFlags, labels: [Int]?, options: SamplingOptions) throws {
+    try model.validate(options)
+    let start = Date()
+    let images = try withProgress(count: flags.count) { progress in
+        try model.sample(count: flags.count, seed: flags.seed, labels: labels, options: options, progress: progress)
+    }
+    reportSamplingSpeed(count: flags.count, seconds: Date().timeIntervalSince(start), sampler: options.sampler?.name ?? "default",
+                        evaluations: try model.evaluationsPerImage(options))
+    print("wrote " + (try writeImages(images, to: flags.out)))
+}

@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import GenTrain
+
+/// A family's defaults for the shared training flags.
+protocol TrainingDefaults {
+    static var epochs: Int { get }
+    static var batchSize: Int { get }
+    /// nil: the model (or GAN variant) chooses; `learningRateHelp` says what it picks.
+    static var learningRate: Double? { get }
+    static var learningRateHelp: String { get }
+    static var saveEvery: Int { get }
+}
+
+/// The VAE's and the classifiers' defaults: 10 epochs of 128 images, Adam 1e-3.
+enum StandardTrainingDefaults: TrainingDefaults {
+    static let epochs = 10, batchSize = 128, saveEvery = 0
+    static let learningRate: Double? = 1e-3
+    static let learningRateHelp = "1e-3"
+}
+
+/// `--data`: where the training (and test) images come from.
+struct DataFlags: ParsableArguments {
+    @Option(help: "A folder of IDX files (gzipped or not) or of PNG images; default: Debian's Fashion-MNIST.")
+    var data: String?
+
+    /// A split of the data.
+    func load(_ split: DatasetSplit) throws -> ImageDataset { try loadDataset(data, split: split) }
+}
+
+/// `--out`, `--resume`, `--overwrite`, `--save-every`: the run folder and its checkpoints.
+struct RunFolderFlags<D: TrainingDefaults>: ParsableArguments {
+    @Option(help: "The run folder: checkpoint, metrics log, loss plot, sample grids (default: runs/MODEL).")
+    var out: String?
+
+    @Flag(help: resumeHelp("--epochs, --minutes, --max-steps, --save-every and --threads"))
+    var resume = false
+
+    @Flag(help: overwriteHelp)
+    var overwrite = false
+
+    @Option(help: "Also write a checkpoint every N steps (0: at each epoch's end only).")
+    var saveEvery: Int = D.saveEvery
+
+    func validate() throws {
+        guard saveEvery >= 0 else { throw ValidationError("--save-every must not be negative") }
+        try validateRunFlags(resume: resume, overwrite: overwrite)
+    }
+
+    /// The run folder: `--out`, or `runs/MODEL`.
+    func path(_ model: String) -> String { out ?? "runs/\(model)" }
+
+    /// Opens the run folder (see `openRun`).
+    func open(_ model: String) throws -> (run: RunDirectory, lock: RunLock) {
+        try openRun(path(model), resume: resume, overwrite: overwrite)
+    }
+}
+
+/// `--epochs`, `--max-steps`, `--minutes`: when training stops (whichever comes first).
+struct TrainingLengthFlags<D: TrainingDefaults>: ParsableArguments {
+    @Option(help: "Total epochs (with --resume, training continues up to this total).")
+    var epochs: Int = D.epochs
+
+    @Option(name: [.customLong("max-steps"), .customLong("steps")],
+            help: "Stop after N steps in total, leaving a complete checkpoint (0: no limit); --steps is the older spelling.")
+    var maxSteps: Int = 0
+
+    @Option(help: "Stop after M minutes of this invocation's training, leaving a complete checkpoint (0: no limit).")
+    var minutes: Double = 0
+
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        guard maxSteps >= 0 else { throw ValidationError("--max-steps must not be negative") }
+        guard minutes >= 0, minutes.isFinite else { throw ValidationError("--minutes must not be negative") }
+    }
+}
+
+/// `--batch-size`, `--lr`, `--seed`: the optimisation.
+struct OptimisationFlags<D: TrainingDefaults>: ParsableArguments {
+    @Option(help: "Images per batch.")
+    var batchSize: Int = D.batchSize
+
+    @Option(help: ArgumentHelp("Learning rate (default: \(D.learningRateHelp))."))
+    var lr: Double?
+
+    @Option(help: "Seed for initialisation, shuffling and noise.")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        if let lr { guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number") } }
+    }
+
+    /// `--lr`, or the family's default.
+    var learningRate: Double { lr ?? D.learningRate ?? 1e-3 }
+}
+
+/// `--ema-decay`: the exponential moving average of the weights (with warm-up).
+struct EMAFlags: ParsableArguments {
+    @Option(help: "EMA decay, with the warm-up min(decay, (1 + n) / (10 + n)) (default: the model's).")
+    var emaDecay: Double?
+
+    func validate() throws {
+        if let emaDecay, !(emaDecay > 0 && emaDecay < 1) { throw ValidationError("--ema-decay must be in (0, 1)") }
+    }
+}
+
+/// `--threads`: the kernels' threads.
+struct ThreadFlags: ParsableArguments {
+    @Option(help: "Threads for the kernels.")
+    var threads: Int = 2
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    /// Sets the process's kernel threads.
+    func apply() { Threads.set(threads) }
+}
+
+/// The flags every `train` command shares, declared once: data, run folder, training length,
+/// optimisation and threads, with the family's defaults `D`.
+struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
+    @OptionGroup var dataFlags: DataFlags
+    @OptionGroup var runFolder: RunFolderFlags<D>
+    @OptionGroup var length: TrainingLengthFlags<D>
+    @OptionGroup var optimisation: OptimisationFlags<D>
+    @OptionGroup var threadFlags: ThreadFlags
+
+    var data: String? { dataFlags.data }
+    var resume: Bool { runFolder.resume }
+    var epochs: Int { length.epochs }
+    var maxSteps: Int { length.maxSteps }
+    var batchSize: Int { optimisation.batchSize }
+    var lr: Double { optimisation.learningRate }
+    var seed: UInt64 { optimisation.seed }
+    var threads: Int { threadFlags.threads }
+
+    /// The loop's options; `learningRate` and `batchSize` override the flags' (a GAN's variant
+    /// default, a GAN's loop batch of d-steps discriminator batches).
+    func options(learningRate: Double? = nil, batchSize: Int? = nil) -> TrainingOptions {
+        var options = TrainingOptions(epochs: length.epochs, batchSize: batchSize ?? optimisation.batchSize,
+                                      learningRate: learningRate ?? lr, seed: seed,
+                                      saveEvery: runFolder.saveEvery, maxSteps: length.maxSteps)
+        options.maxSeconds = length.minutes * 60
+        return options
+    }
+
+    /// Sets the threads and opens the run folder `runs/MODEL` (or --out), holding its lock.
+    func start(_ model: String) throws -> (run: RunDirectory, lock: RunLock) {
+        threadFlags.apply()
+        return try runFolder.open(model)
+    }
+
+    /// The training split of the selected data.
+    func loadTraining() throws -> ImageDataset { try dataFlags.load(.train) }
+}
