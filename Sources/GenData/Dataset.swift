@@ -44,6 +44,9 @@ public struct ImageDataset: Sendable {
     }
 
     /// The ten Fashion-MNIST classes, indexed by label.
+    /// One Fashion-MNIST image's shape [H, W, C].
+    public static let fashionMNISTImageShape = [28, 28, 1]
+
     public static let fashionMNISTClassNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -79,7 +82,10 @@ public struct ImageDataset: Sendable {
     ///
     /// Errors (`DataError`, naming the file or folder): a missing folder, a folder with neither IDX
     /// files nor PNGs, IDX files for the other split only, and any error of `IDX.read` or `PNGReader`.
-    public static func load(directory: URL, split: Split, imageSize: Int = 28) throws -> ImageDataset {
+    ///
+    /// With `resize` false, a PNG of another size than `imageSize` is refused (`DataError`
+    /// `.unsupported`) instead of resampled: for scoring, where resampling would change the score.
+    public static func load(directory: URL, split: Split, imageSize: Int = 28, resize: Bool = true) throws -> ImageDataset {
         precondition(imageSize > 0, "ImageDataset.load: imageSize \(imageSize)")
         let names = try listFolder(directory)
 
@@ -109,7 +115,8 @@ public struct ImageDataset: Sendable {
         }
         let pngs = folderNames.filter(isPNGName)
         if !pngs.isEmpty {
-            return try loadPNGs(pngs.map { (folder.appendingPathComponent($0), nil) }, imageSize: imageSize, classNames: nil, folder: folder)
+            return try loadPNGs(pngs.map { (folder.appendingPathComponent($0), nil) }, imageSize: imageSize, resize: resize,
+                                classNames: nil, folder: folder)
         }
         var files: [(URL, Int64?)] = []
         var classNames: [String] = []
@@ -126,7 +133,7 @@ public struct ImageDataset: Sendable {
             throw DataError(path: folder.path, kind: .emptyDirectory,
                             problem: "the folder holds no IDX files for the \(split.rawValue) split and no PNG images")
         }
-        return try loadPNGs(files, imageSize: imageSize, classNames: classNames, folder: folder)
+        return try loadPNGs(files, imageSize: imageSize, resize: resize, classNames: classNames, folder: folder)
     }
 
     /// The images (and labels) at `indices`, in that order.
@@ -208,7 +215,7 @@ public struct ImageDataset: Sendable {
         return ImageDataset(images: images, labels: labels, source: "IDX files \(imagesURL.path)" + (labelsURL.map { " and \($0.path)" } ?? ""))
     }
 
-    private static func loadPNGs(_ files: [(url: URL, label: Int64?)], imageSize: Int, classNames: [String]?,
+    private static func loadPNGs(_ files: [(url: URL, label: Int64?)], imageSize: Int, resize: Bool, classNames: [String]?,
                                  folder: URL) throws -> ImageDataset {
         let n = files.count
         let images = Tensor(uninitializedShape: [n, imageSize, imageSize, 1], dtype: .float32)
@@ -220,6 +227,10 @@ public struct ImageDataset: Sendable {
                 for i in range {
                     do {
                         let image = try PNGReader.decodeGrayPixels(FileIO.read(files[i].url), path: files[i].url.path)
+                        if !resize && (image.height != imageSize || image.width != imageSize) {
+                            throw DataError(path: files[i].url.path, kind: .unsupported,
+                                            problem: "the image is \(image.width) x \(image.height) pixels; \(imageSize) x \(imageSize) are needed (resize the images first)")
+                        }
                         let dst = target + i * imageSize * imageSize
                         image.pixels.withUnsafeBufferPointer { src in
                             resample(src.baseAddress!, height: image.height, width: image.width, channels: 1, into: dst,

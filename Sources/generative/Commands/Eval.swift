@@ -145,6 +145,9 @@ struct EvalInput {
     var checkpointSHA256: String?
     var sampling: SamplingSpeed?
 
+    /// The feature network's input [H, W, C]: the shape of the noise input and the size PNGs must have.
+    static let featureImageShape = FeatureNetwork.imageShape
+
     /// Samples drawn from checkpoints and noise when --count is not given.
     static let defaultSampleCount = 10_000
 
@@ -152,7 +155,7 @@ struct EvalInput {
                      log: @escaping (String) -> Void) throws -> EvalInput {
         if input == "noise" {
             let n = count ?? defaultSampleCount
-            return EvalInput(images: Tensor.uniform([n, 28, 28, 1], generator: RandomGenerator(seed: seed)), kind: "noise")
+            return EvalInput(images: Tensor.uniform([n] + featureImageShape, generator: RandomGenerator(seed: seed)), kind: "noise")
         }
         if input.hasPrefix("fashion-mnist:") {
             guard let split = DatasetSplit(rawValue: String(input.dropFirst("fashion-mnist:".count))) else {
@@ -167,7 +170,7 @@ struct EvalInput {
             throw ValidationError("\(input): no such file or folder")
         }
         if isDirectory.boolValue {
-            return truncated(try loadPNGFolder(url), count: count, source: input)
+            return truncated(try loadPNGFolder(url, imageSize: featureImageShape[0]), count: count, source: input)
         }
         switch url.pathExtension.lowercased() {
         case "npy":
@@ -197,50 +200,29 @@ struct EvalInput {
         return out
     }
 
-    /// PNGs directly in the folder, or class sub-folders of PNGs (labels for the class agreement
-    /// when the folders are named 0-9 or after the Fashion-MNIST classes).
-    static func loadPNGFolder(_ url: URL) throws -> EvalInput {
-        let fm = FileManager.default
-        func sortedNames(_ u: URL) throws -> [String] {
-            try fm.contentsOfDirectory(atPath: u.path).filter { !$0.hasPrefix(".") }
-                .sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-        }
-        func isPNG(_ name: String) -> Bool { name.lowercased().hasSuffix(".png") }
-        let names = try sortedNames(url)
-        var files: [(URL, Int64?)] = names.filter(isPNG).map { (url.appendingPathComponent($0), nil) }
-        var warnings: [String] = []
-        var labelled = false
-        if files.isEmpty {
-            for name in names {
-                let sub = url.appendingPathComponent(name, isDirectory: true)
-                var isDir: ObjCBool = false
-                guard fm.fileExists(atPath: sub.path, isDirectory: &isDir), isDir.boolValue else { continue }
-                let pngs = try sortedNames(sub).filter(isPNG)
-                guard !pngs.isEmpty else { continue }
-                let label: Int64? = Int64(name).flatMap { (0..<10).contains($0) ? $0 : nil }
-                    ?? ImageDataset.fashionMNISTClassNames.firstIndex(of: name).map { Int64($0) }
-                if label == nil { warnings.append("\(sub.path): the folder name is not a class (0-9 or a Fashion-MNIST class name); no class agreement") }
-                files += pngs.map { (sub.appendingPathComponent($0), label) }
-                labelled = true
+    /// PNGs directly in the folder, or class sub-folders of PNGs (GenData's loader, without
+    /// resampling: images of another size than the feature network's are refused). Class folders
+    /// give labels for the class agreement when all are named 0-9 or after the Fashion-MNIST classes.
+    static func loadPNGFolder(_ url: URL, imageSize: Int) throws -> EvalInput {
+        let data: ImageDataset
+        do { data = try ImageDataset.load(directory: url, split: .train, imageSize: imageSize, resize: false) } catch let error as DataError {
+            if error.kind == .emptyDirectory {
+                throw ValidationError("\(url.path): the folder holds no PNG images (nor class sub-folders of PNGs)")
             }
+            throw ValidationError("\(error.path): \(error.problem)")
         }
-        guard !files.isEmpty else {
-            throw ValidationError("\(url.path): the folder holds no PNG images (nor class sub-folders of PNGs)")
+        guard let names = data.classNames, let folderLabels = data.labels else {
+            return EvalInput(images: data.images, kind: "png-folder")
         }
-        let n = files.count
-        let images = Tensor(uninitializedShape: [n, 28, 28, 1], dtype: .float32)
-        for (i, (file, _)) in files.enumerated() {
-            let image = try PNGReader.readGray(file)
-            guard image.shape[0] == 28 && image.shape[1] == 28 else {
-                throw ValidationError("\(file.path): the image is \(image.shape[1]) x \(image.shape[0]) pixels; the feature network needs 28 x 28 (resize the images first)")
-            }
-            (images.floatPointer + i * 784).update(from: image.floatPointer, count: 784)
+        let classes = names.map { name in
+            Int64(name).flatMap { (0..<10).contains($0) ? $0 : nil }
+                ?? ImageDataset.fashionMNISTClassNames.firstIndex(of: name).map { Int64($0) }
         }
-        var labels: Tensor?
-        if labelled && files.allSatisfy({ $0.1 != nil }) {
-            labels = Tensor(files.map { $0.1! }, shape: [n])
-        }
-        return EvalInput(images: images, labels: labels, kind: "png-folder", warnings: warnings)
+        let unnamed = zip(names, classes).filter { $0.1 == nil }.map { url.appendingPathComponent($0.0).path }
+        let warnings = unnamed.map { "\($0): the folder name is not a class (0-9 or a Fashion-MNIST class name); no class agreement" }
+        guard unnamed.isEmpty else { return EvalInput(images: data.images, kind: "png-folder", warnings: warnings) }
+        let labels = folderLabels.scalars(as: Int64.self).map { classes[Int($0)]! }
+        return EvalInput(images: data.images, labels: Tensor(labels, shape: [labels.count]), kind: "png-folder")
     }
 
     /// Samples `count` images from a checkpoint through the model interface, timing the sampling

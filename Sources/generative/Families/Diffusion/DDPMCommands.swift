@@ -28,6 +28,7 @@ struct TrainDDPM: ParsableCommand {
         config.schedule = schedule
         config.emaDecay = flags.emaDecay
         config.classes = try flags.classCount(dataset)
+        config.imageShape = try flags.imageShape(dataset)
         let model = DDPMTraining(config: config, learningRate: flags.common.lr, seed: flags.common.seed)
         try flags.train(model, kind: DDPMTraining.kind,
                         config: flags.storedSettings(model: "ddpm", classes: config.classes)

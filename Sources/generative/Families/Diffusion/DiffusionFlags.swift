@@ -68,6 +68,15 @@ struct DiffusionTrainFlags: ParsableArguments {
         return Int(labels.scalars(as: Int64.self).max() ?? 0) + 1
     }
 
+    /// One image's shape [H, W, C] of the data, checked against the U-Net's two halvings.
+    func imageShape(_ dataset: ImageDataset) throws -> [Int] {
+        let shape = Array(dataset.images.shape.dropFirst())
+        guard shape[0] % 4 == 0, shape[1] % 4 == 0 else {
+            throw ValidationError("\(dataset.source): \(shape[0]) x \(shape[1]) images; the U-Net needs sides divisible by 4")
+        }
+        return shape
+    }
+
     /// The settings a checkpoint stores for `--resume` to compare.
     func storedSettings(model: String, classes: Int) -> [String: String] {
         ["model": model, "width": String(width), "classes": String(classes), "cond_drop": String(condDrop),

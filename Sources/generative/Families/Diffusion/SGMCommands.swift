@@ -34,6 +34,7 @@ struct TrainSGM: ParsableCommand {
         config.condDrop = flags.condDrop
         config.emaDecay = flags.emaDecay
         config.classes = try flags.classCount(dataset)
+        config.imageShape = try flags.imageShape(dataset)
         let model = ScoreModelTraining(config: config, learningRate: flags.common.lr, seed: flags.common.seed)
         try flags.train(model, kind: ScoreModelTraining.kind,
                         config: flags.storedSettings(model: ScoreModelTraining.kind, classes: config.classes)

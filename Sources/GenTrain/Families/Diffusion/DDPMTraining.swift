@@ -17,9 +17,16 @@ public struct DDPMConfiguration: Codable, Equatable, Sendable {
     /// EMA decay, with the warm-up min(decay, (1 + n) / (10 + n)).
     public var emaDecay = 0.999
 
+    /// One image's shape [H, W, C], from the training data (H and W divisible by 4: the U-Net halves
+    /// twice). nil in checkpoints written before it was stored, which hold Fashion-MNIST's.
+    public var imageShape: [Int]?
+
     public init() {}
 
-    public var unetConfig: UNetConfig { UNetConfig(width: width, numClasses: classes) }
+    /// `imageShape`, or Fashion-MNIST's for older checkpoints.
+    public var resolvedImageShape: [Int] { imageShape ?? ImageDataset.fashionMNISTImageShape }
+
+    public var unetConfig: UNetConfig { UNetConfig(inChannels: resolvedImageShape[2], width: width, numClasses: classes) }
     public var noiseSchedule: NoiseSchedule { schedule.schedule(steps: steps) }
 }
 
@@ -91,8 +98,8 @@ public final class DDPMTraining: TrainableModel {
     /// The diffusion's discrete table as a continuous-time process.
     public var process: DiscreteDDPMProcess { DiscreteDDPMProcess(schedule: schedule) }
 
-    /// One image's shape, channels-last: the U-Net's 28 x 28 (two halvings to 7 x 7) by its input channels.
-    public var imageShape: [Int] { [28, 28, config.unetConfig.inChannels] }
+    /// One image's shape [H, W, C], channels-last.
+    public var imageShape: [Int] { config.resolvedImageShape }
 
     /// A continuous-time denoiser over the chosen weights (the U-Net sees its table's indices).
     public func denoiser(ema useEMA: Bool) -> DiscreteTimeDenoiser<FunctionDenoiser> {
@@ -101,7 +108,7 @@ public final class DDPMTraining: TrainableModel {
                                     steps: schedule.steps)
     }
 
-    /// Samples `count` images (count, 28, 28, C) in [0, 1]. `labels` condition a class-conditional
+    /// Samples `count` images (count, H, W, C) in [0, 1]. `labels` condition a class-conditional
     /// network and name the classes that classifier guidance pushes toward; `guidance` is the
     /// classifier-free scale (conditional networks only); `classifierGuidance` takes the table's
     /// indices (a noisy classifier's).

@@ -8,7 +8,7 @@ import XCTest
 /// (`Tests/Checkpoints/README.md` lists how each was made), with every sampler; and a sampler
 /// registered by a test runs through `generative sample` without any command knowing it.
 final class LegacyCheckpointTests: CommandTestCase {
-    static let ddpmFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let ddpmFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Checkpoints/ddpm-2026-12")
 
     /// The sample commands of the README, by the name of the samples they wrote.
@@ -41,7 +41,7 @@ final class LegacyCheckpointTests: CommandTestCase {
         }
     }
 
-    static let familiesFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let familiesFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Checkpoints/legacy-2026-12b")
 
     /// The commands that wrote each expected .npy of `legacy-2026-12b` (CHECKPOINT: the folder's file).

@@ -18,9 +18,16 @@ public struct ScoreModelConfiguration: Codable, Equatable, Sendable {
     /// The smallest training time (score_sde's eps).
     public var minimumTime = 1e-5
 
+    /// One image's shape [H, W, C], from the training data (H and W divisible by 4: the U-Net halves
+    /// twice). nil in checkpoints written before it was stored, which hold Fashion-MNIST's.
+    public var imageShape: [Int]?
+
     public init() {}
 
-    public var unetConfig: UNetConfig { UNetConfig(width: width, numClasses: classes) }
+    /// `imageShape`, or Fashion-MNIST's for older checkpoints.
+    public var resolvedImageShape: [Int] { imageShape ?? ImageDataset.fashionMNISTImageShape }
+
+    public var unetConfig: UNetConfig { UNetConfig(inChannels: resolvedImageShape[2], width: width, numClasses: classes) }
     public var process: any NoiseProcess { sde.process(sigmaMax: sigmaMax) }
 }
 
@@ -44,8 +51,8 @@ public final class ScoreModelTraining: TrainableModel {
     /// The noise process.
     public var process: any NoiseProcess { config.process }
 
-    /// One image's shape, channels-last: the U-Net's 28 x 28 by its input channels.
-    public var imageShape: [Int] { [28, 28, config.unetConfig.inChannels] }
+    /// One image's shape [H, W, C], channels-last.
+    public var imageShape: [Int] { config.resolvedImageShape }
 
     public func trainStep(images: Tensor, labels: Tensor?, rng: RandomGenerator, step: Int) -> [(String, Double)] {
         let n = images.shape[0]
@@ -87,7 +94,7 @@ public final class ScoreModelTraining: TrainableModel {
         ScoreNetwork(state.samplingNetwork(ema: useEMA), sde: config.sde, process: process)
     }
 
-    /// Samples `count` images (count, 28, 28, C) in [0, 1]; `guidance` is the classifier-free scale
+    /// Samples `count` images (count, H, W, C) in [0, 1]; `guidance` is the classifier-free scale
     /// (conditional networks only). Throws when the sampler cannot run on this model's process.
     public func sample(count: Int, sampler: Sampler, seed: UInt64, batchSize: Int = 256, labels: [Int]? = nil,
                        guidance: Double? = nil, ema useEMA: Bool = true, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
