@@ -9,22 +9,23 @@ public enum ImageValidation {
     public static let rangeTolerance = 0.5 / 255
 
     /// Validates images (N, H, W, 1) or (N, H, W) of `source` (a name for messages). Returns the
-    /// images as float32 (N, 28, 28, 1), clamped to [0, 1] when they were slightly outside it, and
+    /// images as float32 (N, H, W, 1) of the feature network's size, clamped to [0, 1] when they were slightly outside it, and
     /// the warnings. Errors: no images, a size other than 28 x 28, more than one channel, NaN or
     /// infinity, and values further than `rangeTolerance` outside [0, 1] (with a hint when they
     /// look like [-1, 1] or 0-255 data).
     public static func validate(_ images: Tensor, source: String) throws -> (images: Tensor, warnings: [String]) {
+        let size = (h: FeatureNetwork.imageShape[0], w: FeatureNetwork.imageShape[1])
         var x = images
         if x.rank == 3 { x = x.reshaped(x.shape + [1]) }
         guard x.rank == 4 else {
-            throw EvaluationError("\(source): expected a batch of grey images (N, 28, 28), got shape \(images.shape)")
+            throw EvaluationError("\(source): expected a batch of grey images (N, \(size.h), \(size.w)), got shape \(images.shape)")
         }
         guard x.shape[0] > 0 else { throw EvaluationError("\(source): holds no images") }
         guard x.shape[3] == 1 else {
             throw EvaluationError("\(source): images have \(x.shape[3]) channels; the feature network takes grey images (1 channel)")
         }
-        guard x.shape[1] == 28 && x.shape[2] == 28 else {
-            throw EvaluationError("\(source): images are \(x.shape[1]) x \(x.shape[2]) pixels; the feature network needs 28 x 28 (resize them first)")
+        guard x.shape[1] == size.h && x.shape[2] == size.w else {
+            throw EvaluationError("\(source): images are \(x.shape[1]) x \(x.shape[2]) pixels; the feature network needs \(size.h) x \(size.w) (resize them first)")
         }
         if x.dtype != .float32 { x = x.cast(to: .float32) }
         let n = x.elementCount, p = x.floatPointer

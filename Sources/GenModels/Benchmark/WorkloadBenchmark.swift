@@ -25,19 +25,24 @@ public enum WorkloadBenchmark {
         public let framework: String
     }
 
+    /// The workloads' names, in the order they run (each has a train phase, a sample phase or both).
+    public static let names = ["vae", "dcgan", "unet", "classifier"]
+
     /// The framework tag printed in each result line.
     public static let framework = "generative-swift"
 
     /// The workloads, built with a seeded generator; `batch` overrides every batch size when > 0.
     public static func workloads(batch override: Int = 0, seed: UInt64 = 0) -> [Workload] {
         func b(_ d: Int) -> Int { override > 0 ? override : d }
+        // The reference workloads' images: Fashion-MNIST's 28 x 28 grey, as scripts/torch-bench.py.
+        let image = [28, 28, 1]
         let rng = RandomGenerator(seed: seed)
         var list: [Workload] = []
 
         // VAE: one Adam step on the ELBO; sampling decodes prior draws through a sigmoid.
         let vae = MLPVAE(generator: rng)
         let adamV = Adam(vae.trainableParameters, learningRate: 1e-3)
-        let xv = Tensor.uniform([b(128), 28, 28, 1], generator: rng)
+        let xv = Tensor.uniform([b(128)] + image, generator: rng)
         list.append(Workload(name: "vae", phase: "train", batch: xv.shape[0], flopsPerItem: 3.28e6) {
             let eps = Tensor.normal([xv.shape[0], 20], generator: rng)
             let loss = vae.loss(xv, eps: eps).loss
@@ -51,7 +56,7 @@ public enum WorkloadBenchmark {
         let g = DCGANGenerator(generator: rng), d = DCGANDiscriminator(generator: rng)
         let adamG = Adam(g.trainableParameters, learningRate: 2e-4, betas: (0.5, 0.999))
         let adamD = Adam(d.trainableParameters, learningRate: 2e-4, betas: (0.5, 0.999))
-        let xg = Tensor.uniform([b(64), 28, 28, 1], low: -1, high: 1, generator: rng)
+        let xg = Tensor.uniform([b(64)] + image, low: -1, high: 1, generator: rng)
         list.append(Workload(name: "dcgan", phase: "train", batch: xg.shape[0], flopsPerItem: 280.1e6) {
             let fake = g(Tensor.normal([xg.shape[0], 100], generator: rng), training: true)
             let lossD = ganDiscriminatorLoss(realLogits: d(xg, training: true), fakeLogits: d(fake.detached(), training: true))
@@ -68,7 +73,7 @@ public enum WorkloadBenchmark {
         let unet = UNet(UNetConfig(width: 32, numClasses: 10), generator: rng)
         let adamU = Adam(unet.trainableParameters, learningRate: 2e-4)
         let schedule = NoiseSchedule.linear()
-        let xu = Tensor.normal([b(64), 28, 28, 1], generator: rng)
+        let xu = Tensor.normal([b(64)] + image, generator: rng)
         let yu = Tensor.randomIntegers([xu.shape[0]], low: 0, high: 11, generator: rng)
         list.append(Workload(name: "unet", phase: "train", batch: xu.shape[0], flopsPerItem: 1662.7e6) {
             let t = Tensor.randomIntegers([xu.shape[0]], low: 0, high: schedule.steps, generator: rng)
@@ -76,7 +81,7 @@ public enum WorkloadBenchmark {
             let loss = schedule.ddpmLoss(model: unet, x0: xu, t: t, eps: eps, y: yu)
             adamU.step(gradients(of: loss, wrt: adamU.parameters.map { $0.value }))
         })
-        let xs = Tensor.normal([b(256), 28, 28, 1], generator: rng)
+        let xs = Tensor.normal([b(256)] + image, generator: rng)
         let ts = Tensor([Int64](repeating: 500, count: xs.shape[0]))
         let ys = Tensor.randomIntegers([xs.shape[0]], low: 0, high: 11, generator: rng)
         list.append(Workload(name: "unet", phase: "sample", batch: xs.shape[0], flopsPerItem: 554.4e6) {
@@ -85,7 +90,7 @@ public enum WorkloadBenchmark {
 
         // The evaluator CNN: feature extraction for FID / IS.
         let clf = Classifier(generator: rng)
-        let xc = Tensor.normal([b(1024), 28, 28, 1], generator: rng)
+        let xc = Tensor.normal([b(1024)] + image, generator: rng)
         list.append(Workload(name: "classifier", phase: "sample", batch: xc.shape[0], flopsPerItem: 15.2e6) {
             withoutGradients { _ = clf(xc) }
         })

@@ -8,6 +8,8 @@
 ///   (C, H, W) order; the engine flattens (3, 3, 128) channels-last activations, so fc1 is stored as
 ///   `ParameterLayout.linearAfterFlatten(channels: 128, height: 3, width: 3)` and converted at load.
 public final class Classifier: Module {
+    /// The input its layers are laid out for [H, W, C]: 28 x 28 grey images.
+    public static let imageShape = [28, 28, 1]
     public let conv1: Conv2d, conv2: Conv2d, conv3: Conv2d
     public let fc1: Linear, fc2: Linear
 

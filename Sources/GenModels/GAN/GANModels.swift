@@ -63,7 +63,7 @@ public final class MLPGenerator: GANGenerator {
         for (i, layer) in layers.enumerated() {
             h = layer(h, activation: i == layers.count - 1 ? .tanh : .relu)
         }
-        return h.reshaped([z.shape[0], 28, 28, 1])
+        return h.reshaped([z.shape[0]] + imageShape)
     }
 }
 

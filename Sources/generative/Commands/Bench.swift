@@ -38,7 +38,7 @@ struct Bench: ParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard batch >= 0 else { throw ValidationError("--batch must not be negative") }
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
-        let names = ["vae", "dcgan", "unet", "classifier"]
+        let names = WorkloadBenchmark.names
         if let workload, !names.contains(workload) {
             throw ValidationError("unknown workload '\(workload)'; choose one of \(names.joined(separator: ", "))")
         }

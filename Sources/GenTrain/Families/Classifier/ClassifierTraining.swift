@@ -73,7 +73,7 @@ public final class ClassifierTraining: TrainableModel {
 
     /// The preview images (64 training images), or a blank grid without them.
     public func sampleGrid(seed: UInt64) -> Tensor {
-        let images = previewImages ?? Tensor.zeros([1, 28, 28, 1])
+        let images = previewImages ?? Tensor.zeros([1] + Classifier.imageShape)
         return imageGrid(images, columns: 8)
     }
 

@@ -93,6 +93,12 @@ struct TrainClassifier: ParsableCommand {
         for target in 1...flags.epochs {
             var options = flags.options()
             options.epochs = target
+            // --minutes bounds the whole run, not each epoch's call.
+            if flags.length.minutes > 0 {
+                let left = flags.length.minutes * 60 - Date().timeIntervalSince(start)
+                if left <= 0 { break }
+                options.maxSeconds = left
+            }
             let epochLoop = TrainingLoop(model: model, options: options, run: run, config: loop.config)
             // Resuming from the previous epoch's own checkpoint is an implementation detail: say nothing.
             if target > 1 { epochLoop.log = { if !$0.hasPrefix("resuming") { print($0) } } }
