@@ -7,12 +7,21 @@ let fastFlags: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-target-cpu", "native"], .when(configuration: .release)),
 ]
 
+/// GenFormats parses files that may be hostile (safetensors, IDX, PNG, .npy): every size in them comes
+/// from the file. Its release build uses `-O`, not `-Ounchecked`, so that a bounds or overflow bug in a
+/// parser traps instead of reading or writing out of bounds. The parsers run once per file, outside the
+/// training and sampling loops, so the checks cost little. `-target-cpu native` as for the kernels.
+let checkedFlags: [SwiftSetting] = [
+    .unsafeFlags(["-O", "-target-cpu", "native"], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "generative",
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "generative", targets: ["generative"]),
         .library(name: "GenTensor", targets: ["GenTensor"]),
+        .library(name: "GenFormats", targets: ["GenFormats"]),
         .library(name: "GenNN", targets: ["GenNN"]),
         .library(name: "GenModels", targets: ["GenModels"]),
         .library(name: "GenData", targets: ["GenData"]),
@@ -30,9 +39,10 @@ let package = Package(
             name: "GenTensor",
             dependencies: ["CDNNL", .product(name: "Numerics", package: "swift-numerics")],
             swiftSettings: fastFlags),
-        .target(name: "GenNN", dependencies: ["GenTensor"], swiftSettings: fastFlags),
+        .target(name: "GenFormats", dependencies: ["GenTensor", "CZlib", "CPNG"], swiftSettings: checkedFlags),
+        .target(name: "GenNN", dependencies: ["GenTensor", "GenFormats"], swiftSettings: fastFlags),
         .target(name: "GenModels", dependencies: ["GenTensor", "GenNN"], swiftSettings: fastFlags),
-        .target(name: "GenData", dependencies: ["GenTensor", "CZlib", "CPNG"], swiftSettings: fastFlags),
+        .target(name: "GenData", dependencies: ["GenTensor", "GenFormats"], swiftSettings: fastFlags),
         .target(name: "GenEval", dependencies: ["GenTensor", "GenNN", "GenModels", "GenData"], resources: [.copy("Resources")],
                 swiftSettings: fastFlags),
         .target(name: "GenTrain", dependencies: ["GenModels", "GenData", "GenEval"], swiftSettings: fastFlags),
@@ -43,8 +53,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastFlags),
-        .target(name: "GenTestSupport", dependencies: ["GenTensor", "GenModels"], path: "Tests/GenTestSupport", swiftSettings: fastFlags),
+        .target(name: "GenTestSupport", dependencies: ["GenTensor", "GenFormats", "GenModels"], path: "Tests/GenTestSupport", swiftSettings: fastFlags),
         .testTarget(name: "GenTensorTests", dependencies: ["GenTensor", "GenTestSupport"], swiftSettings: fastFlags),
+        .testTarget(name: "GenFormatsTests", dependencies: ["GenFormats", "GenData", "GenTestSupport"],
+                    swiftSettings: checkedFlags),
         .testTarget(name: "GenNNTests", dependencies: ["GenNN", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "GenDataTests", dependencies: ["GenData", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "GenEvalTests", dependencies: ["GenEval", "GenTestSupport"], swiftSettings: fastFlags),

@@ -1,1 +1,2 @@
 @_exported import GenTensor
+@_exported import GenFormats

@@ -1,4 +1,5 @@
 import Foundation
+import GenFormats
 import GenTensor
 import XCTest
 

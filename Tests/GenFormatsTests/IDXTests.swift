@@ -1,5 +1,6 @@
 import Foundation
-@testable import GenData
+import GenData
+@testable import GenFormats
 import XCTest
 
 /// IDX files written by the test (raw and gzipped, both MNIST spellings) and every error case.

@@ -1,4 +1,4 @@
-@testable import GenTensor
+@testable import GenFormats
 import Foundation
 import GenTestSupport
 import XCTest

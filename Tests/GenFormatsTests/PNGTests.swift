@@ -1,5 +1,6 @@
 import Foundation
 @testable import GenData
+@testable import GenFormats
 import XCTest
 
 /// The Swift PNG decoder against libpng-encoded vectors of every colour type, bit depth and

@@ -55,9 +55,9 @@ public struct DataError: Error, CustomStringConvertible, Sendable {
 
 // MARK: - File helpers shared by the readers and writers
 
-enum FileIO {
+package enum FileIO {
     /// Reads a whole file, turning "missing", "is a folder" and read failures into `DataError`s.
-    static func read(_ url: URL) throws -> Data {
+    package static func read(_ url: URL) throws -> Data {
         let path = url.path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -91,7 +91,7 @@ enum FileIO {
     }
 
     /// Creates `url` and its parents when missing; a file in the way is an error.
-    static func createDirectory(_ url: URL) throws {
+    package static func createDirectory(_ url: URL) throws {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) {
             if isDirectory.boolValue { return }

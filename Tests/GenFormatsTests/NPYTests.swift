@@ -1,5 +1,5 @@
 import Foundation
-import GenData
+import GenFormats
 import XCTest
 
 /// .npy files: round trips, files written by NumPy 2.4 (embedded), and every error case.

@@ -37,7 +37,7 @@ public enum PNGReader {
     }
 
     /// The decoded grey levels, row-major.
-    static func decodeGrayPixels(_ data: Data, path: String) throws -> (width: Int, height: Int, pixels: [Float]) {
+    package static func decodeGrayPixels(_ data: Data, path: String) throws -> (width: Int, height: Int, pixels: [Float]) {
         try data.withUnsafeBytes { try decode($0, path: path) }
     }
 

@@ -1,0 +1,5 @@
+/// An evaluation input or setting that cannot be scored, in words.
+public struct EvaluationError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
