@@ -26,6 +26,8 @@ let package = Package(
         .library(name: "GenModels", targets: ["GenModels"]),
         .library(name: "GenData", targets: ["GenData"]),
         .library(name: "GenEval", targets: ["GenEval"]),
+        .library(name: "GenTrain", targets: ["GenTrain"]),
+        .library(name: "GenerativeKit", targets: ["GenerativeKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -46,6 +48,8 @@ let package = Package(
         .target(name: "GenEval", dependencies: ["GenTensor", "GenNN", "GenModels", "GenData"], resources: [.copy("Resources")],
                 swiftSettings: fastFlags),
         .target(name: "GenTrain", dependencies: ["GenModels", "GenData", "GenEval"], swiftSettings: fastFlags),
+        .target(name: "GenerativeKit",
+                dependencies: ["GenTensor", "GenFormats", "GenNN", "GenModels", "GenData", "GenEval", "GenTrain"]),
         .executableTarget(
             name: "generative",
             dependencies: [

@@ -1,4 +1,6 @@
 import Foundation
+import GenTensor
+import GenFormats
 
 /// Which half of a dataset to load.
 public enum DatasetSplit: String, Sendable, CaseIterable {

@@ -1,4 +1,6 @@
 import Foundation
+import GenTensor
+import GenFormats
 
 /// Tiles a batch of channels-last images (N, H, W, C) into one image (H', W', C), `columns` per
 /// row (fewer when N is smaller), with `padding` pixels between the tiles and around the edge.

@@ -1,4 +1,6 @@
 import Foundation
+import GenTensor
+import GenFormats
 
 /// The colours of a line plot's series, in order (matplotlib's "tab10"), as RGB in [0, 1]; the
 /// series after the tenth reuse them.

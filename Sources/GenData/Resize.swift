@@ -1,4 +1,6 @@
 import Foundation
+import GenTensor
+import GenFormats
 
 /// Resamples a batch of channels-last images (N, H, W, C) to (N, height, width, C), float32.
 ///

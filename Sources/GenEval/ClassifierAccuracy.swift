@@ -1,4 +1,7 @@
 import GenTensor
+import GenFormats
+import GenModels
+import GenData
 
 /// Test accuracy of a classifier.
 public enum ClassifierAccuracy {

@@ -1,5 +1,9 @@
 import Foundation
 import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 
 /// Settings of an evaluation (the `generative eval` flags).
 public struct EvaluationOptions: Sendable {

@@ -1,5 +1,9 @@
 import Foundation
 import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 
 /// One FID measurement of the extrapolation: FID of a random subset of `size` generated samples.
 public struct FIDExtrapolationPoint: Sendable, Equatable {

@@ -1,5 +1,9 @@
 import Foundation
 import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 
 /// What the feature network makes of a batch of images: the 128-d penultimate features (for FID,
 /// KID and precision/recall) and the class probabilities (for IS and the class histogram).

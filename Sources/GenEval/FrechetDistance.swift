@@ -1,5 +1,9 @@
 import Foundation
 import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 
 /// The Gaussian summary of a feature set that FID compares: the mean, the unbiased (n - 1)
 /// covariance and the number of samples, as pytorch-fid's `mu` and `sigma` (Heusel et al. 2017).

@@ -1,5 +1,9 @@
 import Foundation
 import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 
 /// Checks of images before they are scored: the shape the feature network needs, finite values,
 /// and the [0, 1] range every input format is converted to.

@@ -1,5 +1,9 @@
 import Foundation
 import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 
 /// The Inception Score over splits: the mean and the (population) standard deviation of the
 /// per-split scores, and the scores themselves.

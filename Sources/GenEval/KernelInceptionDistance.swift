@@ -1,5 +1,9 @@
 import Foundation
 import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 
 /// The Kernel Inception Distance over random subsets: mean and standard deviation of the unbiased
 /// MMD² estimates, the subset size actually used, and a warning when it had to be reduced.

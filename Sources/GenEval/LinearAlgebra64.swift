@@ -1,5 +1,9 @@
 import Foundation
 import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 
 /// Float64 dense linear algebra for the metrics: products, feature means and covariances, and the
 /// square root of a symmetric positive semi-definite matrix. Products run a register-blocked

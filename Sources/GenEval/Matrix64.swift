@@ -1,5 +1,9 @@
 import Foundation
 import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 
 /// A dense, row-major Float64 matrix: the value type of the evaluation metrics (features are rows).
 ///

@@ -1,3 +1,8 @@
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 /// Why a metric could not be computed: wrong shapes, too few samples, non-finite input, or an
 /// eigenvalue iteration that did not converge.
 public struct MetricError: Error, CustomStringConvertible, Sendable, Equatable {

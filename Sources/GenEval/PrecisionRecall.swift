@@ -1,5 +1,9 @@
 import Foundation
 import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 
 /// Improved precision and recall of a generated feature set against a real one.
 public struct PrecisionRecallResult: Sendable, Equatable {

@@ -1,5 +1,9 @@
 import Foundation
 import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 
 /// The real images' side of every metric: their feature statistics (for FID and FID∞) and their
 /// features themselves (for KID and precision/recall), for one split, under one feature network.

@@ -1,4 +1,9 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 
 /// SHA-256 (FIPS 180-4), for the feature network's and checkpoints' file hashes. A plain
 /// streaming implementation, fast enough for files of checkpoint size (throughput:

@@ -1,5 +1,8 @@
 import Foundation
 import GenTensor
+import GenNN
+import GenModels
+import GenData
 
 /// The eigendecomposition A = V diag(λ) Vᵀ of a real symmetric matrix: Householder reduction to
 /// tridiagonal form followed by the implicit QL algorithm with Wilkinson-style shifts (the EISPACK

@@ -1,5 +1,6 @@
 import CZlib
 import Foundation
+import GenTensor
 
 /// A streaming zlib inflater over an in-memory compressed buffer: `read(into:)` fills the caller's
 /// buffer, so readers that know the decompressed size from a header allocate exactly that much and a

@@ -1,4 +1,5 @@
 import Foundation
+import GenTensor
 
 // The IDX format (http://yann.lecun.com/exdb/mnist/), used by MNIST and Fashion-MNIST:
 //

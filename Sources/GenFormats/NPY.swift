@@ -1,4 +1,5 @@
 import Foundation
+import GenTensor
 
 // The NumPy .npy format (https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html):
 //

@@ -1,4 +1,5 @@
 import Foundation
+import GenTensor
 
 // PNG (ISO/IEC 15948, https://www.w3.org/TR/png/) decoded and encoded in Swift over zlib.
 //

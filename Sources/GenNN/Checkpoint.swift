@@ -1,4 +1,6 @@
 import Foundation
+import GenTensor
+import GenFormats
 
 /// A training checkpoint: one safetensors file holding the weights of every network, their EMA
 /// weights, the optimizers' state, the step, the RNG state and the run's configuration (JSON in the

@@ -1,3 +1,5 @@
+import GenTensor
+import GenFormats
 /// Classification losses with PyTorch's semantics, written in differentiable ops.
 
 /// Cross-entropy of class logits against integer labels (PyTorch's `F.cross_entropy` without

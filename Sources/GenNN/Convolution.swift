@@ -1,3 +1,4 @@
+import GenTensor
 /// A 2-D convolution (PyTorch's `nn.Conv2d`, groups = 1) on channels-last activations.
 ///
 /// - Input: (N, H, W, inChannels). Output: (N, OH, OW, outChannels),

@@ -1,3 +1,5 @@
+import GenTensor
+import GenFormats
 /// PyTorch's default initialisations (kaiming_uniform_ with a = sqrt(5) for weights, which is
 /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for biases).
 public enum Initializers {

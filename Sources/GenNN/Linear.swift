@@ -1,3 +1,4 @@
+import GenTensor
 /// A fully connected layer: y = x Wᵀ + b (PyTorch's `nn.Linear`).
 ///
 /// - Input: (..., inFeatures). Output: (..., outFeatures).

@@ -1,3 +1,5 @@
+import GenTensor
+import GenFormats
 /// Loss functions with PyTorch's semantics, written in differentiable ops (so they can be
 /// differentiated twice, as the WGAN-GP penalty and gradient checks need).
 

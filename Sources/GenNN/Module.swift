@@ -1,4 +1,6 @@
 import Foundation
+import GenTensor
+import GenFormats
 
 /// A learnable weight or a buffer (such as BatchNorm's running mean) of a module, under a stable
 /// dotted name. Optimizers update `value` in place; checkpoints read and write it.

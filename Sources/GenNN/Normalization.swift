@@ -1,3 +1,5 @@
+import GenTensor
+import GenFormats
 /// Batch normalisation over channels-last input (PyTorch's `nn.BatchNorm2d`, and `BatchNorm1d` on
 /// (N, C) input): per-channel statistics over every axis but the last.
 ///

@@ -1,4 +1,6 @@
 import RealModule
+import GenTensor
+import GenFormats
 
 /// An optimizer: per-parameter state plus an update rule applied in place to the parameters.
 /// Update rules follow PyTorch's `torch.optim` exactly (the fixtures check three steps of each).

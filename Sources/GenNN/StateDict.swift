@@ -1,4 +1,6 @@
 import Foundation
+import GenTensor
+import GenFormats
 
 /// Loading and exporting PyTorch state_dicts (safetensors) by parameter name.
 extension Module {

@@ -1,4 +1,6 @@
 import RealModule
+import GenTensor
+import GenFormats
 
 /// An exponential moving average of a module's parameters (Polyak averaging), with an optional
 /// warm-up: decay_n = min(decay, (1 + n) / (10 + n)) at update n, so that early averages are not

@@ -1,6 +1,11 @@
 import Foundation
 @testable import generative
 import XCTest
+import GenTensor
+import GenModels
+import GenData
+import GenEval
+import GenTrain
 
 /// A test case that runs `generative` command lines in-process, with a temporary folder per test.
 class CommandTestCase: XCTestCase {

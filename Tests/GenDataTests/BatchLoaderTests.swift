@@ -1,6 +1,8 @@
 import Foundation
 import GenData
 import XCTest
+import GenTensor
+import GenFormats
 
 /// Seeded, resumable batches.
 final class BatchLoaderTests: XCTestCase {

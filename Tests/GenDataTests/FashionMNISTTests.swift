@@ -1,6 +1,8 @@
 import Foundation
 import GenData
 import XCTest
+import GenTensor
+import GenFormats
 
 /// The installed Fashion-MNIST reads as the published dataset. Each split is read once for the class.
 final class FashionMNISTTests: XCTestCase {

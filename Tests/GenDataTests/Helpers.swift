@@ -2,6 +2,8 @@ import CPNG
 import Foundation
 import GenData
 import XCTest
+import GenTensor
+import GenFormats
 
 /// A fresh temporary folder, removed by `removeTemporaryFolder`.
 func makeTemporaryFolder() throws -> URL {

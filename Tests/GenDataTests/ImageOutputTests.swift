@@ -1,6 +1,8 @@
 import Foundation
 import GenData
 import XCTest
+import GenTensor
+import GenFormats
 
 /// Image grids, numbered PNG folders and line plots.
 final class ImageOutputTests: XCTestCase {

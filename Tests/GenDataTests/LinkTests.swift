@@ -1,6 +1,7 @@
 import CPNG
 import CZlib
 import XCTest
+import GenFormats
 
 /// The system libraries link and are the versions the data code is written for.
 final class LinkTests: XCTestCase {

@@ -1,6 +1,11 @@
 import Foundation
 import GenEval
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 
 /// The reference sets and data shared by the evaluator tests: computed (or read from the cache in
 /// `ReferenceCache.defaultDirectory`) once per test process.

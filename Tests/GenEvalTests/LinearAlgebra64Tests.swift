@@ -2,6 +2,9 @@ import Foundation
 import GenEval
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenModels
+import GenData
 
 /// A random (rows, columns) matrix of standard normals.
 func randomMatrix(_ rows: Int, _ columns: Int, seed: UInt64, scale: Double = 1, shift: Double = 0) -> Matrix64 {

@@ -2,6 +2,11 @@ import Foundation
 import GenEval
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 
 final class FrechetDistanceTests: XCTestCase {
     /// pytorch-fid's value on the fixture's float32 features (widened to Float64 as the fixture did).

@@ -1,6 +1,10 @@
 import Foundation
 import GenEval
 import XCTest
+import GenFormats
+import GenNN
+import GenModels
+import GenData
 
 final class SHA256Tests: XCTestCase {
     func testKnownDigests() {

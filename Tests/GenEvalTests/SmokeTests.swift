@@ -1,5 +1,6 @@
 import GenEval
 import XCTest
+import GenTensor
 
 final class SmokeTests: XCTestCase {
     func testModulesImport() {

@@ -2,6 +2,8 @@ import CPNG
 import Foundation
 import GenFormats
 import XCTest
+import GenTensor
+import GenData
 
 /// A fresh temporary folder, removed by `removeTemporaryFolder`.
 func makeTemporaryFolder() throws -> URL {

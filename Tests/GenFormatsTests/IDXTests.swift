@@ -2,6 +2,7 @@ import Foundation
 import GenData
 @testable import GenFormats
 import XCTest
+import GenTensor
 
 /// IDX files written by the test (raw and gzipped, both MNIST spellings) and every error case.
 final class IDXTests: XCTestCase {

@@ -1,6 +1,8 @@
 import Foundation
 import GenFormats
 import XCTest
+import GenTensor
+import GenData
 
 /// .npy files: round trips, files written by NumPy 2.4 (embedded), and every error case.
 final class NPYTests: XCTestCase {

@@ -2,6 +2,7 @@ import Foundation
 @testable import GenData
 @testable import GenFormats
 import XCTest
+import GenTensor
 
 /// The Swift PNG decoder against libpng-encoded vectors of every colour type, bit depth and
 /// interlace method; the writer against libpng's decoder; PNG folders; corrupt files.

@@ -2,6 +2,9 @@ import Foundation
 import GenModels
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
 
 /// A fixture folder or file that is missing or unreadable; the message says where and why.
 struct FixtureError: Error, CustomStringConvertible {

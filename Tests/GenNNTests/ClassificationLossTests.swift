@@ -1,6 +1,8 @@
 import Foundation
 import GenNN
 import XCTest
+import GenTensor
+import GenFormats
 
 final class ClassificationLossTests: XCTestCase {
     func testCrossEntropyMatchesDirectFormulaAndGradient() {

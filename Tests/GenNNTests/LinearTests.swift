@@ -1,6 +1,8 @@
 import GenNN
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenFormats
 
 /// `Linear` with an activation: while parameters record gradients it is the layer followed by the
 /// activation op (same values, same graph); without recording it is one fused product + bias +

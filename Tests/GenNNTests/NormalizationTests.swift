@@ -1,5 +1,7 @@
 import GenNN
 import XCTest
+import GenTensor
+import GenFormats
 
 /// `BatchNorm.recalibrate` (re-estimated running statistics for averaged weights).
 final class NormalizationTests: XCTestCase {

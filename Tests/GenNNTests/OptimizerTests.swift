@@ -1,6 +1,8 @@
 import GenNN
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenFormats
 
 /// Three steps of each optimizer against PyTorch's (fixtures `optimizers.io`).
 final class OptimizerTests: XCTestCase {

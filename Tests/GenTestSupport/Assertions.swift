@@ -1,5 +1,7 @@
 import GenTensor
 import XCTest
+import GenFormats
+import GenModels
 
 /// The parity tolerance of the fixtures README: |a - b| <= max(relative * max|expected|, floor).
 /// Float32 forward and backward passes agree with PyTorch's to about 1e-5 relative, so 1e-4 of the

@@ -2,6 +2,7 @@ import Foundation
 import GenFormats
 import GenTensor
 import XCTest
+import GenModels
 
 /// The PyTorch parity fixtures: the folder named by `FIXTURES_DIR`, defaulting to the repository's
 /// own draw in `Tests/Fixtures` (written by `scripts/make-fixtures.py`). A missing folder or file

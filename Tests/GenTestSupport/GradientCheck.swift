@@ -1,5 +1,8 @@
 import GenTensor
 import XCTest
+import GenFormats
+import GenNN
+import GenModels
 
 /// Finite-difference gradient checking in Float64 (PyTorch's gradcheck, simplified).
 ///

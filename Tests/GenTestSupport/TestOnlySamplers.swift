@@ -1,5 +1,7 @@
 import GenModels
 import GenTensor
+import GenFormats
+import GenNN
 
 /// Samplers that exist only in the tests (registered by them, never by the library).
 public enum TestOnlySamplers {

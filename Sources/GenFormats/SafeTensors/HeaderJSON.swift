@@ -1,3 +1,4 @@
+import GenTensor
 // MARK: - Header JSON
 
 /// A strict JSON parser for safetensors headers: numbers stay as text (so that `1.5`, `true` or

@@ -1,3 +1,4 @@
+import GenTensor
 // MARK: - Dtypes
 
 extension SafeTensorsFile {

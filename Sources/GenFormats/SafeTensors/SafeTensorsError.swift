@@ -1,3 +1,4 @@
+import GenTensor
 // The error of the safetensors reader and writer (see SafeTensorsReader.swift for the format).
 
 /// An error reading or writing a safetensors file; its description names the file and the problem.

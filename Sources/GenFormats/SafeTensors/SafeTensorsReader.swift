@@ -4,6 +4,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import GenTensor
 
 // The safetensors format (https://github.com/huggingface/safetensors):
 //

@@ -4,6 +4,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import GenTensor
 
 #if _endian(big)
 #error("SafeTensorsWriter.swift copies little-endian element bytes as they are: it needs a little-endian host")

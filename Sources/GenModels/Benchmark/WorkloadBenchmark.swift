@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 /// The reference workloads of `scripts/torch-bench.py` (PyTorch), timed the same way (two warm-up
 /// steps, then steps until `seconds` have passed and at least three ran), so that the toolkit and

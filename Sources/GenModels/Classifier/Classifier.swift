@@ -1,3 +1,6 @@
+import GenTensor
+import GenFormats
+import GenNN
 /// The small Fashion-MNIST CNN of `scripts/torch_reference/models.py` whose 128-d penultimate features feed FID and whose
 /// softmax feeds the Inception Score.
 ///

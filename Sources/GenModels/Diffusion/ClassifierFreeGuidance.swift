@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 /// Classifier-free guidance (Ho & Salimans 2022, "Classifier-Free Diffusion Guidance", Eq. 6), as a
 /// denoiser wrapping a class-conditional one.

@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 /// Classifier guidance (Dhariwal & Nichol 2021, "Diffusion Models Beat GANs on Image Synthesis"):
 /// the gradient of a noise-aware classifier's log p(y | x_t, t), scaled by s, steers the sampler.

@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 // DDIM sampling: Song, Meng & Ermon (2021), "Denoising Diffusion Implicit Models", Eq. 12 and 16,
 // over a subsequence tau of the training timesteps (Sec. 4.2), with 0-based timesteps.

@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 /// How DDIM picks its S timesteps out of the T training timesteps 0..<T (the names of Lin et al.
 /// 2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed", as diffusers uses them).

@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 // DDPM ancestral sampling: Ho, Jain & Abbeel (2020), "Denoising Diffusion Probabilistic Models",
 // Algorithm 2 (the chapter's Algorithm 6-2), with 0-based timesteps t = T-1 ... 0.

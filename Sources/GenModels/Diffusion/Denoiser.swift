@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 /// What a diffusion network's output means, and the one place where any of them is converted to the
 /// others, for x_t = alpha x0 + sigma eps (`NoiseProcess`):

@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 /// How the divergence of the probability-flow drift is computed.
 public enum TraceEstimator: Sendable, Equatable {

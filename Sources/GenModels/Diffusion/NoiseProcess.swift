@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 /// A diffusion's forward process in continuous time t in [0, 1] (Song et al. 2021, "Score-Based
 /// Generative Modeling through Stochastic Differential Equations"):

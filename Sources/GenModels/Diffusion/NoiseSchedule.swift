@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 /// The DDPM forward-process noise schedule, in float32 exactly as PyTorch computes it
 /// (scripts/torch_reference/models.py's `linear_schedule`): betas = torch.linspace(betaStart, betaEnd, T) (float32),

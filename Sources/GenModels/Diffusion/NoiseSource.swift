@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 /// Where a sampler's Gaussian noise comes from: the starting x_T and the fresh noise z of each step,
 /// for the images of a batch named by their index in the run.

@@ -1,3 +1,6 @@
+import GenTensor
+import GenFormats
+import GenNN
 /// A noise-aware classifier p(y | x_t, t) for classifier guidance (Dhariwal & Nichol 2021): the
 /// evaluator CNN's shape with SiLU and average pooling (smooth, so its input gradient is useful) and
 /// the U-Net's sinusoidal time embedding added after each convolution.

@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 extension SamplerDefinition {
     /// `--sampler pc`: predictor-corrector (Song et al. 2021, Algorithms 2 and 3): at each of S steps

@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 extension SamplerDefinition {
     /// `--sampler ode-heun`: the probability-flow ODE (Song et al. 2021, Eq. 13) by Heun's method, S steps

@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 extension SamplerDefinition {
     /// `--sampler euler-maruyama`: the reverse-time SDE by Euler-Maruyama (Song et al. 2021, Eq. 6), S steps

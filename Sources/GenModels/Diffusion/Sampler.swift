@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 /// The images a sampler makes in one call: their indices in the run (which key their noise), their
 /// labels for a class-conditional denoiser, and the shape of one image.

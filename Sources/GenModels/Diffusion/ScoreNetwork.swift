@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 /// The SDE of a score-based model (Song et al. 2021, score_sde's defaults), as a command-line and
 /// checkpoint value.

@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 // What the score-based samplers share (Song et al. 2021, "Score-Based Generative Modeling through
 // Stochastic Differential Equations"): the score s(x, t) = grad log p_t(x) read from any denoiser,

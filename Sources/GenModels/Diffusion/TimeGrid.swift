@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 /// The times a sampler visits: t_0 > t_1 > ... > t_S in [0, 1]. Step k calls the denoiser at t_k and
 /// moves the sample to t_{k+1}, so a grid of S + 1 times makes S denoiser calls; a grid that ends at 0

@@ -1,4 +1,7 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
 
 /// The architecture of a DDPM noise-prediction `UNet` (the reference `UNet` of scripts/torch_reference/models.py).
 ///

@@ -1,3 +1,6 @@
+import GenTensor
+import GenFormats
+import GenNN
 /// The DCGAN and WGAN-GP networks of `scripts/torch_reference/models.py` for 28x28 grey images, their losses and the
 /// gradient penalty. Parameter names are PyTorch's `nn.Sequential` indices (`net.0.weight`, ...);
 /// activations are channels-last.

@@ -1,3 +1,6 @@
+import GenTensor
+import GenFormats
+import GenNN
 /// CycleGAN's networks (Zhu et al. 2017), scaled to 28x28 grey images: a ResNet generator
 /// (c7s1-ch, d2ch, d4ch, R residual blocks, u2ch, uch, c7s1-1, tanh) with instance normalisation,
 /// and a PatchGAN discriminator scoring 7x7 patches. Zero padding replaces the paper's reflection

@@ -1,3 +1,6 @@
+import GenTensor
+import GenFormats
+import GenNN
 /// The networks and losses of the GAN family beyond `DCGAN.swift`: the MLP GAN of Goodfellow et
 /// al. (2014), the least-squares losses of LSGAN (Mao et al. 2017), the minimax generator loss,
 /// the hinge loss of SNGAN (Miyato et al. 2018) and WGAN weight clipping (Arjovsky et al. 2017).

@@ -1,3 +1,6 @@
+import GenTensor
+import GenFormats
+import GenNN
 /// Spectral normalisation (Miyato et al. 2018) in the form of PyTorch's
 /// `torch.nn.utils.spectral_norm`, and the SNGAN critic built from it.
 

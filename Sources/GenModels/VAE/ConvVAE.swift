@@ -1,3 +1,6 @@
+import GenTensor
+import GenFormats
+import GenNN
 /// An encoder-decoder over 28x28 grey images: what the VAE training, sampling, reconstruction and
 /// interpolation code needs from a model.
 public protocol Autoencoder: Module {

@@ -1,3 +1,6 @@
+import GenTensor
+import GenFormats
+import GenNN
 /// The MLP variational autoencoder of `scripts/torch_reference/models.py` (Kingma & Welling; pytorch/examples):
 /// a 784-400-(20, 20) Gaussian encoder and a 20-400-784 Bernoulli decoder that outputs logits.
 ///

@@ -1,4 +1,10 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// How a model is sampled. Every family reads the settings it uses and ignores the others.
 public struct SamplingOptions {

@@ -1,4 +1,10 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// Maps checkpoint kinds (the metadata key `model`) to the families that load them. The built-in
 /// families are registered at first use; tests and extensions add their own with `register`.

@@ -1,4 +1,10 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 extension Checkpoint {
     /// The first tensor (in key order) holding a NaN or an infinity, with that value; nil when

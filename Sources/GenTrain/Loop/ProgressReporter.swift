@@ -1,4 +1,9 @@
 import Foundation
+import GenTensor
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// Progress of long work: a one-line bar redrawn in place on a terminal (epoch, step, loss,
 /// images/s, time left), or a plain log line every few seconds when output is not a terminal.

@@ -2,6 +2,12 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// An exclusive lock on a run folder while a process trains into it: the file `RUN/.lock`, held
 /// with `flock` and holding the holder's PID. The kernel drops the lock when its holder ends, however

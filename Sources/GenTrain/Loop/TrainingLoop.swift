@@ -1,4 +1,10 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// Settings every training run shares (the CLI's common flags).
 public struct TrainingOptions: Codable, Equatable, Sendable {

@@ -1,6 +1,11 @@
 import ArgumentParser
 import Foundation
 import GenModels
+import GenTensor
+import GenFormats
+import GenData
+import GenEval
+import GenTrain
 
 /// `generative bench`: times the reference workloads (the same as scripts/torch-bench.py does for PyTorch) or the kernels.
 struct Bench: ParsableCommand {

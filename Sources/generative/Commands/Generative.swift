@@ -1,5 +1,12 @@
 import ArgumentParser
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
+import GenTrain
 
 /// The `generative` command line: thin wrappers over the library APIs.
 @main

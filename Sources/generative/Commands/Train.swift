@@ -1,4 +1,9 @@
 import ArgumentParser
+import GenFormats
+import GenModels
+import GenData
+import GenEval
+import GenTrain
 
 /// `generative train MODEL`: one subcommand per registered family's model.
 struct Train: ParsableCommand {

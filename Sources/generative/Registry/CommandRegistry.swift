@@ -1,5 +1,11 @@
 import ArgumentParser
 import GenTrain
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// A model family as the command line sees it: its `train` and `sample` subcommands, verbs of its
 /// own (top-level commands such as `translate`), and the checkpoint kinds it loads.

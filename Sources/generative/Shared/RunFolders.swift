@@ -1,6 +1,12 @@
 import ArgumentParser
 import Foundation
 import GenTrain
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// The help of `--resume`, naming the settings that may change when a run resumes.
 func resumeHelp(_ changeable: String) -> ArgumentHelp {

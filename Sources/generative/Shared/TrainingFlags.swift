@@ -1,6 +1,12 @@
 import ArgumentParser
 import Foundation
 import GenTrain
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// A family's defaults for the shared training flags.
 protocol TrainingDefaults {

@@ -2,6 +2,12 @@ import Foundation
 @testable import generative
 import GenTrain
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// `generative eval` and `generative train classifier` end to end, in-process.
 final class EvalCommandTests: CommandTestCase {

@@ -1,6 +1,11 @@
 import Foundation
 @testable import generative
 import XCTest
+import GenTensor
+import GenFormats
+import GenModels
+import GenData
+import GenEval
 
 /// Every concrete command line of the README still parses (flags, values and validation) with
 /// today's commands: the ones in code blocks, and the inline ones without placeholders.
@@ -35,7 +40,7 @@ final class ReadmeCommandTests: CommandTestCase {
         return lines.compactMap { line -> [String]? in
             let words = line.split(separator: " ").map(String.init)
             guard let start = words.firstIndex(where: { $0 == "generative" || $0 == "scripts/generative" }),
-                  start == 0, words.count > 1 else { return nil }
+                  start == 0, words.count > 2 else { return nil }  // "generative eval" names a command; it is not one
             let arguments = Array(words[(start + 1)...])
             // Placeholders (F, N, MODEL, ...), alternatives and ellipses are usage summaries, not commands.
             let placeholder = arguments.contains { word in

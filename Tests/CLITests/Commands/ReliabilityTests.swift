@@ -2,6 +2,12 @@ import Foundation
 @testable import generative
 import GenTrain
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// Run folders that protect themselves, through the real commands: a diverging run stops and
 /// keeps its last finite checkpoint; a checkpoint is never replaced by accident; resuming keeps the

@@ -3,6 +3,12 @@ import Foundation
 import GenTestSupport
 import GenTrain
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// Checkpoints written by earlier code load and sample the images that code sampled from them
 /// (`Tests/Checkpoints/README.md` lists how each was made), with every sampler; and a sampler

@@ -3,6 +3,12 @@ import Foundation
 @testable import generative
 import GenTrain
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// A family that no command knows: a diagonal Gaussian over images, fit by Adam on its negative
 /// log-likelihood. It is registered here, then trained, sampled, evaluated and exported through the

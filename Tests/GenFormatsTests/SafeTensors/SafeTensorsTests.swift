@@ -2,6 +2,8 @@
 import Foundation
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenData
 
 final class SafeTensorsTests: XCTestCase {
     /// A fresh folder per test for the files the test writes.

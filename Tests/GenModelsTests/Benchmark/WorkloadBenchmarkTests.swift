@@ -1,5 +1,7 @@
 import GenModels
 import XCTest
+import GenTensor
+import GenFormats
 
 /// `generative bench --workload` accepts exactly the workloads that exist.
 final class WorkloadBenchmarkTests: XCTestCase {

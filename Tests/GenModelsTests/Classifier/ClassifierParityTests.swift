@@ -1,6 +1,9 @@
 import GenModels
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
 
 /// The FID/IS feature network against PyTorch (`classifier.params`, `classifier.io`); fc1's weight
 /// goes through the channels-last flatten layout conversion at load.

@@ -2,6 +2,9 @@ import Foundation
 import GenModels
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
 
 /// The continuous-time noise processes against their closed forms, and the conversions between
 /// prediction types.

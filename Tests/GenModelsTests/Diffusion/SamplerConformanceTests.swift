@@ -2,6 +2,9 @@ import Foundation
 import GenModels
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
 
 /// The conformance suite every sampler passes (diffusers keeps one shared suite for all its
 /// schedulers): output shapes, determinism under a seed, batch invariance of image i, the exact

@@ -2,6 +2,9 @@ import Foundation
 import GenModels
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
 
 /// Parity of the DDIM and DDPM samplers with PyTorch on `samplers.io.safetensors` (see
 /// Tests/Fixtures/README.md): `unet.params` (UNet(ch=32, num_classes=10), no dropout, so eval mode is

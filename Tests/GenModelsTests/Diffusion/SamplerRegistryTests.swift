@@ -2,6 +2,9 @@ import Foundation
 import GenModels
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
 
 /// Samplers as registered functions: the registry, a test-only sampler registered from outside the
 /// library, and every built-in sampler on a closed-form case in continuous time and in a shape that

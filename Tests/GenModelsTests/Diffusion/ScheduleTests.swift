@@ -2,6 +2,9 @@ import Foundation
 import GenModels
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
 
 /// Noise schedules as data: the alpha-bar round trip, the cosine schedule (Nichol & Dhariwal 2021),
 /// the posterior variance. (The linear schedule's bit-exactness is checked against the unet fixture

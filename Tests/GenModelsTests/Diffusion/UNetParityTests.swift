@@ -2,6 +2,9 @@ import Foundation
 import GenModels
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
 
 /// Parity of the DDPM U-Net with PyTorch: `unet.params.safetensors` is `UNet(ch=32, num_classes=10)`'s
 /// state_dict and `unet.io.safetensors` holds x0, t, y, eps and PyTorch's xt, eps_pred, loss and

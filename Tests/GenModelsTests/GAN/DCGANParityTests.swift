@@ -1,6 +1,9 @@
 import GenModels
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
 
 /// The DCGAN generator and discriminator against PyTorch (`dcgan_g.params`, `dcgan_d.params`,
 /// `dcgan.io`), following the README's train-mode BatchNorm conventions:

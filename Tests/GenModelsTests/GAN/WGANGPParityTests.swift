@@ -1,6 +1,8 @@
 import GenModels
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenNN
 
 /// The WGAN-GP critic and gradient penalty against PyTorch (`wgan_critic.params`, `wgan_gp.io`),
 /// including the second-order gradient of the penalty with respect to the critic's parameters.

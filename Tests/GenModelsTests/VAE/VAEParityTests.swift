@@ -2,6 +2,9 @@ import Foundation
 import GenModels
 import GenTestSupport
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
 
 /// The MLP VAE against PyTorch (`vae.params`, `vae.io`): encoder, decoder, loss and every gradient.
 final class VAEParityTests: XCTestCase {

@@ -1,6 +1,11 @@
 import Foundation
 @testable import GenTrain
 import XCTest
+import GenTensor
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// The time left counts batches done since the reporter started, across epochs and after a resume.
 final class ProgressReporterTests: XCTestCase {

@@ -2,6 +2,12 @@ import Foundation
 import GenTestSupport
 @testable import GenTrain
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// The training loop's guards: a non-finite loss or weight stops the run and keeps the last finite
 /// checkpoint; resuming compares configurations; a run folder's lock excludes a second holder.

@@ -2,6 +2,12 @@ import Foundation
 import GenTestSupport
 @testable import GenTrain
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// Checkpoints round-trip exactly; resume is bit-exact (after whole epochs and mid-epoch); bad
 /// checkpoints give clear errors.

@@ -1,4 +1,10 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// The feature network of the evaluation (`Classifier`, the small CNN of scripts/torch_reference/models.py) as a
 /// `TrainableModel`: cross-entropy on the labels, Adam, images mapped from [0, 1] to [-1, 1] by

@@ -1,4 +1,10 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// The DDPM setup a checkpoint records (JSON in its metadata).
 public struct DDPMConfiguration: Codable, Equatable, Sendable {

@@ -1,4 +1,10 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// Sampling a DDPM through the model interface: any registered sampler that runs on its discrete
 /// table (default DDIM, 20 steps), classifier-free guidance for class-conditional networks, and a

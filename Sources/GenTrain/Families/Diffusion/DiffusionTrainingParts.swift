@@ -1,4 +1,10 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// What the diffusion trainers (DDPM, score models) share: one U-Net, its Adam optimizer and the EMA
 /// of its weights, checkpointed under `model.*`, `ema.*` and `optim.model.*`.

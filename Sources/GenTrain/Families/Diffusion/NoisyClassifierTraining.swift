@@ -1,4 +1,10 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// Trains a `NoisyClassifier` on x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps with uniform t (the
 /// schedule of the diffusion model it will guide), cross-entropy on the labels, Adam.

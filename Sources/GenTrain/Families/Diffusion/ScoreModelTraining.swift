@@ -1,4 +1,10 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// The score-based model setup a checkpoint records (JSON in its metadata, `score_config`).
 public struct ScoreModelConfiguration: Codable, Equatable, Sendable {

@@ -1,4 +1,10 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// The settings of a CycleGAN run, stored in its checkpoints (metadata `cyclegan_config`).
 public struct CycleGANConfiguration: Codable, Equatable, Sendable {

@@ -1,4 +1,10 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// Sampling a GAN: z ~ N(0, I) through the generator in eval mode, with the EMA weights (whose
 /// BatchNorm statistics are re-measured) unless asked for the raw ones.

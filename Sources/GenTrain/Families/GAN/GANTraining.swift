@@ -1,4 +1,10 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// Which GAN `GANTraining` builds: its networks, losses and optimizers (defaults from the papers).
 public enum GANVariant: String, Sendable, CaseIterable, Codable {

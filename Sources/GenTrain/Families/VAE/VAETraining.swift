@@ -1,4 +1,10 @@
 import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// Which autoencoder `train vae` builds.
 public enum AutoencoderKind: String, Sendable, CaseIterable, Codable {

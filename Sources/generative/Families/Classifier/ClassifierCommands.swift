@@ -1,6 +1,12 @@
 import ArgumentParser
 import Foundation
 import GenTrain
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// Classifiers: the evaluation's feature network and the noisy classifier that guides a DDPM. They
 /// make no images, so they have only `train` commands.

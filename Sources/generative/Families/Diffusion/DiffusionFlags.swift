@@ -1,6 +1,12 @@
 import ArgumentParser
 import Foundation
 import GenTrain
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// The diffusion family: DDPM and score-based models, trained and sampled with every registered
 /// sampler.

@@ -1,6 +1,12 @@
 import ArgumentParser
 import Foundation
 import GenTrain
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// The GANs' defaults for the shared training flags: 5 epochs of 64 real images per discriminator
 /// step, the variant's learning rate.

@@ -1,6 +1,12 @@
 import ArgumentParser
 import Foundation
 import GenTrain
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// The GAN family: one `train` and one `sample` command per variant, CycleGAN's translation, and the
 /// `translate` verb.

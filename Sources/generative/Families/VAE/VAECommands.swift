@@ -1,6 +1,12 @@
 import ArgumentParser
 import Foundation
 import GenTrain
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// The VAE family: `train vae`, `sample vae`, and the verbs `reconstruct` and `interpolate`.
 let vaeFamily = FamilyCommands(name: "vae", train: [TrainVAE.self], sample: [SampleVAE.self],

@@ -2,6 +2,12 @@ import Foundation
 @testable import generative
 import GenTrain
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// `train ddpm` and `sample ddpm` end to end on tiny settings; exact resume; bad flags.
 final class DDPMCommandTests: CommandTestCase {

@@ -2,6 +2,12 @@ import Foundation
 @testable import generative
 import GenTrain
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// `train sgm` and `sample sgm` end to end on tiny settings: each SDE, exact resume, every
 /// registered sampler, eval on the checkpoint, bad flags.

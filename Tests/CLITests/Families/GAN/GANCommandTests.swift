@@ -2,6 +2,12 @@ import Foundation
 @testable import generative
 import GenTrain
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// The GAN commands end to end on tiny settings (`train MODEL` then `sample MODEL`), and their
 /// bad-input errors.

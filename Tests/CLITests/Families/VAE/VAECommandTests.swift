@@ -2,6 +2,12 @@ import Foundation
 @testable import generative
 import GenTrain
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// The VAE commands end to end on tiny settings, and their bad-input errors.
 final class VAECommandTests: CommandTestCase {

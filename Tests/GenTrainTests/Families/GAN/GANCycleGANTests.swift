@@ -2,6 +2,12 @@ import Foundation
 import GenTestSupport
 @testable import GenTrain
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// CycleGAN: data packing, one step against losses computed by hand, exact resume, and that a
 /// short training run learns to translate to the other domain and back better than chance.

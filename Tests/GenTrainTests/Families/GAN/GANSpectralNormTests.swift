@@ -2,6 +2,12 @@ import Foundation
 import GenTestSupport
 @testable import GenTrain
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// Spectral normalisation: the power iteration's sigma against the largest singular value from an
 /// eigendecomposition of W Wᵀ, PyTorch's state_dict names, and that it advances once per SNGAN step.

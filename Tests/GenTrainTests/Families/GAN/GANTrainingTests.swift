@@ -2,6 +2,12 @@ import Foundation
 import GenTestSupport
 @testable import GenTrain
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// The GAN family's training core: one step of each variant against losses computed by hand,
 /// weight clipping, the WGAN-GP penalty, EMA sampling, and exact checkpoint round trips and resume.

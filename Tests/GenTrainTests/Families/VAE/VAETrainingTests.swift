@@ -1,6 +1,12 @@
 import Foundation
 @testable import GenTrain
 import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenData
+import GenEval
 
 /// The reference MLP VAE trained for one epoch on Fashion-MNIST (Adam 1e-3, batch 128) reaches the
 /// PyTorch reference's quality: an epoch-1 average loss per image below 290, just above PyTorch's

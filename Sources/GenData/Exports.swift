@@ -1,2 +1,0 @@
-@_exported import GenTensor
-@_exported import GenFormats

@@ -1,2 +1,0 @@
-@_exported import GenModels
-@_exported import GenData
