@@ -188,6 +188,7 @@ public struct ImageDataset: Sendable {
     private static func loadIDX(images imagesURL: URL, labels labelsURL: URL?, imageSize: Int) throws -> ImageDataset {
         let raw = try IDX.readImages(imagesURL)
         let (n, h, w) = (raw.dimensions[0], raw.dimensions[1], raw.dimensions[2])
+        guard n > 0 else { throw DataError(path: imagesURL.path, kind: .invalidHeader, problem: "holds no images (its header counts 0)") }
         if n > 0 && (h == 0 || w == 0) {
             throw DataError(path: imagesURL.path, kind: .invalidHeader, problem: "IDX images of size \(h) x \(w)")
         }

@@ -53,6 +53,24 @@ public enum AtomicFile {
     }
 }
 
+extension AtomicFile {
+    /// Whether `name` is one of `write`'s temporary files (`.NAME.UUID.tmp`).
+    public static func isTemporaryName(_ name: String) -> Bool {
+        guard name.hasPrefix("."), name.hasSuffix(".tmp") else { return false }
+        let parts = name.dropLast(4).split(separator: ".")
+        guard let last = parts.last else { return false }
+        return UUID(uuidString: String(last)) != nil
+    }
+
+    /// Removes the temporary files that a killed `write` left in `folder` (call it only while no
+    /// other process writes there, e.g. holding the folder's lock); returns their names.
+    @discardableResult
+    public static func removeOrphans(in folder: URL) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return names.filter(isTemporaryName).filter { unlink(folder.appendingPathComponent($0).path) == 0 }.sorted()
+    }
+}
+
 /// POSIX `write`, named apart from Swift methods called `write`.
 @inline(__always)
 private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {

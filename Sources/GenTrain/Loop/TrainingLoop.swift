@@ -19,6 +19,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var maxSteps: Int
     /// Stop after this many seconds of this invocation's training (0: no limit), with a checkpoint.
     public var maxSeconds: Double = 0
+    /// Keep the last N periodic checkpoints (`checkpoint-stepS.safetensors`) beside the latest (0: none).
+    public var keepCheckpoints: Int = 0
 
     public init(epochs: Int = 10, batchSize: Int = 128, learningRate: Double = 1e-3, seed: UInt64 = 0,
                 saveEvery: Int = 0, maxSteps: Int = 0) {
@@ -61,6 +63,17 @@ public struct RunDirectory {
     public var lossPlot: URL { url.appendingPathComponent("loss.png") }
     public func samples(epoch: Int) -> URL { url.appendingPathComponent(String(format: "samples_epoch%03d.png", epoch)) }
     public var latestSamples: URL { url.appendingPathComponent("samples.png") }
+    /// A periodic checkpoint kept by `--keep-checkpoints`.
+    public func checkpoint(step: Int) -> URL { url.appendingPathComponent("checkpoint-step\(step).safetensors") }
+    /// The kept periodic checkpoints, oldest first.
+    public func keptCheckpoints() -> [(step: Int, url: URL)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
+        return names.compactMap { name -> (Int, URL)? in
+            guard name.hasPrefix("checkpoint-step"), name.hasSuffix(".safetensors"),
+                  let step = Int(name.dropFirst("checkpoint-step".count).dropLast(".safetensors".count)) else { return nil }
+            return (step, url.appendingPathComponent(name))
+        }.sorted { $0.0 < $1.0 }
+    }
 }
 
 /// One line of the metrics log (JSON lines).
@@ -75,17 +88,33 @@ public struct EpochRecord: Codable, Equatable {
 
 /// Why a training run stopped or would not start.
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    /// The exit status a command reports for this error: 128 + the signal when interrupted, else 1.
+    public var exitStatus: Int32 {
+        if case let .interrupted(signal, _, _) = self { return 128 + signal }
+        return 1
+    }
+
     /// A loss term or a tensor to be saved became NaN or infinite at `step`; nothing after
     /// `lastCheckpointStep` was saved (nil: no checkpoint of this run exists).
     case nonFinite(step: Int, what: String, lastCheckpointStep: Int?)
     /// Resuming would continue a run of another configuration.
     case configurationChanged(path: String, differences: [String])
+    /// SIGINT or SIGTERM stopped the run after `step`, whose checkpoint was saved.
+    case interrupted(signal: Int32, step: Int, checkpoint: String)
+    /// The run folder's file system has too little room for a checkpoint written beside the last.
+    case diskSpace(folder: String, free: Int64, needed: Int64)
 
     public var description: String {
         switch self {
         case let .nonFinite(step, what, last):
             let kept = last.map { "the last checkpoint (step \($0)) is kept" } ?? "no checkpoint of this run was written"
             return "step \(step): \(what); stopped, \(kept)"
+        case let .interrupted(signal, step, checkpoint):
+            return "\(signal == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)") after step \(step); saved \(checkpoint) "
+                + "(continue with --resume)"
+        case let .diskSpace(folder, free, needed):
+            return String(format: "%@ has %.1f MB free; a checkpoint is written beside the last, so training needs %.1f MB: free some space or choose another --out",
+                          folder, Double(free) / 1e6, Double(needed) / 1e6)
         case let .configurationChanged(path, differences):
             return "--resume: \(differences.joined(separator: "; ")) (stored in \(path)). A resumed run keeps its configuration "
                 + "(--help lists what may change); to start afresh use --overwrite"
@@ -111,6 +140,8 @@ public final class TrainingLoop {
     /// Extra configuration stored in the checkpoint's `config` metadata (JSON).
     public let config: [String: String]
     public var log: (String) -> Void = { print($0) }
+    /// The free bytes of the file system holding a folder (replaceable by tests).
+    public var freeSpace: (URL) -> Int64? = { freeDiskSpace(at: $0) }
 
     public init(model: TrainableModel, options: TrainingOptions, run: RunDirectory, config: [String: String]) {
         self.model = model
@@ -157,6 +188,9 @@ public final class TrainingLoop {
             history = []
             try? FileManager.default.removeItem(at: run.metrics)
         }
+        try checkDiskSpace()
+        StopSignal.install()
+        defer { StopSignal.restore() }
         let started = Date()
         let progress = ProgressReporter(log: log, deadline: options.maxSeconds > 0 ? started.addingTimeInterval(options.maxSeconds) : nil)
         var outOfTime: Bool { options.maxSeconds > 0 && Date().timeIntervalSince(started) >= options.maxSeconds }
@@ -179,6 +213,16 @@ public final class TrainingLoop {
             }
             try c.write(to: run.checkpoint)
             lastSaved = step
+        }
+        /// A periodic checkpoint: also kept as `checkpoint-stepS` (a hard link, no copy) when asked,
+        /// the oldest beyond `keepCheckpoints` removed.
+        func savePeriodic() throws {
+            try save()
+            guard options.keepCheckpoints > 0 else { return }
+            let kept = run.checkpoint(step: step)
+            unlink(kept.path)
+            if link(run.checkpoint.path, kept.path) != 0 { try FileManager.default.copyItem(at: run.checkpoint, to: kept) }
+            for (_, old) in run.keptCheckpoints().dropLast(options.keepCheckpoints) { try? FileManager.default.removeItem(at: old) }
         }
         while epoch < options.epochs {
             let order = Self.order(count: n, seed: options.seed, epoch: epoch)
@@ -203,7 +247,11 @@ public final class TrainingLoop {
                 progress.update(epoch: epoch + 1, epochs: options.epochs, batch: batchIndex, batches: batchesPerEpoch,
                                 losses: losses, imagesPerSecond: Double(seen) / max(elapsed, 1e-9),
                                 stepsLeft: options.maxSteps > 0 ? options.maxSteps - step : nil)
-                if options.saveEvery > 0 && step % options.saveEvery == 0 { try save() }
+                if options.saveEvery > 0 && step % options.saveEvery == 0 { try savePeriodic() }
+                if StopSignal.received != 0 {
+                    try save()
+                    throw TrainingError.interrupted(signal: StopSignal.received, step: step, checkpoint: run.checkpoint.path)
+                }
             }
             if batchIndex < batchesPerEpoch { break }  // stopped by maxSteps or maxSeconds mid-epoch
             let elapsed = Date().timeIntervalSince(start)
@@ -226,6 +274,19 @@ public final class TrainingLoop {
             log("stopped at step \(step) (epoch \(epoch + 1), batch \(batchIndex)); checkpoint \(run.checkpoint.path)")
         }
         return written
+    }
+
+    /// Refuses to start when the run folder's file system cannot hold a new checkpoint beside the
+    /// last one (the atomic write needs both at once): twice the checkpoint's size.
+    func checkDiskSpace() throws {
+        var c = Checkpoint()
+        model.store(into: &c)
+        let bytes = c.tensors.values.reduce(Int64(0)) { $0 + Int64($1.elementCount * $1.dtype.byteSize) }
+        let needed = 2 * bytes + (1 << 20)
+        try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
+        if let free = freeSpace(run.url), free < needed {
+            throw TrainingError.diskSpace(folder: run.url.path, free: free, needed: needed)
+        }
     }
 
     /// Refuses to resume from a checkpoint of another model kind or configuration.

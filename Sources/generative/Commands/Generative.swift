@@ -43,7 +43,8 @@ struct Generative: ParsableCommand {
             let code = exitCode(for: error)
             guard code != .success else { exit(withError: error) }
             FileHandle.standardError.write(Data("Error: \(message(for: error))\n".utf8))
-            Foundation.exit(code.rawValue)
+            // An interrupted run exits as the signal would have (130 for SIGINT, 143 for SIGTERM).
+            Foundation.exit((error as? TrainingError)?.exitStatus ?? code.rawValue)
         }
     }
 }

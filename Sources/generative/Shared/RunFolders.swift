@@ -27,6 +27,11 @@ func validateRunFlags(resume: Bool, overwrite: Bool) throws {
 func openRun(_ path: String, resume: Bool, overwrite: Bool) throws -> (run: RunDirectory, lock: RunLock) {
     let run = RunDirectory(URL(fileURLWithPath: path))
     let lock = try RunLock(folder: run.url)
+    // Holding the lock, nobody else writes here: a killed save's temporary files are orphans.
+    let orphans = AtomicFile.removeOrphans(in: run.url)
+    if !orphans.isEmpty {
+        FileHandle.standardError.write(Data("removed \(orphans.count) temporary file(s) a killed save left in \(run.url.path): \(orphans.joined(separator: ", "))\n".utf8))
+    }
     if !resume && !overwrite && FileManager.default.fileExists(atPath: run.checkpoint.path) {
         lock.release()
         throw ValidationError("\(run.checkpoint.path) already exists: pass --resume to continue that run, or --overwrite to replace it")

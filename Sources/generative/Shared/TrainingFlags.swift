@@ -39,7 +39,7 @@ struct RunFolderFlags<D: TrainingDefaults>: ParsableArguments {
     @Option(help: "The run folder: checkpoint, metrics log, loss plot, sample grids (default: runs/MODEL).")
     var out: String?
 
-    @Flag(help: resumeHelp("--epochs, --minutes, --max-steps, --save-every and --threads"))
+    @Flag(help: resumeHelp("--epochs, --minutes, --max-steps, --save-every, --keep-checkpoints and --threads"))
     var resume = false
 
     @Flag(help: overwriteHelp)
@@ -48,8 +48,13 @@ struct RunFolderFlags<D: TrainingDefaults>: ParsableArguments {
     @Option(help: "Also write a checkpoint every N steps (0: at each epoch's end only).")
     var saveEvery: Int = D.saveEvery
 
+    @Option(help: "Keep the last N of those periodic checkpoints as checkpoint-stepS.safetensors beside the latest (0: none).")
+    var keepCheckpoints: Int = 0
+
     func validate() throws {
         guard saveEvery >= 0 else { throw ValidationError("--save-every must not be negative") }
+        guard keepCheckpoints >= 0 else { throw ValidationError("--keep-checkpoints must not be negative") }
+        if keepCheckpoints > 0 && saveEvery == 0 { throw ValidationError("--keep-checkpoints keeps periodic checkpoints: give --save-every too") }
         try validateRunFlags(resume: resume, overwrite: overwrite)
     }
 
@@ -149,6 +154,7 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
                                       learningRate: learningRate ?? lr, seed: seed,
                                       saveEvery: runFolder.saveEvery, maxSteps: length.maxSteps)
         options.maxSeconds = length.minutes * 60
+        options.keepCheckpoints = runFolder.keepCheckpoints
         return options
     }
 

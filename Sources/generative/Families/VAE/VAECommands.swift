@@ -42,6 +42,8 @@ struct TrainVAE: ParsableCommand {
         let (run, lock) = try flags.start("vae")
         defer { lock.release() }
         let data = try flags.loadTraining()
+        // The test split (for the reconstructions written after training) is checked before the first step.
+        let test = try flags.dataFlags.load(.test)
         let vae = VAETraining(architecture: model, latentDim: latentDim, learningRate: flags.lr,
                               reconstruction: reconstruction, seed: flags.seed)
         if let path = initWeights {
@@ -55,7 +57,6 @@ struct TrainVAE: ParsableCommand {
         print("training \(model.rawValue) vae on \(data.count) images (\(data.source)) for \(flags.epochs) epochs, batch \(flags.batchSize)")
         let start = Date()
         try loop.train(images: data.images, labels: data.labels, resume: flags.resume)
-        let test = try flags.dataFlags.load(.test)
         let reconstructions = run.url.appendingPathComponent("reconstructions.png")
         let originals = test.images.rows(Array(0..<min(32, test.count)))
         try PNGWriter.write(imageGrid(interleavedRows(originals, vae.reconstruct(originals), perRow: 8), columns: 8),
@@ -84,6 +85,7 @@ struct SampleVAE: ParsableCommand {
     @OptionGroup var flags: SampleFlags
 
     func run() throws {
+        flags.threadFlags.apply()
         let vae = try loadModel(flags.checkpoint, as: VAETraining.self)
         let images = try vae.sample(count: flags.count, seed: flags.seed, labels: nil,
                                     options: SamplingOptions(ema: false, batchSize: flags.batchSize), progress: nil)
