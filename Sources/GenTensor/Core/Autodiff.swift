@@ -49,6 +49,7 @@ extension Tensor {
         if GradMode.isEnabled && dtype.isFloatingPoint && inputs.contains(where: { $0.tracksGradient }) {
             node = GradNode(name: name, inputs: inputs, vjp: vjp)
         }
+        if AnomalyDetection.isEnabled { AnomalyDetection.checkForward(name, output: self, inputs: inputs) }
         return self
     }
 }
@@ -108,7 +109,9 @@ public func gradients(of output: Tensor, wrt inputs: [Tensor], seed: Tensor? = n
             guard let node = t.node else { continue }
             let needs = node.inputs.map { onPath.contains(ObjectIdentifier($0)) }
             if !needs.contains(true) { continue }
-            let inputGrads = node.vjp(g, needs)
+            let inputGrads = AnomalyDetection.isEnabled
+                ? AnomalyDetection.backward(node.name, upstream: g) { node.vjp(g, needs) }
+                : node.vjp(g, needs)
             for (input, ig) in zip(node.inputs, inputGrads) {
                 guard let ig, onPath.contains(ObjectIdentifier(input)) else { continue }
                 precondition(ig.shape == input.shape,

@@ -189,6 +189,7 @@ public final class TrainingLoop {
             try? FileManager.default.removeItem(at: run.metrics)
         }
         try checkDiskSpace()
+        AnomalyDetection.reset()
         StopSignal.install()
         defer { StopSignal.restore() }
         let started = Date()
@@ -235,7 +236,8 @@ public final class TrainingLoop {
                 let batch = images.rows(idx)
                 let losses = model.trainStep(images: batch, labels: labels?.rows(idx), rng: rng, step: step)
                 if let bad = losses.first(where: { !$0.1.isFinite }) {
-                    throw TrainingError.nonFinite(step: step + 1, what: "\(bad.0) is \(nonFiniteText(bad.1))",
+                    let origin = AnomalyDetection.first.map { " (the first non-finite value: \($0))" } ?? ""
+                    throw TrainingError.nonFinite(step: step + 1, what: "\(bad.0) is \(nonFiniteText(bad.1))" + origin,
                                                   lastCheckpointStep: lastSaved)
                 }
                 if names.isEmpty { names = losses.map { $0.0 } }

@@ -138,6 +138,9 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
     @OptionGroup var optimisation: OptimisationFlags<D>
     @OptionGroup var threadFlags: ThreadFlags
 
+    @Flag(help: "Check every op for NaN or infinity and name the first op (forward or backward) that made one when a loss goes non-finite; slow, for diagnosis.")
+    var detectAnomaly = false
+
     var data: String? { dataFlags.data }
     var resume: Bool { runFolder.resume }
     var epochs: Int { length.epochs }
@@ -161,6 +164,7 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
     /// Sets the threads and opens the run folder `runs/MODEL` (or --out), holding its lock.
     func start(_ model: String) throws -> (run: RunDirectory, lock: RunLock) {
         threadFlags.apply()
+        AnomalyDetection.isEnabled = detectAnomaly
         return try runFolder.open(model)
     }
 

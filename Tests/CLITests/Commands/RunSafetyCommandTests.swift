@@ -130,6 +130,15 @@ final class RunSafetyCommandTests: CommandTestCase {
                        "refused before the first step")
     }
 
+    /// A diverging run with --detect-anomaly names the op where the first non-finite value appeared.
+    func testDetectAnomalyNamesTheFirstBadOp() {
+        let run = tempDir().appendingPathComponent("run").path
+        let message = errorMessage(["train", "vae", "--epochs", "1", "--batch-size", "32", "--lr", "1e9", "--max-steps", "30",
+                                    "--detect-anomaly", "--out", run]) ?? ""
+        XCTAssertTrue(message.contains("(the first non-finite value: forward of ") || message.contains("(the first non-finite value: backward of "),
+                      message)
+    }
+
     func testKeepCheckpointsNeedsSaveEvery() {
         XCTAssertTrue(errorMessage(["train", "vae", "--keep-checkpoints", "2"])?.contains("--save-every") ?? false)
     }
