@@ -37,8 +37,17 @@ public final class TensorStorage: @unchecked Sendable {
         }
         var raw: UnsafeMutableRawPointer?
         let status = posix_memalign(&raw, 64, allocatedBytes)
-        precondition(status == 0 && raw != nil, "TensorStorage: cannot allocate \(byteCount) bytes")
-        pointer = raw!
+        guard status == 0, let raw else { Self.outOfMemory(bytes: byteCount) }
+        pointer = raw
+    }
+
+    /// An allocation the machine refused: a one-line error on stderr and exit status 1, instead of
+    /// the crash that a null pointer would be (`-Ounchecked` removes preconditions).
+    static func outOfMemory(bytes: Int) -> Never {
+        let message = String(format: "Error: out of memory: cannot allocate %.2f GB for a tensor; lower --batch-size or --count\n",
+                             Double(bytes) / 1e9)
+        fputs(message, stderr)
+        exit(1)
     }
 
     deinit {

@@ -139,6 +139,27 @@ final class RunSafetyCommandTests: CommandTestCase {
                       message)
     }
 
+    /// An allocation the machine refuses (128 GB of latent codes) is a one-line error and exit
+    /// status 1, not a crash.
+    func testAnImpossibleAllocationIsAClearError() throws {
+        let dir = tempDir()
+        let checkpoint = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Checkpoints/legacy-2026-12b/dcgan.safetensors")
+        let process = Process()
+        process.executableURL = try binary()
+        process.arguments = ["sample", "dcgan", "--checkpoint", checkpoint.path, "--count", "2000000000", "--out", "x.npy"]
+        process.currentDirectoryURL = dir
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .exit, message)
+        XCTAssertEqual(process.terminationStatus, 1, message)
+        XCTAssertTrue(message.hasPrefix("Error: out of memory: cannot allocate 128.00 GB"), message)
+    }
+
     func testKeepCheckpointsNeedsSaveEvery() {
         XCTAssertTrue(errorMessage(["train", "vae", "--keep-checkpoints", "2"])?.contains("--save-every") ?? false)
     }
