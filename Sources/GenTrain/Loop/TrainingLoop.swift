@@ -21,6 +21,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var maxSeconds: Double = 0
     /// Keep the last N periodic checkpoints (`checkpoint-stepS.safetensors`) beside the latest (0: none).
     public var keepCheckpoints: Int = 0
+    /// Check every op for NaN and infinity while training (`AnomalyDetection`), to name the first bad op.
+    public var detectAnomaly = false
 
     public init(epochs: Int = 10, batchSize: Int = 128, learningRate: Double = 1e-3, seed: UInt64 = 0,
                 saveEvery: Int = 0, maxSteps: Int = 0) {
@@ -190,6 +192,9 @@ public final class TrainingLoop {
         }
         try checkDiskSpace()
         AnomalyDetection.reset()
+        let anomalyDetectionWas = AnomalyDetection.isEnabled
+        AnomalyDetection.isEnabled = options.detectAnomaly
+        defer { AnomalyDetection.isEnabled = anomalyDetectionWas }
         StopSignal.install()
         defer { StopSignal.restore() }
         let started = Date()

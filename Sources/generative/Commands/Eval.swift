@@ -31,7 +31,7 @@ struct Eval: ParsableCommand {
     @Option(help: "The real images to compare with: train or test.")
     var reference: DatasetSplit = .train
 
-    @Option(help: "How many images: the first N of a file or folder (default all); samples to draw from a checkpoint or noise (default 10000).")
+    @Option(parsing: .unconditional, help: "How many images: the first N of a file or folder (default all); samples to draw from a checkpoint or noise (default 10000).")
     var count: Int?
 
     @Option(help: "Seed of the sampling noise and of the metrics' random subsets.")

@@ -13,7 +13,7 @@ struct SampleFlags: ParsableArguments {
     @Option(help: "The checkpoint to sample from.")
     var checkpoint: String
 
-    @Option(help: "How many images.")
+    @Option(parsing: .unconditional, help: "How many images.")
     var count: Int = 64
 
     @Option(help: "Seed of the sampling noise (image i's noise depends only on the seed and i).")

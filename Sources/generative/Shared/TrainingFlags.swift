@@ -158,13 +158,13 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
                                       saveEvery: runFolder.saveEvery, maxSteps: length.maxSteps)
         options.maxSeconds = length.minutes * 60
         options.keepCheckpoints = runFolder.keepCheckpoints
+        options.detectAnomaly = detectAnomaly
         return options
     }
 
     /// Sets the threads and opens the run folder `runs/MODEL` (or --out), holding its lock.
     func start(_ model: String) throws -> (run: RunDirectory, lock: RunLock) {
         threadFlags.apply()
-        AnomalyDetection.isEnabled = detectAnomaly
         return try runFolder.open(model)
     }
 

@@ -160,6 +160,27 @@ final class RunSafetyCommandTests: CommandTestCase {
         XCTAssertTrue(message.hasPrefix("Error: out of memory: cannot allocate 128.00 GB"), message)
     }
 
+    /// `export` loads the model first: a tensor of the wrong shape is refused, naming it, and nothing is written.
+    func testExportChecksShapesAgainstTheModel() throws {
+        let dir = tempDir()
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Checkpoints/legacy-2026-12b/vae-conv.safetensors")
+        var checkpoint = try Checkpoint(contentsOf: source)
+        checkpoint.tensors["model.fc_mu.bias"] = Tensor.zeros([5])
+        let bad = dir.appendingPathComponent("bad.safetensors")
+        try checkpoint.write(to: bad)
+        let out = dir.appendingPathComponent("w.safetensors")
+        let message = errorMessage(["export", "--checkpoint", bad.path, "--out", out.path]) ?? ""
+        XCTAssertTrue(message.contains("fc_mu.bias"), message)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+    }
+
+    /// A negative count is a value, refused by the flag's own check (not "missing value").
+    func testNegativeCountNamesTheFlag() {
+        XCTAssertEqual(errorMessage(["eval", "noise", "--count", "-5"]), "--count must be at least 1")
+        XCTAssertEqual(errorMessage(["sample", "vae", "--checkpoint", "x.safetensors", "--count", "-5"]), "--count must be at least 1")
+    }
+
     func testKeepCheckpointsNeedsSaveEvery() {
         XCTAssertTrue(errorMessage(["train", "vae", "--keep-checkpoints", "2"])?.contains("--save-every") ?? false)
     }

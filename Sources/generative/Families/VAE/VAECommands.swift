@@ -101,7 +101,7 @@ struct Reconstruct: ParsableCommand {
     @Option(help: "The VAE checkpoint.")
     var checkpoint: String
 
-    @Option(help: "How many test images.")
+    @Option(parsing: .unconditional, help: "How many test images.")
     var count: Int = 32
 
     @OptionGroup var data: DataFlags
