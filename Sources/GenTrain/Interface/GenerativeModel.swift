@@ -61,9 +61,14 @@ public protocol GenerativeModel: TrainableModel {
     func evaluationsPerImage(_ options: SamplingOptions) throws -> Int
     /// Checks `options` before any work (a sampler the model cannot run, steps beyond its table).
     func validate(_ options: SamplingOptions) throws
-    /// Exact (or bound) negative log-likelihood of images (N, H, W, C) in [0, 1], in bits per
-    /// dimension, one per image; families without a likelihood throw `ModelError`.
-    func bitsPerDimension(_ images: Tensor, options: LikelihoodOptions, seed: UInt64) throws -> [Double]
+    /// The ways this family measures a likelihood, the default first (empty: none).
+    var likelihoodMethods: [LikelihoodMethod] { get }
+    /// The negative log-likelihood (exact, or a bound) of 8-bit images (N, H, W, C) in [0, 1], in
+    /// bits per dimension, one per image; a method the family lacks throws `ModelError`. The images
+    /// are a data set's `startIndex`, `startIndex + 1`, ...: their random draws (dequantisation,
+    /// trace probes) are keyed by (seed, index), so a result does not depend on the batching.
+    func bitsPerDimension(_ images: Tensor, startIndex: Int, method: LikelihoodMethod, options: LikelihoodOptions,
+                          seed: UInt64) throws -> [Double]
     /// The networks `export` can write, by name (the first is the default).
     var exportableNetworks: [String] { get }
     /// The images per network batch that sampling with `options` runs.
@@ -80,14 +85,25 @@ extension GenerativeModel {
             throw ModelError("'\(Self.kind)' models take no sampler and no guidance")
         }
     }
-    public func bitsPerDimension(_ images: Tensor, options: LikelihoodOptions, seed: UInt64) throws -> [Double] {
-        throw ModelError("'\(Self.kind)' models have no likelihood")
+    public var likelihoodMethods: [LikelihoodMethod] { [] }
+    public func bitsPerDimension(_ images: Tensor, startIndex: Int, method: LikelihoodMethod, options: LikelihoodOptions,
+                                 seed: UInt64) throws -> [Double] {
+        throw ModelError("'\(Self.kind)' models have no \(method.rawValue) likelihood")
     }
     public var exportableNetworks: [String] { ["model"] }
     public func effectiveBatchSize(_ options: SamplingOptions) -> Int { options.batchSize }
 
     /// The weights that sampling uses, as a word for reports.
     static func weightsWord(_ options: SamplingOptions) -> String { options.ema ? "EMA weights" : "raw weights" }
+}
+
+/// How a likelihood is measured.
+public enum LikelihoodMethod: String, CaseIterable, Codable, Sendable {
+    /// The instantaneous change of variables along the probability-flow ODE (exact up to the solver
+    /// and the trace estimator).
+    case ode
+    /// The variational bound (an upper bound on bits/dim).
+    case vlb
 }
 
 /// Families sampled by a registered diffusion sampler, and the one they use when given none.

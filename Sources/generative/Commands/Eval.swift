@@ -75,6 +75,8 @@ struct Eval: ParsableCommand {
     @Option(help: "Blur the images with a Gaussian of this sigma (pixels) before scoring (calibration).")
     var blur: Double = 0
 
+    @OptionGroup(title: "Likelihood") var likelihoodFlags: LikelihoodFlags
+
     func validate() throws {
         if let count { guard count >= 1 else { throw ValidationError("--count must be at least 1") } }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
@@ -95,6 +97,11 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
+        if likelihoodFlags.likelihood {
+            let report = try measureLikelihood()
+            print(json ? try report.json() : report.table())
+            return
+        }
         let report = try evaluate()
         print(json ? try report.json() : report.table())
     }

@@ -89,20 +89,30 @@ extension ScoreModelTraining: GenerativeModel {
             + "\(options.guidance.map { ", guidance \($0)" } ?? ""), \(Self.weightsWord(options)))"
     }
 
+    public var likelihoodMethods: [LikelihoodMethod] { [.ode] }
+
     /// Bits per dimension along the probability-flow ODE (RK4 from t = eps to T): the 8-bit pixels
-    /// round(255 x) dequantised with uniform noise from one stream of `seed` over the images in
-    /// order, scaled to [-1, 1].
-    /// Class-conditional networks are evaluated unconditionally (the null label).
-    public func bitsPerDimension(_ images: Tensor, options: LikelihoodOptions, seed: UInt64) throws -> [Double] {
+    /// round(255 x) dequantised with uniform noise keyed by (seed, image index), scaled to [-1, 1],
+    /// with the bits/dim offset of that scaling. Class-conditional networks are evaluated
+    /// unconditionally (the null label).
+    public func bitsPerDimension(_ images: Tensor, startIndex: Int, method: LikelihoodMethod, options: LikelihoodOptions,
+                                 seed: UInt64) throws -> [Double] {
+        guard method == .ode else { throw ModelError("score models measure their likelihood by the probability-flow ODE (--likelihood-method ode)") }
         let n = images.shape[0]
         let dimensions = images.elementCount / max(n, 1)
-        let levels = images.scalars(as: Float.self).map { (min(max($0, 0), 1) * 255).rounded() }
-        let uniform = RandomGenerator(seed: seed ^ 0xDE0A_7715)
-        let dequantised = levels.map { 2 * ($0 + Float(uniform.nextUnitDouble())) / 256 - 1 }
+        let pixels = images.scalars(as: Float.self)
+        var dequantised = [Float](repeating: 0, count: pixels.count)
+        for i in 0..<n {
+            let uniform = RandomGenerator(seed: seed ^ 0xDE0A_7715, counter: UInt64((startIndex + i) * dimensions))
+            for d in 0..<dimensions {
+                let level = (min(max(pixels[i * dimensions + d], 0), 1) * 255).rounded()
+                dequantised[i * dimensions + d] = 2 * (level + Float(uniform.nextUnitDouble())) / 256 - 1
+            }
+        }
         let x = Tensor(dequantised, shape: images.shape)
         let labels = config.classes > 0 ? Array(repeating: config.classes, count: n) : nil
         let logLikelihoods = probabilityFlowLogLikelihood(scoreNetwork(ema: true), process: process, x: x, labels: labels,
-                                                          seed: seed, options: options)
+                                                          indices: Array(startIndex..<(startIndex + n)), seed: seed, options: options)
         return logLikelihoods.map { GenModels.bitsPerDimension(logLikelihood: $0, dimensions: dimensions) }
     }
 }

@@ -1,0 +1,139 @@
+import ArgumentParser
+import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenEval
+import GenData
+import GenTrain
+
+extension LikelihoodMethod: ExpressibleByArgument {}
+
+/// `eval CHECKPOINT --likelihood`: the flags of a likelihood measurement.
+struct LikelihoodFlags: ParsableArguments {
+    @Flag(help: "Measure the checkpoint's likelihood in bits/dim on test images (or --images) instead of scoring its samples.")
+    var likelihood = false
+
+    @Option(help: "ode (the probability-flow ODE) or vlb (the variational bound); default: the model's first.")
+    var likelihoodMethod: LikelihoodMethod?
+
+    @Option(help: "Images to measure instead of the test split: an IDX file, a folder of PNGs or a .npy.")
+    var images: String?
+
+    @Option(help: "RK4 steps of the probability-flow ODE.")
+    var likelihoodSteps: Int = 100
+
+    @Option(help: "Hutchinson probes per evaluation of the divergence.")
+    var probes: Int = 1
+
+    @Flag(help: "Gaussian probes instead of Rademacher ones.")
+    var gaussianProbes = false
+
+    func validate() throws {
+        guard likelihoodSteps >= 1, probes >= 1 else { throw ValidationError("--likelihood-steps and --probes must be at least 1") }
+        if !likelihood && (likelihoodMethod != nil || images != nil) {
+            throw ValidationError("--likelihood-method and --images go with --likelihood")
+        }
+    }
+
+    var options: LikelihoodOptions {
+        LikelihoodOptions(steps: likelihoodSteps, trace: gaussianProbes ? .hutchinson(probes: probes) : .rademacher(probes: probes))
+    }
+}
+
+/// The result of `eval --likelihood`: the mean bits/dim over images and its standard error.
+struct LikelihoodReport: Codable {
+    var input: String
+    var checkpointSHA256: String
+    var images: String
+    var count: Int
+    var likelihoodMethod: String
+    var bitsPerDim: Double
+    var bitsPerDimSE: Double
+    var steps: Int
+    var probes: String
+    var seed: UInt64
+    var seconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case input, images, count, steps, probes, seed, seconds
+        case checkpointSHA256 = "checkpoint_sha256", likelihoodMethod = "likelihood_method"
+        case bitsPerDim = "bits_per_dim", bitsPerDimSE = "bits_per_dim_se"
+    }
+
+    func json() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+
+    func table() -> String {
+        String(format: "%@ on %d images of %@ (%@, %d RK4 steps, %@ probes): %.4f ± %.4f bits/dim (standard error), %.1f s",
+               input, count, images, likelihoodMethod, steps, probes, bitsPerDim, bitsPerDimSE, seconds)
+    }
+}
+
+extension Eval {
+    /// The default number of images of a likelihood measurement.
+    static let defaultLikelihoodCount = 1000
+
+    /// Measures the checkpoint's bits/dim on the images, in batches, with progress on stderr.
+    func measureLikelihood(log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) throws -> LikelihoodReport {
+        Threads.set(threads)
+        let url = URL(fileURLWithPath: input)
+        guard url.pathExtension == "safetensors" else { throw ValidationError("--likelihood measures a checkpoint; \(input) is not one") }
+        let model: any GenerativeModel
+        do { model = try ModelRegistry.load(try Checkpoint.finite(contentsOf: url)) } catch let error as ModelError {
+            throw ValidationError(error.description)
+        }
+        guard let method = likelihoodFlags.likelihoodMethod ?? model.likelihoodMethods.first else {
+            throw ValidationError("\(input): '\(type(of: model).kind)' models have no likelihood")
+        }
+        guard model.likelihoodMethods.contains(method) else {
+            throw ValidationError("\(input): '\(type(of: model).kind)' models measure \(model.likelihoodMethods.map(\.rawValue).joined(separator: ", ")), not \(method.rawValue)")
+        }
+        let (all, source) = try likelihoodImages()
+        let n = min(count ?? Self.defaultLikelihoodCount, all.shape[0])
+        guard Array(all.shape.dropFirst()) == model.imageShape else {
+            throw ValidationError("\(source) holds \(all.shape.dropFirst().map(String.init).joined(separator: " x ")) images; the model's are \(model.imageShape.map(String.init).joined(separator: " x "))")
+        }
+        let start = Date()
+        var bits: [Double] = []
+        for first in stride(from: 0, to: n, by: batchSize) {
+            let batch = all.sliced(axis: 0, first..<min(n, first + batchSize))
+            bits += try model.bitsPerDimension(batch, startIndex: first, method: method, options: likelihoodFlags.options, seed: seed)
+            let elapsed = Date().timeIntervalSince(start)
+            log(String(format: "likelihood of %d/%d images, %.0f s, about %.0f s left", bits.count, n, elapsed,
+                       elapsed / Double(bits.count) * Double(n - bits.count)))
+        }
+        let mean = bits.reduce(0, +) / Double(n)
+        let variance = n > 1 ? bits.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n - 1) : 0
+        return LikelihoodReport(input: input, checkpointSHA256: try SHA256.hex(contentsOf: url), images: source, count: n,
+                                likelihoodMethod: method.rawValue, bitsPerDim: mean, bitsPerDimSE: (variance / Double(n)).squareRoot(),
+                                steps: likelihoodFlags.likelihoodSteps,
+                                probes: "\(likelihoodFlags.probes) \(likelihoodFlags.gaussianProbes ? "gaussian" : "rademacher")",
+                                seed: seed, seconds: Date().timeIntervalSince(start))
+    }
+
+    /// --images (an IDX file, a PNG folder or a .npy), or the test split of --data or Fashion-MNIST.
+    func likelihoodImages() throws -> (Tensor, String) {
+        guard let images = likelihoodFlags.images else {
+            let test = try loadDataset(data, split: .test)
+            return (test.images, test.source)
+        }
+        let url = URL(fileURLWithPath: images)
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) else { throw ValidationError("--images \(images): no such file or folder") }
+        do {
+            if isFolder.boolValue { return (try ImageDataset.load(directory: url, split: .test).images, images) }
+            if url.pathExtension.lowercased() == "npy" { return (try NPY.readImages(url), images) }
+            let raw = try IDX.readImages(url)
+            guard raw.dimensions.count == 3, raw.dimensions[0] > 0 else { throw ValidationError("--images \(images): not an IDX file of images") }
+            let (count, height, width) = (raw.dimensions[0], raw.dimensions[1], raw.dimensions[2])
+            return (Tensor(raw.bytes.map { Float($0) / 255 }, shape: [count, height, width, 1]), images)
+        } catch let error as DataError {
+            throw ValidationError("--images \(error.path): \(error.problem)")
+        }
+    }
+}

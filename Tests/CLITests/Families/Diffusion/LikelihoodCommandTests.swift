@@ -1,0 +1,37 @@
+import Foundation
+@testable import generative
+import GenTrain
+import XCTest
+
+/// `generative eval CHECKPOINT --likelihood`: bits/dim with its standard error, the same for any
+/// batching (dequantisation and probes are keyed by image index), and refused for families without
+/// a likelihood.
+final class LikelihoodCommandTests: CommandTestCase {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Checkpoints/legacy-2026-12b")
+
+    func measure(_ arguments: [String]) throws -> LikelihoodReport {
+        let command = try XCTUnwrap(try Generative.parseAsRoot(["eval"] + arguments) as? Eval)
+        return try command.measureLikelihood(log: { _ in })
+    }
+
+    func testBitsPerDimOfAScoreModel() throws {
+        let checkpoint = Self.folder.appendingPathComponent("sgm-ve.safetensors").path
+        let common = [checkpoint, "--likelihood", "--count", "3", "--likelihood-steps", "4"]
+        let whole = try measure(common + ["--batch-size", "3"])
+        XCTAssertEqual(whole.count, 3)
+        XCTAssertEqual(whole.likelihoodMethod, "ode")
+        XCTAssertTrue(whole.bitsPerDim.isFinite && whole.bitsPerDimSE.isFinite && whole.bitsPerDimSE >= 0)
+        let single = try measure(common + ["--batch-size", "1"])
+        XCTAssertEqual(single.bitsPerDim, whole.bitsPerDim, accuracy: 1e-3, "the batching does not change an image's figure")
+        let object = try JSONSerialization.jsonObject(with: Data(try whole.json().utf8)) as? [String: Any]
+        for key in ["bits_per_dim", "bits_per_dim_se", "likelihood_method"] { XCTAssertNotNil(object?[key], key) }
+        XCTAssertTrue(errorMessage(["eval", checkpoint, "--likelihood", "--likelihood-method", "vlb"])?.contains("not vlb") ?? false)
+    }
+
+    func testFamiliesWithoutALikelihoodAreRefused() {
+        let gan = Self.folder.appendingPathComponent("dcgan.safetensors").path
+        XCTAssertEqual(errorMessage(["eval", gan, "--likelihood"]), "\(gan): 'gan' models have no likelihood")
+        XCTAssertTrue(errorMessage(["eval", "noise", "--images", "x.npy"])?.contains("--likelihood") ?? false)
+    }
+}
