@@ -52,8 +52,12 @@ public enum IDX {
     /// one found and the one expected), a file shorter than its header promises, and bytes left over
     /// after the data the header declares.
     public static func read(_ url: URL, expectedMagic: UInt32) throws -> IDXArray {
-        let path = url.path
-        let data = try FileIO.read(url)
+        try decode(FileIO.read(url), expectedMagic: expectedMagic, path: url.path)
+    }
+
+    /// Parses and validates the bytes of an IDX file (raw or gzipped) whose magic number must be
+    /// `expectedMagic`; `path` names the source in errors. The errors are those of `read(_:expectedMagic:)`.
+    public static func decode(_ data: Data, expectedMagic: UInt32, path: String) throws -> IDXArray {
         let source: ByteSource = isGzip(data) ? .gzip(try Inflater(data, format: .gzip, path: path), data.count) : .raw(data)
 
         var magicBytes = [UInt8](repeating: 0, count: 4)
