@@ -73,6 +73,10 @@ public enum IDX {
                                 + (magic & 0xffff_ff00 == 0x0800 ? "" : "; this is not an IDX file of unsigned bytes"))
         }
         let rank = Int(magic & 0xff)
+        guard rank >= 1 else {
+            throw DataError(path: path, kind: .invalidHeader,
+                            problem: "invalid IDX header: magic number \(hex(magic)) declares 0 dimensions, at least 1 is needed")
+        }
         var dimensionBytes = [UInt8](repeating: 0, count: 4 * rank)
         let gotDimensions = try source.read(into: &dimensionBytes, at: 4)
         guard gotDimensions == 4 * rank else {
