@@ -52,8 +52,12 @@ public enum IDX {
     /// one found and the one expected), a file shorter than its header promises, and bytes left over
     /// after the data the header declares.
     public static func read(_ url: URL, expectedMagic: UInt32) throws -> IDXArray {
-        let path = url.path
-        let data = try FileIO.read(url)
+        try decode(FileIO.read(url), expectedMagic: expectedMagic, path: url.path)
+    }
+
+    /// Parses and validates the bytes of an IDX file (raw or gzipped) whose magic number must be
+    /// `expectedMagic`; `path` names the source in errors. The errors are those of `read(_:expectedMagic:)`.
+    public static func decode(_ data: Data, expectedMagic: UInt32, path: String) throws -> IDXArray {
         let source: ByteSource = isGzip(data) ? .gzip(try Inflater(data, format: .gzip, path: path), data.count) : .raw(data)
 
         var magicBytes = [UInt8](repeating: 0, count: 4)
@@ -69,6 +73,10 @@ public enum IDX {
                                 + (magic & 0xffff_ff00 == 0x0800 ? "" : "; this is not an IDX file of unsigned bytes"))
         }
         let rank = Int(magic & 0xff)
+        guard rank >= 1 else {
+            throw DataError(path: path, kind: .invalidHeader,
+                            problem: "invalid IDX header: magic number \(hex(magic)) declares 0 dimensions, at least 1 is needed")
+        }
         var dimensionBytes = [UInt8](repeating: 0, count: 4 * rank)
         let gotDimensions = try source.read(into: &dimensionBytes, at: 4)
         guard gotDimensions == 4 * rank else {

@@ -51,7 +51,11 @@ public enum NPY {
     /// Reads a .npy file as a tensor of the same shape: `<f4` gives float32, `<f8` float64, `<i8`
     /// and `|u1` int64 (the integer values as they are).
     public static func read(_ url: URL) throws -> Tensor {
-        let array = try readArray(url)
+        tensor(try readArray(url))
+    }
+
+    /// The tensor of a decoded array, as `read(_:)` returns it.
+    static func tensor(_ array: NPYArray) -> Tensor {
         let n = array.shape.reduce(1, *)
         switch array.elementType {
         case .float32, .float64, .int64:
@@ -70,14 +74,18 @@ public enum NPY {
     /// (N, 1, H, W) or (N, H, W, 1) into a float32 tensor (N, H, W, 1); uint8 values are divided by
     /// 255, floats are kept as they are.
     public static func readImages(_ url: URL) throws -> Tensor {
-        let array = try readArray(url)
+        try images(try readArray(url), path: url.path)
+    }
+
+    /// The images of a decoded array, as `readImages(_:)` returns them; `path` names the source in errors.
+    static func images(_ array: NPYArray, path: String) throws -> Tensor {
         let s = array.shape
         let (n, h, w): (Int, Int, Int)
         if s.count == 3 { (n, h, w) = (s[0], s[1], s[2]) }
         else if s.count == 4 && s[1] == 1 { (n, h, w) = (s[0], s[2], s[3]) }
         else if s.count == 4 && s[3] == 1 { (n, h, w) = (s[0], s[1], s[2]) }
         else {
-            throw DataError(path: url.path, kind: .unsupported,
+            throw DataError(path: path, kind: .unsupported,
                             problem: "NPY array of shape \(s) is not a batch of grey images: expected (N, H, W), (N, 1, H, W) or (N, H, W, 1)")
         }
         let count = n * h * w
@@ -92,7 +100,7 @@ public enum NPY {
             }
         }
         if array.elementType == .int64 {
-            throw DataError(path: url.path, kind: .unsupported, problem: "NPY images of dtype <i8: expected <f4, <f8 or |u1")
+            throw DataError(path: path, kind: .unsupported, problem: "NPY images of dtype <i8: expected <f4, <f8 or |u1")
         }
         return out
     }
