@@ -57,7 +57,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastFlags),
-        .target(name: "GenTestSupport", dependencies: ["GenTensor", "GenFormats", "GenModels"], path: "Tests/GenTestSupport", swiftSettings: fastFlags),
+        .target(name: "GenTestSupport", dependencies: ["GenTensor", "GenFormats", "GenModels", "CPNG"], path: "Tests/GenTestSupport", swiftSettings: fastFlags),
         .testTarget(name: "GenTensorTests", dependencies: ["GenTensor", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "GenFormatsTests", dependencies: ["GenFormats", "GenData", "GenTestSupport"],
                     swiftSettings: checkedFlags),

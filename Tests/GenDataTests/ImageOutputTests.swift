@@ -1,5 +1,6 @@
 import Foundation
 import GenData
+import GenTestSupport
 import XCTest
 import GenTensor
 import GenFormats

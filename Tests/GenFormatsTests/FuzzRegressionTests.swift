@@ -1,5 +1,6 @@
 import Foundation
 @testable import GenFormats
+import GenTestSupport
 import XCTest
 import GenTensor
 

@@ -1,6 +1,7 @@
 import Foundation
 import GenData
 @testable import GenFormats
+import GenTestSupport
 import XCTest
 import GenTensor
 

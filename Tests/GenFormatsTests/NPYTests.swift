@@ -1,5 +1,6 @@
 import Foundation
 import GenFormats
+import GenTestSupport
 import XCTest
 import GenTensor
 import GenData

@@ -2,11 +2,12 @@ import CPNG
 import Foundation
 import GenFormats
 import XCTest
-import GenTensor
-import GenData
+
+// Helpers of the data-file tests (GenFormatsTests, GenDataTests): temporary folders, DataError
+// assertions, deterministic test bytes, and libpng as an independent PNG encoder and decoder.
 
 /// A fresh temporary folder, removed by `removeTemporaryFolder`.
-func makeTemporaryFolder() throws -> URL {
+public func makeTemporaryFolder() throws -> URL {
     let url = URL(fileURLWithPath: NSTemporaryDirectory(), isDirectory: true)
         .appendingPathComponent("GenDataTests-\(UUID().uuidString)", isDirectory: true)
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -14,7 +15,7 @@ func makeTemporaryFolder() throws -> URL {
 }
 
 /// Asserts that `body` throws a `DataError` of `kind` whose description names `path`.
-func assertDataError<T>(_ kind: DataError.Kind, naming path: String, _ body: () throws -> T,
+public func assertDataError<T>(_ kind: DataError.Kind, naming path: String, _ body: () throws -> T,
                         file: StaticString = #filePath, line: UInt = #line) {
     do {
         _ = try body()
@@ -29,29 +30,30 @@ func assertDataError<T>(_ kind: DataError.Kind, naming path: String, _ body: () 
 }
 
 /// Runs `body`, which may succeed or throw a `DataError` but nothing else (for fuzzing).
-func assertDataErrorOrSuccess(_ label: String, _ body: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) {
+public func assertDataErrorOrSuccess(_ label: String, _ body: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) {
     do { try body() } catch is DataError {} catch {
         XCTFail("\(label): expected success or a DataError, got \(error)", file: file, line: line)
     }
 }
 
 /// Writes `data` to `url`.
-func writeFile(_ data: Data, _ url: URL) throws {
+public func writeFile(_ data: Data, _ url: URL) throws {
     try data.write(to: url)
 }
 
 /// A small deterministic generator for test data.
-struct TestRandom {
-    var state: UInt64
-    mutating func next() -> UInt64 {
+public struct TestRandom {
+    public var state: UInt64
+    public init(state: UInt64) { self.state = state }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
-    mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
-    mutating func int(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
+    public mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
+    public mutating func int(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
 }
 
 // MARK: - libpng as the reference encoder and decoder
@@ -62,7 +64,7 @@ private final class PNGSink { var data = Data() }
 /// Encodes rows of packed samples with libpng: independent test vectors for every colour type, bit
 /// depth and interlace method the Swift decoder claims to read. libpng picks its filters adaptively
 /// (all five filter types); `allFilters` forces the full set for 8- and 16-bit images.
-func libpngEncode(width: Int, height: Int, bitDepth: Int32, colorType: Int32, interlaced: Bool, rows: [[UInt8]],
+public func libpngEncode(width: Int, height: Int, bitDepth: Int32, colorType: Int32, interlaced: Bool, rows: [[UInt8]],
                   palette: [(UInt8, UInt8, UInt8)] = [], transparency: [UInt8] = []) -> Data {
     var png: png_structp? = png_create_write_struct(png_get_libpng_ver(nil), nil, nil, nil)
     var info: png_infop? = png_create_info_struct(png)
@@ -95,7 +97,7 @@ func libpngEncode(width: Int, height: Int, bitDepth: Int32, colorType: Int32, in
 
 /// Decodes an 8-bit grey or RGB PNG with libpng's simplified API (which reports errors instead of
 /// longjmp-ing out), returning the samples; nil when libpng rejects the file.
-func libpngDecode(_ data: Data, rgb: Bool) -> (width: Int, height: Int, samples: [UInt8])? {
+public func libpngDecode(_ data: Data, rgb: Bool) -> (width: Int, height: Int, samples: [UInt8])? {
     var image = png_image()
     image.version = UInt32(PNG_IMAGE_VERSION)
     let ok = data.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
