@@ -112,6 +112,21 @@ public protocol DiffusionSampling {
     static var defaultSteps: Int { get }
 }
 
+extension DiffusionSampling {
+    /// The sampler the options name, or the family's default.
+    func chosenSampler(_ options: SamplingOptions) -> Sampler {
+        options.sampler ?? (try! Sampler(named: Self.defaultSampler, options: SamplerOptions(steps: Self.defaultSteps)))
+    }
+}
+
+extension DiffusionSampling where Self: GenerativeModel {
+    /// The null label for each of `count` images of a class-conditional network (its unconditional
+    /// samples); nil for an unconditional one.
+    func nullLabels(count: Int) -> [Int]? {
+        classCount > 0 ? Array(repeating: classCount, count: count) : nil
+    }
+}
+
 extension DDPMTraining: DiffusionSampling {}
 extension ScoreModelTraining: DiffusionSampling {}
 

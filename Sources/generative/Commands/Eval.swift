@@ -264,9 +264,7 @@ struct EvalInput {
         let start = Date()
         let images = try withoutGradients {
             try model.sample(count: count, seed: seed, labels: labels, options: options) { done, total in
-                let elapsed = Date().timeIntervalSince(start)
-                log(String(format: "sampled %d/%d images, %.0f s, about %.0f s left", done, total, elapsed,
-                           elapsed / Double(max(done, 1)) * Double(total - done)))
+                reportSamplingProgress(done: done, total: total, since: start, log: log)
             }
         }
         let seconds = Date().timeIntervalSince(start)

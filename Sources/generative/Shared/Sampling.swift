@@ -109,11 +109,13 @@ func withProgress<T>(count: Int, _ body: (@escaping (Int, Int) -> Void) throws -
     return result
 }
 
-/// One progress line on stderr after each batch: images done, elapsed time and the time left.
-func reportSamplingProgress(done: Int, total: Int, since start: Date) {
+/// One progress line after each batch (to stderr unless `log` says otherwise): images done,
+/// elapsed time and the time left.
+func reportSamplingProgress(done: Int, total: Int, since start: Date,
+                            log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) {
     let elapsed = Date().timeIntervalSince(start)
     let left = elapsed / Double(max(done, 1)) * Double(total - done)
-    FileHandle.standardError.write(Data(String(format: "sampled %d/%d images, %.0f s, about %.0f s left\n", done, total, elapsed, left).utf8))
+    log(String(format: "sampled %d/%d images, %.0f s, about %.0f s left", done, total, elapsed, left))
 }
 
 /// The sampling speed on stderr: images/s and network evaluations per image.

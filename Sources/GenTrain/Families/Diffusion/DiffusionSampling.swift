@@ -15,10 +15,6 @@ extension DDPMTraining: GenerativeModel {
 
     public var classCount: Int { config.classes }
 
-    func chosenSampler(_ options: SamplingOptions) -> Sampler {
-        options.sampler ?? (try! Sampler(named: Self.defaultSampler, options: SamplerOptions(steps: Self.defaultSteps)))
-    }
-
     public func validate(_ options: SamplingOptions) throws {
         let sampler = chosenSampler(options)
         try sampler.check(process)
@@ -32,7 +28,7 @@ extension DDPMTraining: GenerativeModel {
     public func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
                        progress: ((Int, Int) -> Void)?) throws -> Tensor {
         try validate(options)
-        let labels = labels ?? (config.classes > 0 ? Array(repeating: config.classes, count: count) : nil)
+        let labels = labels ?? nullLabels(count: count)
         return sample(count: count, sampler: chosenSampler(options), seed: seed, batchSize: options.batchSize, labels: labels,
                       guidance: options.guidance, classifierGuidance: options.classifierGuidance, ema: options.ema,
                       progress: progress)
@@ -58,10 +54,6 @@ extension DDPMTraining: GenerativeModel {
 extension ScoreModelTraining: GenerativeModel {
     public var classCount: Int { config.classes }
 
-    func chosenSampler(_ options: SamplingOptions) -> Sampler {
-        options.sampler ?? (try! Sampler(named: Self.defaultSampler, options: SamplerOptions(steps: Self.defaultSteps)))
-    }
-
     public func validate(_ options: SamplingOptions) throws {
         try chosenSampler(options).check(process)
         if options.guidance != nil && config.classes == 0 {
@@ -74,7 +66,7 @@ extension ScoreModelTraining: GenerativeModel {
     public func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
                        progress: ((Int, Int) -> Void)?) throws -> Tensor {
         try validate(options)
-        let labels = labels ?? (config.classes > 0 ? Array(repeating: config.classes, count: count) : nil)
+        let labels = labels ?? nullLabels(count: count)
         return try sample(count: count, sampler: chosenSampler(options), seed: seed, batchSize: options.batchSize, labels: labels,
                           guidance: options.guidance, ema: options.ema, progress: progress)
     }
@@ -110,7 +102,7 @@ extension ScoreModelTraining: GenerativeModel {
             }
         }
         let x = Tensor(dequantised, shape: images.shape)
-        let labels = config.classes > 0 ? Array(repeating: config.classes, count: n) : nil
+        let labels = nullLabels(count: n)
         let logLikelihoods = probabilityFlowLogLikelihood(scoreNetwork(ema: true), process: process, x: x, labels: labels,
                                                           indices: Array(startIndex..<(startIndex + n)), seed: seed, options: options)
         return logLikelihoods.map { GenModels.bitsPerDimension(logLikelihood: $0, dimensions: dimensions) }

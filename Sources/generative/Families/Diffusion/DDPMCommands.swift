@@ -36,7 +36,7 @@ struct TrainDDPM: ParsableCommand {
         config.classes = try flags.classCount(dataset)
         config.imageShape = try flags.imageShape(dataset)
         let model = DDPMTraining(config: config, learningRate: flags.common.lr, seed: flags.common.seed)
-        try flags.train(model, kind: DDPMTraining.kind,
+        try flags.train(model,
                         config: flags.storedSettings(model: "ddpm", classes: config.classes)
                             .merging(["prediction": prediction.rawValue, "schedule": schedule.rawValue]) { $1 },
                         summary: "training ddpm (width \(flags.width), \(config.classes > 0 ? "\(config.classes) classes" : "unconditional"), "

@@ -29,8 +29,6 @@ struct SamplerName: ExpressibleByArgument, Equatable, CustomStringConvertible {
         name = argument
     }
 
-    init(checked name: String) { self.name = name }
-
     static var allValueStrings: [String] { SamplerRegistry.names }
     var description: String { name }
 }
@@ -90,7 +88,7 @@ struct DiffusionTrainFlags: ParsableArguments {
     }
 
     /// Trains `model` on the data as the flags say, and prints where the results went.
-    func train(_ model: TrainableModel & AnyObject, kind: String, config: [String: String], summary: String,
+    func train(_ model: TrainableModel & AnyObject, config: [String: String], summary: String,
                run: RunDirectory, dataset: ImageDataset) throws {
         let loop = TrainingLoop(model: model, options: common.options(), run: run, config: config)
         print(summary + " on \(dataset.count) images (\(dataset.source))")

@@ -42,7 +42,7 @@ struct TrainSGM: ParsableCommand {
         config.classes = try flags.classCount(dataset)
         config.imageShape = try flags.imageShape(dataset)
         let model = ScoreModelTraining(config: config, learningRate: flags.common.lr, seed: flags.common.seed)
-        try flags.train(model, kind: ScoreModelTraining.kind,
+        try flags.train(model,
                         config: flags.storedSettings(model: ScoreModelTraining.kind, classes: config.classes)
                             .merging(["sde": sde.rawValue, "sigma_max": String(sigmaMax)]) { $1 },
                         summary: "training sgm (\(sde.rawValue) SDE, width \(flags.width), "
