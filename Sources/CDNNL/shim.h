@@ -19,6 +19,7 @@ void omp_set_num_threads(int num_threads);
 int omp_get_max_threads(void);
 int omp_get_thread_num(void);
 int omp_get_num_threads(void);
+int omp_in_parallel(void);
 // libgomp's entry point for a parallel region (what `#pragma omp parallel` compiles to). The Swift
 // kernels run on oneDNN's OpenMP pool through it, so one pool serves everything: a second pool
 // (Dispatch) competing with OpenMP's spin-waiting threads ran 3x slower.

@@ -1,11 +1,18 @@
-/// The backend seam: the heavy kernels (GEMM, linear layers and convolutions) that ops call. Models and autodiff
-/// never call oneDNN directly; a GPU backend implements this protocol without touching them.
+import Foundation
+
+/// The backend seam: the kernels that ops call. Models and autodiff never call oneDNN directly; a
+/// GPU backend implements this protocol without touching them. A backend is a value that carries its
+/// own settings (threads, kernel choices); `Backend.current` is the one in use for the calling task.
 ///
 /// Layouts: activations are channels-last (NHWC), convolution weights are PyTorch's OIHW of the
 /// *forward* convolution (a transposed convolution runs as `conv2dBackwardData` of the convolution it
 /// transposes, whose OIHW weight is exactly PyTorch's ConvTranspose2d IOHW weight).
 /// All buffers are contiguous; outputs are overwritten (not accumulated).
-public protocol ComputeBackend: AnyObject {
+public protocol ComputeBackend: Sendable {
+    /// The name `--backend` and `GENERATIVE_BACKEND` select it by ("cpu", "reference").
+    var name: String { get }
+    /// The threads its kernels use (the Swift kernels' chunked loops too).
+    var threads: Int { get }
     /// C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is M x K, op(B) is K x N.
     func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -34,8 +41,6 @@ public protocol ComputeBackend: AnyObject {
     /// OW, into gradBias(O).
     func conv2dBackwardWeights(_ g: ConvGeometry, input: UnsafePointer<Float>, gradOutput: UnsafePointer<Float>,
                                gradWeight: UnsafeMutablePointer<Float>, gradBias: UnsafeMutablePointer<Float>)
-    /// Sets the number of threads the backend's kernels use.
-    func setThreads(_ count: Int)
 }
 
 /// An activation applied to a linear layer's output (`Tensor.linear`), fused into the same pass as the
@@ -91,9 +96,63 @@ public struct ConvGeometry: Hashable, Sendable {
     }
 }
 
-/// The backend in use. Defaults to the CPU backend (oneDNN for GEMM and convolutions).
+/// The backend in use: a task-local value, so that a scope (a command, a test) picks its own without
+/// a process-wide switch. Outside any scope it is the process default, named by the environment
+/// variable `GENERATIVE_BACKEND` (`cpu`, the default, or `reference`), read once.
 public enum Backend {
-    nonisolated(unsafe) public static var current: ComputeBackend = CPUBackend.shared
+    /// The backend names `named(_:threads:)` accepts.
+    public static let names = ["cpu", "reference"]
+
+    /// The backend of this process outside any `with` scope: `GENERATIVE_BACKEND`, or the CPU backend
+    /// on OpenMP's thread count. An unknown name stops the process with a one-line error.
+    public static let processDefault: any ComputeBackend = {
+        let name = environmentName ?? "cpu"
+        do {
+            return try named(name, threads: CPUBackend.defaultThreads)
+        } catch {
+            fputs("Error: GENERATIVE_BACKEND=\(name): \(error)\n", stderr)
+            exit(2)
+        }
+    }()
+
+    /// `GENERATIVE_BACKEND` when set and not empty.
+    public static var environmentName: String? {
+        guard let value = ProcessInfo.processInfo.environment["GENERATIVE_BACKEND"], !value.isEmpty else { return nil }
+        return value
+    }
+
+    @TaskLocal private static var scoped: (any ComputeBackend)?
+
+    /// The backend ops run on in the calling task.
+    @inline(__always)
+    public static var current: any ComputeBackend { scoped ?? processDefault }
+
+    /// Runs `body` with `backend` as the current backend of this task (and of tasks it creates).
+    public static func with<R>(_ backend: any ComputeBackend, _ body: () throws -> R) rethrows -> R {
+        try $scoped.withValue(backend, operation: body)
+    }
+
+    /// A backend by name: `cpu` (oneDNN, `threads` threads) or `reference` (the Swift reference
+    /// kernels, serial).
+    public static func named(_ name: String, threads: Int) throws -> any ComputeBackend {
+        switch name {
+        case "cpu": return CPUBackend(threads: threads)
+        case "reference": return ReferenceBackend()
+        default: throw BackendError.unknownName(name)
+        }
+    }
+}
+
+/// A backend name that names no backend.
+public enum BackendError: Error, CustomStringConvertible {
+    case unknownName(String)
+
+    public var description: String {
+        switch self {
+        case .unknownName(let name):
+            return "unknown backend '\(name)'; expected one of \(Backend.names.joined(separator: ", "))"
+        }
+    }
 }
 
 extension ComputeBackend {

@@ -114,13 +114,11 @@ public enum KernelBenchmark {
         ]
     }
 
-    /// Times every shape on `CPUBackend.shared` with `threads` threads (set on the calling thread, which
-    /// is the thread OpenMP's pool serves), about `seconds` per kernel after a warm-up; with `workload`
+    /// Times every shape on a CPU backend with `threads` threads, about `seconds` per kernel after a warm-up; with `workload`
     /// (vae, dcgan, unet, classifier) only the shapes of that workload.
     public static func run(threads: Int, seconds: Double, workload: String? = nil) -> [KernelBenchmarkResult] {
         func selected(_ name: String) -> Bool { workload.map { name.hasPrefix($0 + " ") } ?? true }
-        let backend = CPUBackend.shared
-        backend.setThreads(threads)
+        let backend = CPUBackend(threads: threads)
         var results: [KernelBenchmarkResult] = []
 
         for shape in linearShapes where selected(shape.name) {

@@ -66,7 +66,7 @@ public enum PeakProbe {
             let c = KernelBenchmark.randomBuffer(count)
             defer { a.deallocate(); b.deallocate(); c.deallocate() }
             return KernelBenchmark.time(seconds) {
-                CPUBackend.shared.gemm(transA: false, transB: false, m: size, n: size, k: size, alpha: 1, a: a,
+                Backend.current.gemm(transA: false, transB: false, m: size, n: size, k: size, alpha: 1, a: a,
                                        lda: size, b: b, ldb: size, beta: 0, c: c, ldc: size)
             }
         }
@@ -74,11 +74,8 @@ public enum PeakProbe {
                       gflops_per_s: 2 * Double(size) * Double(size) * Double(size) / (ms * 1e6))
     }
 
-    /// Runs `body` with the kernels' pool at `threads` threads, then restores its size.
+    /// Runs `body` on a CPU backend with `threads` threads.
     private static func withThreads<T>(_ threads: Int, _ body: () -> T) -> T {
-        let previous = Threads.count
-        Threads.set(threads)
-        defer { Threads.set(previous) }
-        return body()
+        Backend.with(CPUBackend(threads: threads), body)
     }
 }

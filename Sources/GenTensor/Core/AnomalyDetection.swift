@@ -3,48 +3,55 @@
 /// is finite. Every op output and gradient is scanned, so it is off by default and meant for
 /// diagnosing a run that diverged.
 public enum AnomalyDetection {
-    /// Whether ops are checked.
-    nonisolated(unsafe) public static var isEnabled = false
-    /// The first anomaly since `reset`: "forward of OP" or "backward of OP", with the value.
-    nonisolated(unsafe) public private(set) static var first: String?
-
-    /// Forgets the anomaly found so far.
-    public static func reset() { first = nil }
-
-    /// Runs `body` with detection on, restoring the previous setting.
-    public static func with<R>(_ body: () throws -> R) rethrows -> R {
-        let saved = isEnabled
-        isEnabled = true
-        defer { isEnabled = saved }
-        return try body()
+    /// What one detection scope has found; a task-local value, so that scopes never leak into
+    /// other tasks or tests.
+    final class Log: @unchecked Sendable {
+        var first: String?
+        /// Inside a VJP: its ops are part of that op's backward pass, not forward ops of their own.
+        var insideBackward = false
     }
 
-    /// Inside a VJP: its ops are part of that op's backward pass, not forward ops of their own.
-    nonisolated(unsafe) static var insideBackward = false
+    @TaskLocal static var log: Log?
+
+    /// Whether ops are checked in the calling task.
+    @inline(__always)
+    public static var isEnabled: Bool { log != nil }
+
+    /// The first anomaly found in the current scope: "forward of OP" or "backward of OP", with the
+    /// value; nil outside a scope.
+    public static var first: String? { log?.first }
+
+    /// Runs `body` with detection on when `enabled` (a fresh scope: nothing found yet).
+    public static func with<R>(enabled: Bool = true, _ body: () throws -> R) rethrows -> R {
+        guard enabled else { return try body() }
+        return try $log.withValue(Log(), operation: body)
+    }
 
     /// Runs an op's VJP, then records its backward pass when an input gradient is non-finite and
     /// the gradient it came from is finite.
     static func backward(_ name: String, upstream: Tensor, _ vjp: () -> [Tensor?]) -> [Tensor?] {
-        let saved = insideBackward
-        insideBackward = true
+        guard let log else { return vjp() }
+        let saved = log.insideBackward
+        log.insideBackward = true
         let gradients = vjp()
-        insideBackward = saved
+        log.insideBackward = saved
         checkBackward(name, gradients: gradients, upstream: upstream)
         return gradients
     }
 
     /// Records `name`'s forward pass when `output` is non-finite and its inputs are finite.
     static func checkForward(_ name: String, output: Tensor, inputs: [Tensor]) {
-        guard first == nil, !insideBackward, let bad = firstNonFinite(output), inputs.allSatisfy({ firstNonFinite($0) == nil }) else { return }
-        first = "forward of \(name) (\(bad))"
+        guard let log, log.first == nil, !log.insideBackward, let bad = firstNonFinite(output),
+              inputs.allSatisfy({ firstNonFinite($0) == nil }) else { return }
+        log.first = "forward of \(name) (\(bad))"
     }
 
     /// Records `name`'s backward pass when an input gradient is non-finite and the gradient it came from is finite.
     static func checkBackward(_ name: String, gradients: [Tensor?], upstream: Tensor) {
-        guard first == nil else { return }
+        guard let log, log.first == nil else { return }
         for gradient in gradients.compactMap({ $0 }) {
             if let bad = firstNonFinite(gradient), firstNonFinite(upstream) == nil {
-                first = "backward of \(name) (\(bad))"
+                log.first = "backward of \(name) (\(bad))"
                 return
             }
         }

@@ -6,16 +6,18 @@
 /// gives second-order gradients (the WGAN-GP penalty needs them) with no special cases.
 
 /// Whether ops record gradient history. Recording is on by default; `withoutGradients` turns it off
-/// for a scope (sampling, evaluation, optimizer updates).
+/// for a scope (sampling, evaluation, optimizer updates). A task-local value: each task (and each
+/// test) has its own, and a scope ends with its closure.
 public enum GradMode {
-    nonisolated(unsafe) public private(set) static var isEnabled = true
+    @TaskLocal private static var disabled = false
 
-    /// Runs `body` with recording set to `enabled`, restoring the previous setting afterwards.
+    /// Whether ops record gradient history in the calling task.
+    @inline(__always)
+    public static var isEnabled: Bool { !disabled }
+
+    /// Runs `body` with recording set to `enabled`; the previous setting holds again afterwards.
     public static func with<R>(enabled: Bool, _ body: () throws -> R) rethrows -> R {
-        let saved = isEnabled
-        isEnabled = enabled
-        defer { isEnabled = saved }
-        return try body()
+        try $disabled.withValue(!enabled, operation: body)
     }
 }
 

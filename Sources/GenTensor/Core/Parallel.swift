@@ -5,14 +5,8 @@ import CDNNL
 /// OpenMP's spin-waiting workers leaves the two fighting for the cores (see docs/architecture.md,
 /// Measurements and history).
 public enum Threads {
-    /// Threads used by the Swift kernels and (through the backend) by oneDNN.
-    nonisolated(unsafe) public private(set) static var count = Int(omp_get_max_threads())
-
-    /// Sets the thread count for both the Swift kernels and the backend.
-    public static func set(_ n: Int) {
-        count = max(1, n)
-        Backend.current.setThreads(count)
-    }
+    /// Threads used by the Swift kernels: the current backend's (`Backend.current.threads`).
+    public static var count: Int { Backend.current.threads }
 }
 
 /// The work of one parallel region, handed to the C trampoline by pointer.
@@ -33,8 +27,12 @@ private let parallelTrampoline: @convention(c) (UnsafeMutableRawPointer?) -> Voi
 /// `costPerItem` is a rough element count per item, so that tiny loops stay on one thread.
 @inline(__always)
 func parallelChunks(_ count: Int, costPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
+    if count * costPerItem < 32_768 {
+        body(0..<count)
+        return
+    }
     let threads = min(Threads.count, count)
-    if threads <= 1 || count * costPerItem < 32_768 {
+    if threads <= 1 {
         body(0..<count)
         return
     }

@@ -162,6 +162,13 @@ public final class TrainingLoop {
     /// written this time.
     @discardableResult
     public func train(images: Tensor, labels: Tensor?, resume: Bool) throws -> [EpochRecord] {
+        try AnomalyDetection.with(enabled: options.detectAnomaly) {
+            try trainDetectingAnomalies(images: images, labels: labels, resume: resume)
+        }
+    }
+
+    /// `train`, inside the anomaly-detection scope that `--detect-anomaly` asks for.
+    private func trainDetectingAnomalies(images: Tensor, labels: Tensor?, resume: Bool) throws -> [EpochRecord] {
         try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
         let n = images.shape[0]
         precondition(n > 0, "train: empty dataset")
@@ -191,10 +198,6 @@ public final class TrainingLoop {
             try? FileManager.default.removeItem(at: run.metrics)
         }
         try checkDiskSpace()
-        AnomalyDetection.reset()
-        let anomalyDetectionWas = AnomalyDetection.isEnabled
-        AnomalyDetection.isEnabled = options.detectAnomaly
-        defer { AnomalyDetection.isEnabled = anomalyDetectionWas }
         StopSignal.install()
         defer { StopSignal.restore() }
         let started = Date()

@@ -24,8 +24,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Only this phase (train, sample).")
     var phase: String?
 
-    @Option(help: "Threads for the Swift kernels and oneDNN.")
-    var threads: Int = 2
+    @OptionGroup var compute: ComputeFlags
+    var threads: Int { compute.threads }
 
     @Option(help: "Override every workload's batch size (0 keeps the defaults).")
     var batch: Int = 0
@@ -40,7 +40,6 @@ struct Bench: ParsableCommand {
     var peak = false
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard batch >= 0 else { throw ValidationError("--batch must not be negative") }
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
         let names = WorkloadBenchmark.names
@@ -57,7 +56,6 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        Threads.set(threads)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         /// One result as a JSON line on stdout, flushed so that a reading process sees it at once.

@@ -43,8 +43,8 @@ struct Eval: ParsableCommand {
     @Option(help: "Images per batch, for the feature network and for sampling.")
     var batchSize: Int = 500
 
-    @Option(help: "Threads for the kernels.")
-    var threads: Int = 2
+    @OptionGroup var compute: ComputeFlags
+    var threads: Int { compute.threads }
 
     @Option(help: "Another feature network: a plain state_dict or a classifier checkpoint.")
     var network: String?
@@ -80,7 +80,6 @@ struct Eval: ParsableCommand {
     func validate() throws {
         if let count { guard count >= 1 else { throw ValidationError("--count must be at least 1") } }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard kidSubsets >= 1 else { throw ValidationError("--kid-subsets must be at least 1") }
         guard blur >= 0, blur <= 10 else { throw ValidationError("--blur must be in [0, 10]") }
         _ = try fidAtSizes()
@@ -108,7 +107,6 @@ struct Eval: ParsableCommand {
 
     /// Loads or samples the images and scores them.
     func evaluate(log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) throws -> EvaluationReport {
-        Threads.set(threads)
         let settings = CheckpointSampling(batchSize: batchSize, threads: threads, ema: !noEma, sampling: sampling, guidance: guidance)
         let loaded = try EvalInput.load(input, count: count, seed: seed, sampling: settings, log: log)
         // Validate before anything slow (and before blurring, so NaN or out-of-range input is

@@ -36,7 +36,11 @@ struct Generative: ParsableCommand {
         setvbuf(stdout, nil, _IOLBF, 0)
         do {
             var command = try parseAsRoot(nil)
-            try command.run()
+            if let compute = ComputeFlags.find(in: command) {
+                try Backend.with(try compute.makeBackend()) { try command.run() }
+            } else {
+                try command.run()
+            }
         } catch {
             // Help and version requests print as usual; errors get one line on stderr and a
             // non-zero exit (the usage is one `--help` away).

@@ -25,7 +25,7 @@ struct SampleFlags: ParsableArguments {
     @Option(help: "Where to write: a .png grid, a .npy array (N x H x W float32 in [0, 1]) or a folder.")
     var out: String = "samples.png"
 
-    @OptionGroup var threadFlags: ThreadFlags
+    @OptionGroup var compute: ComputeFlags
 
     func validate() throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1") }
@@ -73,7 +73,6 @@ struct SampleCommand<Spec: SampleCommandSpec>: ParsableCommand {
     var labelsOut: String?
 
     func run() throws {
-        flags.threadFlags.apply()
         let model = try loadAnyModel(flags.checkpoint)
         try Spec.accept(model, path: flags.checkpoint)
         let labels = try classLabels(label, count: flags.count, model: model, path: flags.checkpoint)

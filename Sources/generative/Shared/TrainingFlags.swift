@@ -116,18 +116,6 @@ struct EMAFlags: ParsableArguments {
     }
 }
 
-/// `--threads`: the kernels' threads.
-struct ThreadFlags: ParsableArguments {
-    @Option(help: "Threads for the kernels.")
-    var threads: Int = 2
-
-    func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-    }
-
-    /// Sets the process's kernel threads.
-    func apply() { Threads.set(threads) }
-}
 
 /// The flags every `train` command shares, declared once: data, run folder, training length,
 /// optimisation and threads, with the family's defaults `D`.
@@ -136,7 +124,7 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
     @OptionGroup var runFolder: RunFolderFlags<D>
     @OptionGroup var length: TrainingLengthFlags<D>
     @OptionGroup var optimisation: OptimisationFlags<D>
-    @OptionGroup var threadFlags: ThreadFlags
+    @OptionGroup var compute: ComputeFlags
 
     @Flag(help: "Check every op for NaN or infinity and name the first op (forward or backward) that made one when a loss goes non-finite; slow, for diagnosis.")
     var detectAnomaly = false
@@ -148,7 +136,7 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
     var batchSize: Int { optimisation.batchSize }
     var lr: Double { optimisation.learningRate }
     var seed: UInt64 { optimisation.seed }
-    var threads: Int { threadFlags.threads }
+    var threads: Int { compute.threads }
 
     /// The loop's options; `learningRate` and `batchSize` override the flags' (a GAN's variant
     /// default, a GAN's loop batch of d-steps discriminator batches).
@@ -162,10 +150,9 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
         return options
     }
 
-    /// Sets the threads and opens the run folder `runs/MODEL` (or --out), holding its lock.
+    /// Opens the run folder `runs/MODEL` (or --out), holding its lock.
     func start(_ model: String) throws -> (run: RunDirectory, lock: RunLock) {
-        threadFlags.apply()
-        return try runFolder.open(model)
+        try runFolder.open(model)
     }
 
     /// The training split of the selected data.

@@ -4,14 +4,8 @@ import XCTest
 /// `--detect-anomaly` names the first op whose output (forward) or input gradient (backward) is
 /// non-finite while what it was computed from is finite, and nothing when all is finite.
 final class AnomalyDetectionTests: XCTestCase {
-    override func tearDown() {
-        AnomalyDetection.reset()
-        super.tearDown()
-    }
-
     func testForwardAnomalyNamesTheOp() {
         AnomalyDetection.with {
-            AnomalyDetection.reset()
             let x = Tensor([1, 2, 3], shape: [3])
             let zero = x - x                   // finite
             let logged = zero.log()            // -inf from finite input: the anomaly
@@ -23,7 +17,6 @@ final class AnomalyDetectionTests: XCTestCase {
 
     func testBackwardAnomalyNamesTheOp() {
         AnomalyDetection.with {
-            AnomalyDetection.reset()
             let x = Tensor([0, 4], shape: [2]).requiringGrad()
             let y = x.sqrt().sum()             // finite forward: sqrt(0) = 0
             XCTAssertNil(AnomalyDetection.first)
@@ -34,7 +27,6 @@ final class AnomalyDetectionTests: XCTestCase {
 
     func testNothingIsReportedWhenAllIsFinite() {
         AnomalyDetection.with {
-            AnomalyDetection.reset()
             let x = Tensor([1, 4], shape: [2]).requiringGrad()
             _ = gradients(of: (x.sqrt() * x.log()).sum(), wrt: [x])
             XCTAssertNil(AnomalyDetection.first)

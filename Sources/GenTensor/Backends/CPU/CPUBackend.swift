@@ -19,47 +19,40 @@ public enum ConvolutionPass: String, Sendable, CaseIterable {
 /// their scratchpads and reordered operands borrow one shared workspace; so are the matmul
 /// primitives of `linear`, one per shape, activation and thread count. Calls are serialized by a
 /// lock: each one already uses every OpenMP thread, and cached buffers and the stream are shared.
-public final class CPUBackend: ComputeBackend, @unchecked Sendable {
-    /// The process-wide instance that `Backend.current` defaults to.
-    public static let shared = CPUBackend()
-
-    private let engine: dnnl_engine_t
-    private let stream: dnnl_stream_t
-    private let lock = NSLock()
-    private var cache: [ConvKey: ConvPrimitive] = [:]
-    private var matmulCache: [MatmulKey: MatmulPrimitive] = [:]
-    private let workspace = ConvWorkspace()
-
+/// The backend is a value (threads, Winograd choice); the oneDNN state behind it is shared.
+public struct CPUBackend: ComputeBackend {
+    public var name: String { "cpu" }
+    /// The OpenMP threads its kernels run on (set on the calling thread before each oneDNN call; the
+    /// jit kernels fix their partition when created, so primitives are cached per thread count).
+    public let threads: Int
     /// Whether 3x3 stride-1 convolutions with channel counts in multiples of 16 run oneDNN's Winograd
     /// kernel (faster than direct on the U-Net's shapes, see docs/architecture.md, Measurements and
     /// history; it rounds differently, to about 1e-5 relative). Falls back to direct where the CPU
     /// has no such kernel.
-    public var winogradConvolutions: Bool {
-        get { lock.lock(); defer { lock.unlock() }; return winograd }
-        set { lock.lock(); defer { lock.unlock() }; winograd = newValue }
-    }
-    private var winograd = true
+    public let winogradConvolutions: Bool
+    /// The engine, stream, primitive caches and workspace, shared by every `CPUBackend` value.
+    private let state = DNNLState.shared
 
-    /// Creates a backend with its own oneDNN CPU engine, stream and primitive cache.
-    public init() {
-        var engine: dnnl_engine_t?
-        dnnlCheck(dnnl_engine_create(&engine, dnnl_cpu, 0), "CPUBackend: engine create")
-        var stream: dnnl_stream_t?
-        dnnlCheck(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "CPUBackend: stream create")
-        self.engine = engine!
-        self.stream = stream!
+    /// OpenMP's thread count when the process started (`OMP_NUM_THREADS`, or the cores).
+    public static let defaultThreads = Int(omp_get_max_threads())
+
+    /// A CPU backend on `threads` threads (at least 1).
+    public init(threads: Int = CPUBackend.defaultThreads, winogradConvolutions: Bool = true) {
+        self.threads = Swift.max(1, threads)
+        self.winogradConvolutions = winogradConvolutions
     }
 
-    deinit {
-        cache.removeAll()
-        matmulCache.removeAll()
-        dnnl_stream_destroy(stream)
-        dnnl_engine_destroy(engine)
+    /// Sets this backend's thread count as the calling thread's OpenMP team size (oneDNN reads it),
+    /// unless the caller is already inside a parallel region (whose nested calls run on one thread).
+    @inline(__always)
+    private func useThreads() {
+        if omp_in_parallel() == 0 && Int(omp_get_max_threads()) != threads { omp_set_num_threads(Int32(threads)) }
     }
 
     public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        useThreads()
         let status = dnnl_sgemm(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
                                 a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
         precondition(status == dnnl_success, "gemm: oneDNN sgemm failed with status \(status)")
@@ -93,15 +86,15 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
             linearUnfused(m: m, n: n, k: k, input: input, weight: weight, bias: bias, activation: activation, output: output)
             return
         }
-        lock.lock(); defer { lock.unlock() }
+        state.lock.lock(); defer { state.lock.unlock() }; useThreads()
         let p = matmulPrimitive(m: m, n: n, k: k, bias: bias != nil, activation: activation, "linear")
-        p.run(input: input, weight: weight, bias: bias, output: output, stream: stream, op: "linear")
+        p.run(input: input, weight: weight, bias: bias, output: output, stream: state.stream, op: "linear")
     }
 
     public func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                               bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
         if g.batch == 0 { return }  // nothing to write; oneDNN rejects zero-sized activations
-        lock.lock(); defer { lock.unlock() }
+        state.lock.lock(); defer { state.lock.unlock() }; useThreads()
         if GemmConvolution.coversWholeInput(g) {
             GemmConvolution.wholeInputForward(g, self, input: input, weight: weight, bias: bias, output: output,
                                               scratch: scratchFloats)
@@ -121,13 +114,13 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let cropped = e == g ? nil : Self.crop(input, from: g, to: e)
         defer { cropped?.deallocate() }
         p.run(activation: cropped.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(mutating: input),
-              other: other, weight: weight, bias: bias, workspace: workspace, stream: stream, op: op)
+              other: other, weight: weight, bias: bias, workspace: state.workspace, stream: state.stream, op: op)
     }
 
     public func conv2dBackwardData(_ g: ConvGeometry, gradOutput: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                    gradInput: UnsafeMutablePointer<Float>) {
         if g.batch == 0 { return }
-        lock.lock(); defer { lock.unlock() }
+        state.lock.lock(); defer { state.lock.unlock() }; useThreads()
         if GemmConvolution.coversWholeInput(g) {
             GemmConvolution.wholeInputBackwardData(g, self, gradOutput: gradOutput, weight: weight, gradInput: gradInput,
                                                    scratch: scratchFloats)
@@ -142,14 +135,14 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
         let p = primitive(e, .backwardData, "conv2dBackwardData")
         if e == g {
             p.run(activation: gradInput, other: UnsafeMutableRawPointer(mutating: gradOutput), weight: weight,
-                  workspace: workspace, stream: stream, op: "conv2dBackwardData")
+                  workspace: state.workspace, stream: state.stream, op: "conv2dBackwardData")
         } else {
             // The rows/columns past the cropped input are never read by the forward pass: zero gradient.
             let count = e.batch * e.inHeight * e.inWidth * e.inChannels
             let cropped = UnsafeMutablePointer<Float>.allocate(capacity: count)
             defer { cropped.deallocate() }
             p.run(activation: cropped, other: UnsafeMutableRawPointer(mutating: gradOutput), weight: weight,
-                  workspace: workspace, stream: stream, op: "conv2dBackwardData")
+                  workspace: state.workspace, stream: state.stream, op: "conv2dBackwardData")
             Self.uncrop(cropped, from: e, into: gradInput, g)
         }
     }
@@ -172,7 +165,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
             gradBias?.update(repeating: 0, count: g.outChannels)
             return
         }
-        lock.lock(); defer { lock.unlock() }
+        state.lock.lock(); defer { state.lock.unlock() }; useThreads()
         if GemmConvolution.coversWholeInput(g) {
             GemmConvolution.wholeInputBackwardWeights(g, self, input: input, gradOutput: gradOutput,
                                                       gradWeight: gradWeight, gradBias: gradBias, scratch: scratchFloats)
@@ -182,18 +175,13 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
                         weight: gradWeight, bias: gradBias.map { UnsafePointer($0) }, op: "conv2dBackwardWeights")
     }
 
-    public func setThreads(_ count: Int) { omp_set_num_threads(Int32(max(1, count))) }
-
-    /// The number of threads the backend's kernels use (OpenMP's maximum for the calling thread).
-    public var threadCount: Int { Int(omp_get_max_threads()) }
-
     /// The name of the implementation oneDNN chose for this convolution (e.g. "jit:avx512_core"; "ref"
     /// or "gemm" would mean a slow path), for benchmarks and debugging. Creates and caches the
     /// primitive if needed.
     public func implementationName(_ g: ConvGeometry, pass: ConvolutionPass) -> String {
         if let name = GemmConvolution.implementationName(g, pass) { return name }
         let e = Self.effectiveGeometry(g)
-        lock.lock(); defer { lock.unlock() }
+        state.lock.lock(); defer { state.lock.unlock() }; useThreads()
         let p = primitive(e, pass, "implementationName")
         return p.implementationName + (p.reordersWeights ? " (weights reordered from OIHW)" : "")
     }
@@ -203,7 +191,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     public func linearImplementationName(m: Int, n: Int, k: Int, bias: Bool = true,
                                          activation: LinearActivation = .none) -> String {
         precondition(m > 0 && n > 0 && k > 0, "linearImplementationName: empty product \(m)x\(k) · \(k)x\(n)")
-        lock.lock(); defer { lock.unlock() }
+        state.lock.lock(); defer { state.lock.unlock() }; useThreads()
         return matmulPrimitive(m: m, n: n, k: k, bias: bias, activation: activation, "linearImplementationName")
             .implementationName
     }
@@ -211,7 +199,7 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     /// A workspace buffer of at least `count` floats for the GEMM-based convolutions (`GemmConvolution`);
     /// must be called with `lock` held, valid until the next call.
     private func scratchFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
-        workspace.buffer(0, bytes: count * MemoryLayout<Float>.stride).bindMemory(to: Float.self, capacity: count)
+        state.workspace.buffer(0, bytes: count * MemoryLayout<Float>.stride).bindMemory(to: Float.self, capacity: count)
     }
 
     // MARK: - Primitive cache
@@ -220,15 +208,15 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
     /// batch of an epoch, interactive sampling), so the matmul cache is emptied when it grows large.
     private func matmulPrimitive(m: Int, n: Int, k: Int, bias: Bool, activation: LinearActivation,
                                  _ op: String) -> MatmulPrimitive {
-        let key = MatmulKey(m: m, n: n, k: k, bias: bias, activation: activation, threads: omp_get_max_threads())
-        if let p = matmulCache[key] { return p }
-        if matmulCache.count >= 256 { matmulCache.removeAll() }
-        let p = MatmulPrimitive(key, engine: engine, op: op)
-        matmulCache[key] = p
+        let key = MatmulKey(m: m, n: n, k: k, bias: bias, activation: activation, threads: Int32(threads))
+        if let p = state.matmulCache[key] { return p }
+        if state.matmulCache.count >= 256 { state.matmulCache.removeAll() }
+        let p = MatmulPrimitive(key, engine: state.engine, op: op)
+        state.matmulCache[key] = p
         return p
     }
 
-    private struct ConvKey: Hashable {
+    struct ConvKey: Hashable {
         var geometry: ConvGeometry
         var pass: ConvolutionPass
         /// Whether a forward convolution adds a bias, or a backward-weights one writes its gradient.
@@ -240,11 +228,11 @@ public final class CPUBackend: ComputeBackend, @unchecked Sendable {
 
     /// Must be called with `lock` held.
     private func primitive(_ g: ConvGeometry, _ pass: ConvolutionPass, _ op: String, bias: Bool = false) -> ConvPrimitive {
-        let key = ConvKey(geometry: g, pass: pass, bias: bias, threads: omp_get_max_threads(), winograd: winograd)
-        if let p = cache[key] { return p }
+        let key = ConvKey(geometry: g, pass: pass, bias: bias, threads: Int32(threads), winograd: winogradConvolutions)
+        if let p = state.cache[key] { return p }
         let hint = pass == .forward ? nil : primitive(g, .forward, op)
-        let p = ConvPrimitive(g, pass: pass, bias: bias, winograd: winograd, engine: engine, hint: hint, op: op)
-        cache[key] = p
+        let p = ConvPrimitive(g, pass: pass, bias: bias, winograd: winogradConvolutions, engine: state.engine, hint: hint, op: op)
+        state.cache[key] = p
         return p
     }
 
@@ -348,7 +336,7 @@ final class ConvWorkspace {
 /// caller's buffer (NHWC activations, OIHW weights) and, where the primitive wants another layout, a
 /// workspace buffer in that layout with the reorder that fills it before the primitive runs (an
 /// input) or empties it after (an output).
-private final class ConvOperand {
+final class ConvOperand {
     let user: dnnl_memory_t
     let isInput: Bool
     private let workspaceSlot: Int
@@ -404,7 +392,7 @@ private final class ConvOperand {
 }
 
 /// A cached convolution primitive with its operands.
-private final class ConvPrimitive {
+final class ConvPrimitive {
     let pass: ConvolutionPass
     let hint: ConvPrimitive?  // a backward primitive descriptor may refer to its forward hint
     var pd: dnnl_primitive_desc_t?
@@ -568,5 +556,27 @@ private final class ConvPrimitive {
         dnnlCheck(dnnl_primitive_execute(primitive, stream, Int32(args.count), args), "\(op): execute")
         for operand in operands { operand.convert(before: false, stream: stream, op: op) }
         dnnlCheck(dnnl_stream_wait(stream), "\(op): stream wait")
+    }
+}
+
+/// The oneDNN engine and stream, the primitive caches and the workspace behind every `CPUBackend`.
+final class DNNLState: @unchecked Sendable {
+    static let shared = DNNLState()
+
+    let engine: dnnl_engine_t
+    let stream: dnnl_stream_t
+    /// Serializes calls: cached buffers and the stream are shared.
+    let lock = NSLock()
+    var cache: [CPUBackend.ConvKey: ConvPrimitive] = [:]
+    var matmulCache: [MatmulKey: MatmulPrimitive] = [:]
+    let workspace = ConvWorkspace()
+
+    private init() {
+        var engine: dnnl_engine_t?
+        dnnlCheck(dnnl_engine_create(&engine, dnnl_cpu, 0), "CPUBackend: engine create")
+        var stream: dnnl_stream_t?
+        dnnlCheck(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "CPUBackend: stream create")
+        self.engine = engine!
+        self.stream = stream!
     }
 }

@@ -136,7 +136,6 @@ struct DiffusionSamplerFlags: ParsableArguments {
 
 /// Samples a diffusion model as the flags say, reporting progress and speed on stderr, and writes the images.
 func sampleDiffusion(_ model: any GenerativeModel, flags: SampleFlags, labels: [Int]?, options: SamplingOptions) throws {
-    flags.threadFlags.apply()
     try model.validate(options)
     let start = Date()
     let images = try withProgress(count: flags.count) { progress in

@@ -85,7 +85,6 @@ struct SampleVAE: ParsableCommand {
     @OptionGroup var flags: SampleFlags
 
     func run() throws {
-        flags.threadFlags.apply()
         let vae = try loadModel(flags.checkpoint, as: VAETraining.self)
         let images = try vae.sample(count: flags.count, seed: flags.seed, labels: nil,
                                     options: SamplingOptions(ema: false, batchSize: flags.batchSize), progress: nil)

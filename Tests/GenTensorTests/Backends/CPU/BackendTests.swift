@@ -12,7 +12,7 @@ import XCTest
 /// sign, padding offset or missing term moves elements by a sizeable fraction of that magnitude.
 /// Outputs are pre-filled with NaN, so an element the backend fails to write fails the test.
 final class BackendTests: XCTestCase {
-    let backend = CPUBackend.shared
+    let backend = CPUBackend()
 
     // MARK: GEMM
 
@@ -101,14 +101,14 @@ final class BackendTests: XCTestCase {
                                         kernelHeight: 2, kernelWidth: 2, stride: (2, 2))))
         for (label, g) in wholeInput {
             for pass in ConvolutionPass.allCases {
-                XCTAssertEqual(CPUBackend.shared.implementationName(g, pass: pass), "gemm (whole-input window)", label)
+                XCTAssertEqual(CPUBackend().implementationName(g, pass: pass), "gemm (whole-input window)", label)
             }
             checkConvolution(g, label)
         }
         for (label, g) in oneChannel {
-            XCTAssertEqual(CPUBackend.shared.implementationName(g, pass: .backwardData),
+            XCTAssertEqual(CPUBackend().implementationName(g, pass: .backwardData),
                            "gemm + col2im (one input channel)", label)
-            XCTAssertFalse(CPUBackend.shared.implementationName(g, pass: .forward).hasPrefix("gemm"), label)
+            XCTAssertFalse(CPUBackend().implementationName(g, pass: .forward).hasPrefix("gemm"), label)
             checkConvolution(g, label)
         }
     }
@@ -136,8 +136,7 @@ final class BackendTests: XCTestCase {
         ]
         let hasAVX512 = ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "").contains(" avx512f")
         for winograd in [true, false] {
-            let backend = CPUBackend()
-            backend.winogradConvolutions = winograd
+            let backend = CPUBackend(winogradConvolutions: winograd)
             for (label, g) in shapes {
                 for pass in ConvolutionPass.allCases {
                     let name = backend.implementationName(g, pass: pass)
@@ -193,14 +192,11 @@ final class BackendTests: XCTestCase {
     }
 
     func testOneThreadThenAllThreads() {
-        let before = backend.threadCount
-        defer { backend.setThreads(before) }
+        let all = Swift.max(CPUBackend.defaultThreads, 2)
         let g = ConvGeometry(batch: 2, inChannels: 32, inHeight: 14, inWidth: 14, outChannels: 32,
                              kernelHeight: 3, kernelWidth: 3, padding: (1, 1))
-        backend.setThreads(1)
-        checkConvolution(g, "1 thread")
-        backend.setThreads(before)
-        checkConvolution(g, "\(before) threads")
+        checkConvolution(g, "1 thread", backend: CPUBackend(threads: 1))
+        checkConvolution(g, "\(all) threads", backend: CPUBackend(threads: all))
     }
 
     func testConcurrentCallers() {
@@ -346,7 +342,7 @@ final class BackendTests: XCTestCase {
 
     /// Runs the three passes on the backend (Float32) and the reference (Float64) and compares them.
     private func checkConvolution(_ g: ConvGeometry, _ label: String, seed: UInt64 = 1,
-                                  backend: CPUBackend = .shared, file: StaticString = #filePath, line: UInt = #line) {
+                                  backend: CPUBackend = CPUBackend(), file: StaticString = #filePath, line: UInt = #line) {
         let x = randomFloats(inputCount(g), seed: seed), w = randomFloats(weightCount(g), seed: seed + 1)
         let gy = randomFloats(outputCount(g), seed: seed + 2)
         let xd = x.map(Double.init), wd = w.map(Double.init), gyd = gy.map(Double.init)

@@ -12,7 +12,10 @@ import XCTest
 /// 1e-7 * sqrt(K) relative, and the post-op activations are within a few ulp, so 1e-5 leaves a wide
 /// margin while a missing bias, a wrong activation or a transposed weight is off by O(1).
 final class MatmulPrimitiveTests: XCTestCase {
-    let backend = CPUBackend.shared
+    let backend = CPUBackend()
+
+    /// These tests are of the CPU backend's matmul, whichever backend the process defaults to.
+    override func invokeTest() { Backend.with(backend) { super.invokeTest() } }
 
     /// Float32 tensors shaped like a PyTorch Linear's input, weight and bias (the weight and bias
     /// drawn as PyTorch initialises them, the input roughly unit-sized).
@@ -123,12 +126,11 @@ final class MatmulPrimitiveTests: XCTestCase {
     }
 
     func testOneThreadThenAllThreads() {
-        let before = backend.threadCount
-        defer { Threads.set(before) }
-        Threads.set(1)
-        checkCase(m: [256], k: 400, n: 784, bias: true, .sigmoid, seed: 300)
-        Threads.set(Swift.max(before, 2))
-        checkCase(m: [256], k: 400, n: 784, bias: true, .sigmoid, seed: 300)
+        for threads in [1, Swift.max(CPUBackend.defaultThreads, 2)] {
+            Backend.with(CPUBackend(threads: threads)) {
+                checkCase(m: [256], k: 400, n: 784, bias: true, .sigmoid, seed: 300)
+            }
+        }
     }
 
     func testCachedPrimitiveSeesNewOperands() {

@@ -1,0 +1,43 @@
+import ArgumentParser
+import Foundation
+import GenTensor
+
+/// The backends `--backend` names.
+enum BackendName: String, ExpressibleByArgument, CaseIterable {
+    /// oneDNN's GEMM, matmul and convolutions, and the engine's OpenMP kernels.
+    case cpu
+    /// The Swift reference kernels, serial: a second backend, for checking the first.
+    case reference
+}
+
+/// `--threads` and `--backend`: where the kernels of a command that computes run. Every such command
+/// holds this group (directly, or through `TrainingFlags` or `SampleFlags`), and `generative` runs
+/// the command inside `Backend.with` this backend: a scope, not a process-wide switch.
+struct ComputeFlags: ParsableArguments {
+    @Option(help: "Threads for the kernels.")
+    var threads: Int = 2
+
+    @Option(help: ArgumentHelp("The kernels: cpu (oneDNN) or reference (the Swift reference kernels, serial; to check the first).",
+                               discussion: "Default: the GENERATIVE_BACKEND environment variable, else cpu."))
+    var backend: BackendName?
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    /// The backend these flags choose; without `--backend`, the process default's kind.
+    func makeBackend() throws -> any ComputeBackend {
+        try Backend.named(backend?.rawValue ?? Backend.processDefault.name, threads: threads)
+    }
+
+    /// The group inside a parsed command, found by reflection through its `@OptionGroup`s (at most
+    /// four levels deep), so that a family's commands need no registration to get it.
+    static func find(in value: Any, depth: Int = 0) -> ComputeFlags? {
+        if let flags = value as? ComputeFlags { return flags }
+        guard depth < 4 else { return nil }
+        for child in Mirror(reflecting: value).children {
+            if let found = find(in: child.value, depth: depth + 1) { return found }
+        }
+        return nil
+    }
+}
