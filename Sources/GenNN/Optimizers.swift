@@ -79,21 +79,13 @@ public final class SGD: Optimizer {
 
     public func step(_ gradients: [Tensor]) {
         checkGradients(gradients, "SGD")
-        let (lr, mu, wd) = (Float(learningRate), Float(momentum), Float(weightDecay))
+        let backend = Backend.current
         for (i, (param, grad)) in zip(parameters, gradients).enumerated() {
-            let p = param.value.floatPointer, g = grad.floatPointer, n = grad.elementCount
-            if momentum == 0 {
-                for j in 0..<n { p[j] -= lr * (g[j] + wd * p[j]) }
-                continue
-            }
-            let first = buffers[i] == nil
+            let first = momentum != 0 && buffers[i] == nil
             if first { buffers[i] = Tensor.zeros(grad.shape) }
-            let b = buffers[i]!.floatPointer
-            for j in 0..<n {
-                let d = g[j] + wd * p[j]
-                b[j] = first ? d : mu * b[j] + d
-                p[j] -= lr * b[j]
-            }
+            backend.update(.sgd(learningRate: Float(learningRate), momentum: Float(momentum), weightDecay: Float(weightDecay),
+                                firstStep: first),
+                           parameter: param.value, gradient: grad, state: momentum == 0 ? [] : [buffers[i]!])
         }
     }
 }
@@ -156,34 +148,10 @@ public final class Adam: Optimizer {
         let (b1, b2, e) = (Float(beta1), Float(beta2), Float(eps))
         let decay = Float(decoupledWeightDecay ? 1 - learningRate * weightDecay : 1)
         let l2 = Float(decoupledWeightDecay ? 0 : weightDecay)
+        let rule = ParameterUpdate.adam(stepSize: stepSize, beta1: b1, beta2: b2, eps: e, bc2Sqrt: bc2Sqrt, decay: decay, l2: l2)
+        let backend = Backend.current
         for (i, (param, grad)) in zip(parameters, gradients).enumerated() {
-            let p = param.value.floatPointer, g = grad.floatPointer
-            let mp = m[i].floatPointer, vp = v[i].floatPointer
-            parallelFor((grad.elementCount + 15) / 16, costPerItem: 16) { range in
-                // 16 lanes at a time (the four arrays are distinct, which the compiler cannot know).
-                typealias V = SIMD16<Float>
-                let end = Swift.min(range.upperBound * 16, grad.elementCount)
-                var j = range.lowerBound * 16
-                while j + 16 <= end {
-                    let pj = UnsafeRawPointer(p + j).loadUnaligned(as: V.self)
-                    let gj = UnsafeRawPointer(g + j).loadUnaligned(as: V.self) + l2 * pj
-                    let mj = b1 * UnsafeRawPointer(mp + j).loadUnaligned(as: V.self) + (1 - b1) * gj
-                    let vj = b2 * UnsafeRawPointer(vp + j).loadUnaligned(as: V.self) + (1 - b2) * gj * gj
-                    let updated = pj * decay - stepSize * mj / (vj.squareRoot() / bc2Sqrt + e)
-                    UnsafeMutableRawPointer(mp + j).storeBytes(of: mj, as: V.self)
-                    UnsafeMutableRawPointer(vp + j).storeBytes(of: vj, as: V.self)
-                    UnsafeMutableRawPointer(p + j).storeBytes(of: updated, as: V.self)
-                    j += 16
-                }
-                while j < end {
-                    let gj = g[j] + l2 * p[j]
-                    p[j] *= decay
-                    mp[j] = b1 * mp[j] + (1 - b1) * gj
-                    vp[j] = b2 * vp[j] + (1 - b2) * gj * gj
-                    p[j] -= stepSize * mp[j] / (vp[j].squareRoot() / bc2Sqrt + e)
-                    j += 1
-                }
-            }
+            backend.update(rule, parameter: param.value, gradient: grad, state: [m[i], v[i]])
         }
     }
 }
@@ -214,14 +182,11 @@ public final class RMSprop: Optimizer {
 
     public func step(_ gradients: [Tensor]) {
         checkGradients(gradients, "RMSprop")
-        let (lr, a, e, wd) = (Float(learningRate), Float(alpha), Float(eps), Float(weightDecay))
+        let rule = ParameterUpdate.rmsprop(learningRate: Float(learningRate), alpha: Float(alpha), eps: Float(eps),
+                                           weightDecay: Float(weightDecay))
+        let backend = Backend.current
         for (i, (param, grad)) in zip(parameters, gradients).enumerated() {
-            let p = param.value.floatPointer, g = grad.floatPointer, vp = v[i].floatPointer
-            for j in 0..<grad.elementCount {
-                let gj = g[j] + wd * p[j]
-                vp[j] = a * vp[j] + (1 - a) * gj * gj
-                p[j] -= lr * gj / (vp[j].squareRoot() + e)
-            }
+            backend.update(rule, parameter: param.value, gradient: grad, state: [v[i]])
         }
     }
 }

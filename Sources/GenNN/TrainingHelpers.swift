@@ -29,14 +29,13 @@ public final class ExponentialMovingAverage {
 
     /// shadow <- d shadow + (1 - d) value for trainable parameters; buffers are copied.
     public func update() {
-        let d = Float(currentDecay)
+        let rule = ParameterUpdate.movingAverage(decay: Float(currentDecay))
+        let backend = Backend.current
         for (p, s) in zip(parameters, shadows) {
-            let n = s.elementCount
             if p.isTrainable && s.dtype == .float32 {
-                let sp = s.floatPointer, vp = p.value.floatPointer
-                for i in 0..<n { sp[i] = d * sp[i] + (1 - d) * vp[i] }
+                backend.update(rule, parameter: s, gradient: p.value, state: [])
             } else {
-                s.storage.pointer.copyMemory(from: p.value.storage.pointer, byteCount: n * s.dtype.byteSize)
+                s.assign(p.value)
             }
         }
         updates += 1
@@ -74,18 +73,13 @@ public enum LearningRateSchedule: Sendable, Equatable {
 /// `clip_grad_norm_`, with its 1e-6 in the denominator). Returns the norm before clipping.
 @discardableResult
 public func clipGradientNorm(_ gradients: [Tensor], maxNorm: Double) -> Double {
-    var total = 0.0
-    for g in gradients {
-        let p = g.floatPointer
-        for i in 0..<g.elementCount { total += Double(p[i]) * Double(p[i]) }
+    let norm = withoutGradients {
+        gradients.reduce(0.0) { total, g in total + g.cast(to: .float64).square().sum().item }.squareRoot()
     }
-    let norm = total.squareRoot()
     let scale = maxNorm / (norm + 1e-6)
     if scale < 1 {
-        let s = Float(scale)
-        for g in gradients {
-            let p = g.floatPointer
-            for i in 0..<g.elementCount { p[i] *= s }
+        withoutGradients {
+            for g in gradients { g.assign(g * Double(Float(scale))) }
         }
     }
     return norm

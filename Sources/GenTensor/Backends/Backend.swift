@@ -8,7 +8,8 @@ import Foundation
 /// *forward* convolution (a transposed convolution runs as `conv2dBackwardData` of the convolution it
 /// transposes, whose OIHW weight is exactly PyTorch's ConvTranspose2d IOHW weight).
 /// All buffers are contiguous; outputs are overwritten (not accumulated).
-public protocol ComputeBackend: Sendable {
+public protocol ComputeBackend: Sendable, ElementwiseSeam, ReductionSeam, NormalizationSeam, IndexingSeam, RandomSeam,
+                                OptimizerSeam {
     /// The name `--backend` and `GENERATIVE_BACKEND` select it by ("cpu", "reference").
     var name: String { get }
     /// The threads its kernels use (the Swift kernels' chunked loops too).
@@ -24,7 +25,7 @@ public protocol ComputeBackend: Sendable {
                      c: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int, batch: Int)
     /// output(M, N) = activation(input(M, K) · weight(N, K)ᵀ + bias(N)), all row-major: PyTorch's
     /// `F.linear` followed by an activation, in one pass where the backend can fuse them (bias may be
-    /// nil). A default implementation (`linearUnfused`) runs GEMM, then the activation.
+    /// nil).
     func linear(m: Int, n: Int, k: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                 bias: UnsafePointer<Float>?, activation: LinearActivation, output: UnsafeMutablePointer<Float>)
     /// output(N, OH, OW, O) = conv(input(N, H, W, I), weight(O, I, KH, KW)).
@@ -176,33 +177,6 @@ extension ComputeBackend {
                  b: b + i * strideB, ldb: ldb, beta: 0, c: c + i * strideC, ldc: ldc)
         }
     }
-
-    public func linear(m: Int, n: Int, k: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                       bias: UnsafePointer<Float>?, activation: LinearActivation, output: UnsafeMutablePointer<Float>) {
-        linearUnfused(m: m, n: n, k: k, input: input, weight: weight, bias: bias, activation: activation, output: output)
-    }
-
-    /// `linear` in separate passes: the output starts as the bias repeated over the rows (or zeros),
-    /// one GEMM accumulates x Wᵀ into it (beta = 1), and the activation runs over it in place. The
-    /// same arithmetic as `Tensor.linear` followed by the activation op.
-    public func linearUnfused(m: Int, n: Int, k: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                              bias: UnsafePointer<Float>?, activation: LinearActivation,
-                              output: UnsafeMutablePointer<Float>) {
-        if m == 0 || n == 0 { return }
-        if let bias {
-            parallelChunks(m, costPerItem: n) { rows in
-                for row in rows { (output + row * n).update(from: bias, count: n) }
-            }
-        }
-        if k > 0 {
-            gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: input, lda: k, b: weight, ldb: k,
-                 beta: bias == nil ? 0 : 1, c: output, ldc: n)
-        } else if bias == nil {
-            output.update(repeating: 0, count: m * n)
-        }
-        ElementwiseKernels.activation(activation, output, m * n)
-    }
-
 
     /// The convolution without bias.
     public func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,

@@ -80,53 +80,25 @@ extension Tensor {
     /// Uniform values in [low, high).
     public static func uniform(_ shape: [Int], low: Double = 0, high: Double = 1, dtype: DType = .float32,
                                generator: RandomGenerator, requiresGrad: Bool = false) -> Tensor {
+        precondition(dtype.isFloatingPoint, "uniform: int64 dtype; use randomIntegers")
         let out = Tensor(uninitializedShape: shape, dtype: dtype, requiresGrad: requiresGrad)
-        let n = out.elementCount
-        switch dtype {
-        case .float32:
-            // Rounding to Float32 can reach `high`; keep the promised half-open range.
-            let top = Float(high).nextDown
-            let (seed, base, p) = (generator.seed, generator.reserve(n), out.floatPointer)
-            parallelChunks(n, costPerItem: 8) { r in
-                for i in r { p[i] = Swift.min(Float(low + (high - low) * RandomGenerator.unitDouble(seed, base &+ UInt64(i))), top) }
-            }
-        case .float64:
-            let (seed, base, p) = (generator.seed, generator.reserve(n), out.doublePointer)
-            parallelChunks(n, costPerItem: 8) { r in
-                for i in r { p[i] = low + (high - low) * RandomGenerator.unitDouble(seed, base &+ UInt64(i)) }
-            }
-        case .int64: preconditionFailure("uniform: int64 dtype; use randomIntegers")
-        }
+        Backend.current.fillUniform(out, low: low, high: high, seed: generator.seed, base: generator.reserve(out.elementCount))
         return out
     }
 
     /// Normal values with the given mean and standard deviation.
     public static func normal(_ shape: [Int], mean: Double = 0, std: Double = 1, dtype: DType = .float32,
                               generator: RandomGenerator, requiresGrad: Bool = false) -> Tensor {
+        precondition(dtype.isFloatingPoint, "normal: int64 dtype")
         let out = Tensor(uninitializedShape: shape, dtype: dtype, requiresGrad: requiresGrad)
-        let n = out.elementCount
-        switch dtype {
-        case .float32:
-            // The scalar definition's values, eight lanes at a time (NormalFloatKernel).
-            let (seed, base, p) = (generator.seed, generator.reserve(2 * n), out.floatPointer)
-            parallelChunks(n, costPerItem: 64) { r in
-                NormalFloatKernel.fill(p, r, seed: seed, base: base, mean: mean, std: std)
-            }
-        case .float64:
-            let (seed, base, p) = (generator.seed, generator.reserve(2 * n), out.doublePointer)
-            parallelChunks(n, costPerItem: 64) { r in
-                for i in r { p[i] = mean + std * RandomGenerator.normal(seed, base &+ 2 &* UInt64(i)) }
-            }
-        case .int64: preconditionFailure("normal: int64 dtype")
-        }
+        Backend.current.fillNormal(out, mean: mean, std: std, seed: generator.seed, base: generator.reserve(2 * out.elementCount))
         return out
     }
 
     /// Uniform integers in low..<high, as int64.
     public static func randomIntegers(_ shape: [Int], low: Int, high: Int, generator: RandomGenerator) -> Tensor {
-        let out = Tensor(uninitializedShape: shape, dtype: .int64)
-        for i in 0..<out.elementCount { out.int64Pointer[i] = Int64(generator.nextInt(low, high)) }
-        return out
+        let count = shape.reduce(1, *)
+        return Tensor((0..<count).map { _ in Int64(generator.nextInt(low, high)) }, shape: shape)
     }
 }
 

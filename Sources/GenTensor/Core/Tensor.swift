@@ -71,12 +71,7 @@ public final class Tensor: @unchecked Sendable {
     /// Makes a tensor filled with one value.
     public convenience init(repeating value: Double, shape: [Int], dtype: DType = .float32, requiresGrad: Bool = false) {
         self.init(uninitializedShape: shape, dtype: dtype, requiresGrad: requiresGrad)
-        let n = elementCount
-        switch dtype {
-        case .float32: floatPointer.update(repeating: Float(value), count: n)
-        case .float64: doublePointer.update(repeating: value, count: n)
-        case .int64: int64Pointer.update(repeating: Int64(value), count: n)
-        }
+        Backend.current.fill(self, with: value)
     }
 
     /// A tensor of zeros.
@@ -142,7 +137,7 @@ public final class Tensor: @unchecked Sendable {
     /// A deep copy (new storage) with no gradient history.
     public func copied() -> Tensor {
         let out = Tensor(uninitializedShape: shape, dtype: dtype)
-        out.storage.pointer.copyMemory(from: storage.pointer, byteCount: elementCount * dtype.byteSize)
+        Backend.current.copyRuns(count: 1, length: elementCount, from: self, offset: 0, stride: 0, into: out, offset: 0, stride: 0)
         return out
     }
 }

@@ -5,23 +5,8 @@ extension Tensor {
     /// out[i] = x.flat[indices[i]], shaped `shape`.
     public static func gatherFlat(_ x: Tensor, indices: [Int], shape: [Int]) -> Tensor {
         precondition(indices.count == shape.reduce(1, *), "gather: \(indices.count) indices for shape \(shape)")
-        let n = x.elementCount
         let out = Tensor(uninitializedShape: shape, dtype: x.dtype)
-        func run<T>(_ src: UnsafeMutablePointer<T>, _ dst: UnsafeMutablePointer<T>) {
-            indices.withUnsafeBufferPointer { idx in
-                parallelChunks(idx.count) { r in
-                    for i in r {
-                        precondition(idx[i] >= 0 && idx[i] < n, "gather: index \(idx[i]) out of range 0..<\(n)")
-                        dst[i] = src[idx[i]]
-                    }
-                }
-            }
-        }
-        switch x.dtype {
-        case .float32: run(x.floatPointer, out.floatPointer)
-        case .float64: run(x.doublePointer, out.doublePointer)
-        case .int64: run(x.int64Pointer, out.int64Pointer)
-        }
+        Backend.current.gather(x, indices: indices, into: out)
         let inputShape = x.shape
         return out.recording("gather", [x]) { g, _ in [scatterAddFlat(g, indices: indices, shape: inputShape)] }
     }
@@ -29,19 +14,9 @@ extension Tensor {
     /// out = zeros(shape); out.flat[indices[i]] += g.flat[i].
     public static func scatterAddFlat(_ g: Tensor, indices: [Int], shape: [Int]) -> Tensor {
         precondition(indices.count == g.elementCount, "scatterAdd: \(indices.count) indices for \(g.elementCount) values")
-        let out = Tensor.zeros(shape, dtype: g.dtype)
-        let n = out.elementCount
-        func run<T: KernelFloat>(_ src: UnsafeMutablePointer<T>, _ dst: UnsafeMutablePointer<T>) {
-            for (i, j) in indices.enumerated() {
-                precondition(j >= 0 && j < n, "scatterAdd: index \(j) out of range 0..<\(n)")
-                dst[j] += src[i]
-            }
-        }
-        switch g.dtype {
-        case .float32: run(g.floatPointer, out.floatPointer)
-        case .float64: run(g.doublePointer, out.doublePointer)
-        case .int64: preconditionFailure("scatterAdd: int64 values")
-        }
+        precondition(g.dtype.isFloatingPoint, "scatterAdd: int64 values")
+        let out = Tensor(uninitializedShape: shape, dtype: g.dtype)
+        Backend.current.scatterAdd(g, indices: indices, into: out)
         let gShape = g.shape
         return out.recording("scatterAdd", [g]) { gg, _ in [gatherFlat(gg, indices: indices, shape: gShape)] }
     }
@@ -71,46 +46,11 @@ extension Tensor {
         // Indices of the maxima are kept only when the backward pass will need them.
         let recordsIndices = GradMode.isEnabled && tracksGradient
         var indices = [Int](repeating: 0, count: recordsIndices ? n * oh * ow * c : 0)
+        precondition(dtype.isFloatingPoint, "maxPool2d: int64 input")
         let out = Tensor(uninitializedShape: [n, oh, ow, c], dtype: dtype)
-        func pool<T: KernelFloat>(_ x: UnsafeMutablePointer<T>, _ y: UnsafeMutablePointer<T>) {
-            indices.withUnsafeMutableBufferPointer { idx in
-                let o = recordsIndices ? idx.baseAddress : nil
-                // One output row (b, i) per item; channels innermost, so every loop reads contiguously.
-                parallelChunks(n * oh, costPerItem: ow * c * kernel * kernel) { rows in
-                    for row in rows {
-                        let b = row / oh, i = row % oh
-                        for j in 0..<ow {
-                            let base = (row * ow + j) * c
-                            let first = ((b * h + i * s) * w + j * s) * c
-                            let best = y + base
-                            best.update(from: x + first, count: c)
-                            if let o { for ch in 0..<c { o[base + ch] = first + ch } }
-                            for di in 0..<kernel {
-                                for dj in 0..<kernel where di + dj > 0 {
-                                    let start = ((b * h + i * s + di) * w + j * s + dj) * c
-                                    let v = x + start
-                                    if let o {
-                                        for ch in 0..<c where v[ch] > best[ch] || (v[ch].isNaN && !best[ch].isNaN) {
-                                            best[ch] = v[ch]
-                                            o[base + ch] = start + ch
-                                        }
-                                    } else {
-                                        for ch in 0..<c {
-                                            let a = v[ch], m = best[ch]
-                                            best[ch] = (a > m || (a.isNaN && !m.isNaN)) ? a : m
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        switch dtype {
-        case .float32: pool(floatPointer, out.floatPointer)
-        case .float64: pool(doublePointer, out.doublePointer)
-        case .int64: preconditionFailure("maxPool2d: int64 input")
+        let geometry = PoolGeometry(batch: n, height: h, width: w, channels: c, kernel: kernel, stride: s)
+        indices.withUnsafeMutableBufferPointer { idx in
+            Backend.current.maxPool2d(geometry, self, into: out, argmax: recordsIndices ? idx.baseAddress : nil)
         }
         guard recordsIndices else { return out }
         let inputShape = shape

@@ -107,20 +107,15 @@ extension Tensor {
         }
         let (m, k, n) = (x.shape[0], x.shape[1], weight.shape[0])
         let out = Tensor(uninitializedShape: [m, n], dtype: x.dtype)
-        func fill<T>(_ o: UnsafeMutablePointer<T>, _ b: UnsafeMutablePointer<T>) {
-            parallelChunks(m, costPerItem: n) { rows in
-                for row in rows { (o + row * n).update(from: b, count: n) }
-            }
-        }
+        // The output starts as the bias on every row; the product accumulates into it (beta = 1).
+        Backend.current.copyRuns(count: m, length: n, from: bias, offset: 0, stride: 0, into: out, offset: 0, stride: n)
         switch x.dtype {
         case .float32:
-            fill(out.floatPointer, bias.floatPointer)
             if m > 0 && n > 0 {
                 Backend.current.gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: x.floatPointer, lda: k,
                                      b: weight.floatPointer, ldb: k, beta: 1, c: out.floatPointer, ldc: n)
             }
         case .float64:
-            fill(out.doublePointer, bias.doublePointer)
             ReferenceKernels.gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1.0, a: x.doublePointer, lda: k,
                                   b: weight.doublePointer, ldb: k, beta: 1.0, c: out.doublePointer, ldc: n)
         case .int64: preconditionFailure("linear: int64 operands")

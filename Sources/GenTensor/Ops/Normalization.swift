@@ -31,15 +31,7 @@ extension Tensor {
         let c = geometry.channels
         let out = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
         let stats = Tensor(uninitializedShape: [3, c], dtype: .float64)  // mean, 1 / std, unbiased variance
-        switch x.dtype {
-        case .float32:
-            BatchNormKernels.forward(geometry, x.floatPointer, weight?.floatPointer, bias?.floatPointer,
-                                     out.floatPointer, stats.doublePointer)
-        case .float64:
-            BatchNormKernels.forward(geometry, x.doublePointer, weight?.doublePointer, bias?.doublePointer,
-                                     out.doublePointer, stats.doublePointer)
-        case .int64: break
-        }
+        Backend.current.batchNormForward(geometry, x: x, weight: weight, bias: bias, output: out, statistics: stats)
         // The VJP reads the output's values (the activation's slope), through a second handle on its
         // storage: capturing `out` itself would make a cycle through its own graph node.
         let outValues = out.detached()
@@ -68,15 +60,8 @@ extension Tensor {
                          "batchNormInference: statistics must be (\(geometry.channels)) \(x.dtype), got \(s.shape) \(s.dtype)")
         }
         let out = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
-        switch x.dtype {
-        case .float32:
-            BatchNormKernels.inference(geometry, x.floatPointer, weight?.floatPointer, bias?.floatPointer,
-                                       mean.floatPointer, variance.floatPointer, out.floatPointer)
-        case .float64:
-            BatchNormKernels.inference(geometry, x.doublePointer, weight?.doublePointer, bias?.doublePointer,
-                                       mean.doublePointer, variance.doublePointer, out.doublePointer)
-        case .int64: break
-        }
+        Backend.current.batchNormInference(geometry, x: x, weight: weight, bias: bias, mean: mean, variance: variance,
+                                           output: out)
         return out
     }
 
@@ -107,15 +92,8 @@ extension Tensor {
         let dx = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
         let dw = Tensor(uninitializedShape: [geometry.channels], dtype: x.dtype)
         let db = Tensor(uninitializedShape: [geometry.channels], dtype: x.dtype)
-        switch x.dtype {
-        case .float32:
-            BatchNormKernels.backward(geometry, g.floatPointer, x.floatPointer, y.floatPointer, weight?.floatPointer,
-                                      stats.doublePointer, dx.floatPointer, dw.floatPointer, db.floatPointer)
-        case .float64:
-            BatchNormKernels.backward(geometry, g.doublePointer, x.doublePointer, y.doublePointer, weight?.doublePointer,
-                                      stats.doublePointer, dx.doublePointer, dw.doublePointer, db.doublePointer)
-        case .int64: break
-        }
+        Backend.current.batchNormBackward(geometry, gradOutput: g, x: x, output: y, weight: weight, statistics: stats,
+                                          gradInput: dx, gradWeight: dw, gradBias: db)
         return (dx, dw, db)
     }
 
@@ -130,7 +108,7 @@ extension Tensor {
         var dz = g
         if geometry.activation != .none {
             // The activation's slope where the output (equivalently z) is positive or not: a constant.
-            dz = g * Tensor.zipRaw(LeakySlopeF.self, y, y.scalarLike(geometry.activation.negativeSlope), "batchNorm")
+            dz = g * Tensor.zipRaw(.leakySlope, y, y.scalarLike(geometry.activation.negativeSlope), "batchNorm")
         }
         let dw = weight.map { (dz * xhat).sumToShape($0.shape) }
         let db = bias.map { dz.sumToShape($0.shape) }
@@ -159,15 +137,7 @@ extension Tensor {
                                          groups: groups, eps: eps, silu: silu)
         let out = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
         let stats = Tensor(uninitializedShape: [n, groups, 2], dtype: .float64)  // mean, 1 / std
-        switch x.dtype {
-        case .float32:
-            GroupNormKernels.forward(geometry, x.floatPointer, weight?.floatPointer, bias?.floatPointer,
-                                     out.floatPointer, stats.doublePointer)
-        case .float64:
-            GroupNormKernels.forward(geometry, x.doublePointer, weight?.doublePointer, bias?.doublePointer,
-                                     out.doublePointer, stats.doublePointer)
-        case .int64: break
-        }
+        Backend.current.groupNormForward(geometry, x: x, weight: weight, bias: bias, output: out, statistics: stats)
         return out.recordingNormalization(silu ? "groupNormSiLU" : "groupNorm", x, weight, bias,
                                           composite: { groupNormCompositeVJP($0, x, weight, bias, geometry) },
                                           fast: { groupNormFastVJP($0, x, weight, bias, stats, geometry) })
@@ -198,15 +168,8 @@ extension Tensor {
         let dx = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
         let dw = Tensor(uninitializedShape: [geometry.channels], dtype: x.dtype)
         let db = Tensor(uninitializedShape: [geometry.channels], dtype: x.dtype)
-        switch x.dtype {
-        case .float32:
-            GroupNormKernels.backward(geometry, g.floatPointer, x.floatPointer, weight?.floatPointer, bias?.floatPointer,
-                                      stats.doublePointer, dx.floatPointer, dw.floatPointer, db.floatPointer)
-        case .float64:
-            GroupNormKernels.backward(geometry, g.doublePointer, x.doublePointer, weight?.doublePointer, bias?.doublePointer,
-                                      stats.doublePointer, dx.doublePointer, dw.doublePointer, db.doublePointer)
-        case .int64: break
-        }
+        Backend.current.groupNormBackward(geometry, gradOutput: g, x: x, weight: weight, bias: bias, statistics: stats,
+                                          gradInput: dx, gradWeight: dw, gradBias: db)
         return (dx, dw, db)
     }
 

@@ -58,21 +58,7 @@ extension Tensor {
         let inner = ax.reduce(1) { $0 * shape[$1] }
         let rows = elementCount / Swift.max(inner, 1)
         let out = Tensor(uninitializedShape: kept, dtype: dtype)
-        func rowMax<T: KernelFloat>(_ x: UnsafeMutablePointer<T>, _ o: UnsafeMutablePointer<T>) {
-            parallelChunks(rows, costPerItem: inner) { r in
-                for row in r {
-                    let p = x + row * inner
-                    var m = p[0]
-                    for j in 1..<Swift.max(inner, 1) where p[j] > m || p[j].isNaN { m = p[j] }
-                    o[row] = m
-                }
-            }
-        }
-        switch dtype {
-        case .float32: rowMax(moved.floatPointer, out.floatPointer)
-        case .float64: rowMax(moved.doublePointer, out.doublePointer)
-        case .int64: break
-        }
+        if rows > 0 { Backend.current.rowMax(moved, into: out) }
         let finalShape = keepDims ? kept : keptAxes.map { shape[$0] }
         let x = self
         let result = out.reshapedRaw(finalShape)
@@ -119,94 +105,16 @@ extension Tensor {
             preconditionFailure("expand: shape \(shape) cannot broadcast to \(target)")
         }
         let out = Tensor(uninitializedShape: target, dtype: dtype)
-        let s = Shapes.broadcastStrides(shape, to: target)
-        switch dtype {
-        case .float32: ElementwiseKernels.gatherStrided(UnsafePointer(floatPointer), s, out.floatPointer, target)
-        case .float64: ElementwiseKernels.gatherStrided(UnsafePointer(doublePointer), s, out.doublePointer, target)
-        case .int64: ElementwiseKernels.gatherStrided(UnsafePointer(int64Pointer), s, out.int64Pointer, target)
-        }
+        Backend.current.copyStrided(self, strides: Shapes.broadcastStrides(shape, to: target), into: out)
         return out
     }
 
-    /// Sum over sorted axes, as a flat tensor of the kept elements in order. Reads the input in place
-    /// (no permuted copy): adjacent axes that are both reduced or both kept are merged, and the input
-    /// is walked in memory order, one run of its last merged axis at a time, into Double accumulators.
+    /// Sum over sorted axes, as a flat tensor of the kept elements in order, accumulated in Double
+    /// on the current backend.
     func sumRaw(_ axes: [Int]) -> Tensor {
         let keptCount = (0..<rank).filter { !axes.contains($0) }.reduce(1) { $0 * shape[$1] }
         let out = Tensor(uninitializedShape: [keptCount], dtype: dtype)
-        if axes.isEmpty || elementCount == 0 {
-            if axes.isEmpty {
-                out.storage.pointer.copyMemory(from: storage.pointer, byteCount: elementCount * dtype.byteSize)
-            } else {
-                out.storage.pointer.initializeMemory(as: UInt8.self, repeating: 0, count: keptCount * dtype.byteSize)
-            }
-            return out
-        }
-        // Merge runs of axes with the same status, dropping axes of size 1.
-        var dims: [Int] = [], reduced: [Bool] = []
-        for d in 0..<rank where shape[d] != 1 {
-            let r = axes.contains(d)
-            if let last = reduced.last, last == r { dims[dims.count - 1] *= shape[d] } else { dims.append(shape[d]); reduced.append(r) }
-        }
-        if dims.isEmpty { dims = [1]; reduced = [true] }
-        // Output strides of the merged axes (0 for reduced ones).
-        var outStrides = [Int](repeating: 0, count: dims.count)
-        var acc = 1
-        for d in stride(from: dims.count - 1, through: 0, by: -1) where !reduced[d] {
-            outStrides[d] = acc
-            acc *= dims[d]
-        }
-        let inner = dims[dims.count - 1], innerReduced = reduced[dims.count - 1]
-        let rows = elementCount / inner
-        let outerDims = Array(dims.dropLast()), outerStrides = Array(outStrides.dropLast())
-        // Rows split over threads; when rows of different threads can meet in one output, each thread
-        // sums into its own buffer and the buffers are added at the end.
-        let threads = Swift.min(Threads.count, elementCount < 32_768 ? 1 : rows)
-        let firstKept = !reduced[0] && dims.count > 1 && dims[0] >= threads
-        let partialCount = firstKept ? 1 : threads
-        let units = firstKept ? dims[0] : rows, unitRows = rows / units
-        var partials = [Double](repeating: 0, count: keptCount * partialCount)
-        func run<T: KernelFloat>(_ x: UnsafeMutablePointer<T>, _ o: UnsafeMutablePointer<T>) {
-            partials.withUnsafeMutableBufferPointer { buffer in
-                let base = buffer.baseAddress!
-                let work: (Range<Int>) -> Void = { tr in
-                    for t in tr {
-                        let accum = firstKept ? base : base + t * keptCount
-                        // With a kept first axis, threads take whole slices of it, which own disjoint outputs.
-                        let lo = units * t / threads * unitRows, hi = units * (t + 1) / threads * unitRows
-                        for row in lo..<hi {
-                            var rem = row, off = 0
-                            var d = outerDims.count - 1
-                            while d >= 0 {
-                                off += (rem % outerDims[d]) * outerStrides[d]
-                                rem /= outerDims[d]
-                                d -= 1
-                            }
-                            let p = x + row * inner
-                            if innerReduced {
-                                var s = 0.0
-                                for j in 0..<inner { s += Double(p[j]) }
-                                accum[off] += s
-                            } else {
-                                let a = accum + off
-                                for j in 0..<inner { a[j] += Double(p[j]) }
-                            }
-                        }
-                    }
-                }
-                if threads == 1 { work(0..<1) } else { parallelChunks(threads, costPerItem: 1 << 20, work) }
-                for k in 0..<keptCount {
-                    var s = base[k]
-                    for t in 1..<partialCount { s += base[t * keptCount + k] }
-                    o[k] = T(s)
-                }
-            }
-        }
-        switch dtype {
-        case .float32: run(floatPointer, out.floatPointer)
-        case .float64: run(doublePointer, out.doublePointer)
-        case .int64: break
-        }
+        Backend.current.sum(self, axes: axes, into: out)
         return out
     }
 }

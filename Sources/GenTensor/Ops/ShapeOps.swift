@@ -57,11 +57,7 @@ extension Tensor {
         let own = Shapes.strides(shape)
         let strides = axes.map { own[$0] }
         let out = Tensor(uninitializedShape: newShape, dtype: dtype)
-        switch dtype {
-        case .float32: ElementwiseKernels.gatherStrided(UnsafePointer(floatPointer), strides, out.floatPointer, newShape)
-        case .float64: ElementwiseKernels.gatherStrided(UnsafePointer(doublePointer), strides, out.doublePointer, newShape)
-        case .int64: ElementwiseKernels.gatherStrided(UnsafePointer(int64Pointer), strides, out.int64Pointer, newShape)
-        }
+        Backend.current.copyStrided(self, strides: strides, into: out)
         return out
     }
 
@@ -96,9 +92,8 @@ extension Tensor {
         newShape[a] = range.count
         let (outer, dim, inner) = split3(a)
         let out = Tensor(uninitializedShape: newShape, dtype: dtype)
-        let bytes = dtype.byteSize, block = range.count * inner * bytes
-        Tensor.copyBlocks(outer, bytes: block, from: storage.pointer + range.lowerBound * inner * bytes,
-                          stride: dim * inner * bytes, to: out.storage.pointer, stride: block)
+        Backend.current.copyRuns(count: outer, length: range.count * inner, from: self, offset: range.lowerBound * inner,
+                                 stride: dim * inner, into: out, offset: 0, stride: range.count * inner)
         let x = self
         return out.recording("slice", [x]) { g, _ in
             [g.padded(axis: a, before: range.lowerBound, after: x.shape[a] - range.upperBound)]
@@ -113,22 +108,10 @@ extension Tensor {
         newShape[a] += before + after
         let (outer, dim, inner) = split3(a)
         let out = Tensor.zeros(newShape, dtype: dtype)
-        let bytes = dtype.byteSize, block = dim * inner * bytes, newDim = newShape[a]
-        Tensor.copyBlocks(outer, bytes: block, from: storage.pointer, stride: block,
-                          to: out.storage.pointer + before * inner * bytes, stride: newDim * inner * bytes)
+        Backend.current.copyRuns(count: outer, length: dim * inner, from: self, offset: 0, stride: dim * inner,
+                                 into: out, offset: before * inner, stride: newShape[a] * inner)
         let x = self
         return out.recording("pad", [x]) { g, _ in [g.sliced(axis: a, before..<(before + x.shape[a]))] }
-    }
-
-    /// Copies `count` blocks of `bytes` bytes, `stride` bytes apart on each side, split over the
-    /// threads (slices, pads and concatenations along an inner axis: per-pixel channel runs in NHWC).
-    static func copyBlocks(_ count: Int, bytes: Int, from source: UnsafeMutableRawPointer, stride sourceStride: Int,
-                           to destination: UnsafeMutableRawPointer, stride destinationStride: Int) {
-        parallelChunks(count, costPerItem: Swift.max(1, bytes / 4)) { blocks in
-            for o in blocks {
-                (destination + o * destinationStride).copyMemory(from: source + o * sourceStride, byteCount: bytes)
-            }
-        }
     }
 
     /// Joins tensors along an existing axis; all other axes must agree.
@@ -147,13 +130,13 @@ extension Tensor {
         newShape[a] = tensors.reduce(0) { $0 + $1.shape[a] }
         let out = Tensor(uninitializedShape: newShape, dtype: first.dtype)
         let (outer, _, inner) = first.split3(a)
-        let bytes = first.dtype.byteSize, newDim = newShape[a]
+        let newDim = newShape[a]
         var offset = 0
         var ranges: [Range<Int>] = []
         for t in tensors {
-            let d = t.shape[a], block = d * inner * bytes
-            copyBlocks(outer, bytes: block, from: t.storage.pointer, stride: block,
-                       to: out.storage.pointer + offset * inner * bytes, stride: newDim * inner * bytes)
+            let d = t.shape[a]
+            Backend.current.copyRuns(count: outer, length: d * inner, from: t, offset: 0, stride: d * inner,
+                                     into: out, offset: offset * inner, stride: newDim * inner)
             ranges.append(offset..<(offset + d))
             offset += d
         }

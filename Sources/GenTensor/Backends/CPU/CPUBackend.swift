@@ -91,6 +91,27 @@ public struct CPUBackend: ComputeBackend {
         p.run(input: input, weight: weight, bias: bias, output: output, stream: state.stream, op: "linear")
     }
 
+    /// `linear` in separate passes: the output starts as the bias repeated over the rows (or zeros),
+    /// one GEMM accumulates x Wᵀ into it (beta = 1), and the activation runs over it in place. The
+    /// same arithmetic as `Tensor.linear` followed by the activation op.
+    public func linearUnfused(m: Int, n: Int, k: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                              bias: UnsafePointer<Float>?, activation: LinearActivation,
+                              output: UnsafeMutablePointer<Float>) {
+        if m == 0 || n == 0 { return }
+        if let bias {
+            parallelChunks(m, costPerItem: n) { rows in
+                for row in rows { (output + row * n).update(from: bias, count: n) }
+            }
+        }
+        if k > 0 {
+            gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: input, lda: k, b: weight, ldb: k,
+                 beta: bias == nil ? 0 : 1, c: output, ldc: n)
+        } else if bias == nil {
+            output.update(repeating: 0, count: m * n)
+        }
+        ElementwiseKernels.activation(activation, output, m * n)
+    }
+
     public func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                               bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
         if g.batch == 0 { return }  // nothing to write; oneDNN rejects zero-sized activations

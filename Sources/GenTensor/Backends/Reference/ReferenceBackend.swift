@@ -18,6 +18,26 @@ public struct ReferenceBackend: ComputeBackend {
                               b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 
+    /// The bias on every row, the product added by the reference GEMM, then the activation.
+    public func linear(m: Int, n: Int, k: Int, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                       bias: UnsafePointer<Float>?, activation: LinearActivation, output: UnsafeMutablePointer<Float>) {
+        for row in 0..<m {
+            for j in 0..<n { output[row * n + j] = bias?[j] ?? 0 }
+        }
+        ReferenceKernels.gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: input, lda: k, b: weight,
+                              ldb: k, beta: 1, c: output, ldc: n)
+        if activation == .none { return }
+        for i in 0..<(m * n) {
+            switch activation {
+            case .none: break
+            case .relu: output[i] = Self.apply(.relu, output[i])
+            case .sigmoid: output[i] = Self.apply(.sigmoid, output[i])
+            case .tanh: output[i] = Self.apply(.tanh, output[i])
+            case .silu: output[i] = Self.apply(.silu, output[i])
+            }
+        }
+    }
+
     public func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                               bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
         ReferenceKernels.conv2dForward(g, input: input, weight: weight, output: output)

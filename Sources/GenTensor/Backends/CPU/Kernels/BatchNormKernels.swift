@@ -1,35 +1,3 @@
-/// The activation a batch normalisation may apply in the same pass (BatchNorm + ReLU in the DCGAN
-/// generator, BatchNorm + LeakyReLU in its discriminator).
-public enum NormActivation: Equatable, Sendable {
-    /// The normalised, affine-transformed value itself.
-    case none
-    /// max(z, 0).
-    case relu
-    /// z for z > 0, slope z otherwise (slope in [0, 1)).
-    case leakyRelu(slope: Double)
-
-    /// The slope applied to negative values (1 for none: the identity).
-    var negativeSlope: Double {
-        switch self {
-        case .none: return 1
-        case .relu: return 0
-        case .leakyRelu(let slope): return slope
-        }
-    }
-}
-
-/// The shape of one batch normalisation: `rows` positions (N·H·W) of `channels` channels-last
-/// values, each channel normalised over all rows.
-struct BatchNormGeometry {
-    let rows: Int, channels: Int
-    let eps: Double
-    let activation: NormActivation
-
-    /// Rows per block of the threaded sums. Fixed, so that results do not depend on the thread count.
-    static let blockRows = 128
-    var blocks: Int { (rows + Self.blockRows - 1) / Self.blockRows }
-}
-
 /// Forward and backward loops of `Tensor.batchNormTraining` / `batchNormInference`, threaded over
 /// blocks of rows. Each block sums in its own precision over at most `blockRows` rows; the blocks'
 /// partial sums are added in Double, in block order.

@@ -1,16 +1,3 @@
-/// The shape of one group normalisation: `batch` samples of `spatial` positions of `channels`
-/// channels-last values, split into `groups` groups.
-struct GroupNormGeometry {
-    let batch: Int, spatial: Int, channels: Int, groups: Int
-    let eps: Double
-    /// Whether SiLU follows the affine transform.
-    let silu: Bool
-
-    var channelsPerGroup: Int { channels / groups }
-    /// Elements that share one mean and variance.
-    var groupSize: Int { spatial * channelsPerGroup }
-}
-
 /// Forward and backward loops of `Tensor.groupNorm`, threaded over samples. Statistics accumulate in
 /// Double; `stats` holds (mean, 1 / sqrt(variance + eps)) per sample and group.
 enum GroupNormKernels {
