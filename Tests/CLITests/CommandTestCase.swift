@@ -17,10 +17,10 @@ class CommandTestCase: XCTestCase {
         return url
     }
 
-    /// Parses and runs a command line.
+    /// Parses and runs a command line, as `generative` would (on the backend its flags choose).
     func run(_ arguments: [String]) throws {
         var command = try Generative.parseAsRoot(arguments)
-        try command.run()
+        try Generative.run(&command)
     }
 
     /// The message a user would see for a failing command line, or nil when it succeeds.

@@ -36,11 +36,7 @@ struct Generative: ParsableCommand {
         setvbuf(stdout, nil, _IOLBF, 0)
         do {
             var command = try parseAsRoot(nil)
-            if let compute = ComputeFlags.find(in: command) {
-                try Backend.with(try compute.makeBackend()) { try command.run() }
-            } else {
-                try command.run()
-            }
+            try run(&command)
         } catch {
             // Help and version requests print as usual; errors get one line on stderr and a
             // non-zero exit (the usage is one `--help` away).
@@ -50,5 +46,12 @@ struct Generative: ParsableCommand {
             // An interrupted run exits as the signal would have (130 for SIGINT, 143 for SIGTERM).
             Foundation.exit((error as? TrainingError)?.exitStatus ?? code.rawValue)
         }
+    }
+
+    /// Runs a parsed command on the backend its `--backend` and `--threads` choose (a scope around
+    /// the command, not a process-wide setting); commands that compute nothing run as they are.
+    static func run(_ command: inout ParsableCommand) throws {
+        guard let compute = ComputeFlags.find(in: command) else { return try command.run() }
+        try Backend.with(try compute.makeBackend()) { try command.run() }
     }
 }

@@ -31,10 +31,10 @@ struct ComputeFlags: ParsableArguments {
     }
 
     /// The group inside a parsed command, found by reflection through its `@OptionGroup`s (at most
-    /// four levels deep), so that a family's commands need no registration to get it.
+    /// sixteen levels deep: each option group is two levels of reflection), so that a family's commands need no registration to get it.
     static func find(in value: Any, depth: Int = 0) -> ComputeFlags? {
         if let flags = value as? ComputeFlags { return flags }
-        guard depth < 4 else { return nil }
+        guard depth < 16 else { return nil }
         for child in Mirror(reflecting: value).children {
             if let found = find(in: child.value, depth: depth + 1) { return found }
         }

@@ -175,8 +175,8 @@ final class ReliabilityTests: CommandTestCase {
     func testEachTrainCommandHasItsOwnDefaultFolder() throws {
         let dir = tempDir()
         let previous = FileManager.default.currentDirectoryPath
-        FileManager.default.changeCurrentDirectoryPath(dir.path)
-        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
+        _ = FileManager.default.changeCurrentDirectoryPath(dir.path)
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
         try run(["train", "vae", "--epochs", "1", "--max-steps", "1", "--batch-size", "8"])
         try run(["train", "classifier", "--epochs", "1", "--max-steps", "1", "--batch-size", "8"])
         try run(["train", "noisy-classifier", "--epochs", "1", "--max-steps", "1", "--batch-size", "8"])

@@ -162,19 +162,21 @@ extension ReferenceBackend {
 
     public func sum(_ x: Tensor, axes: [Int], into y: Tensor) {
         let shape = x.shape
-        let kept = (0..<shape.count).filter { !axes.contains($0) }
+        // The output's stride of each input axis: row-major over the kept axes, 0 for reduced ones.
+        var outputStrides = [Int](repeating: 0, count: shape.count), step = 1
+        for d in stride(from: shape.count - 1, through: 0, by: -1) where !axes.contains(d) {
+            outputStrides[d] = step
+            step *= shape[d]
+        }
         var sums = [Double](repeating: 0, count: y.elementCount)
         func run<T: KernelFloat>(_: T.Type) {
             let p = x.pointer(as: T.self)
             for i in 0..<x.elementCount {
-                // The output index: the kept coordinates of element i, row-major.
-                var rest = i, coordinates = [Int](repeating: 0, count: shape.count)
+                var rest = i, index = 0
                 for d in stride(from: shape.count - 1, through: 0, by: -1) {
-                    coordinates[d] = rest % shape[d]
+                    index += (rest % shape[d]) * outputStrides[d]
                     rest /= shape[d]
                 }
-                var index = 0
-                for d in kept { index = index * shape[d] + coordinates[d] }
                 sums[index] += Double(p[i])
             }
             let out = y.pointer(as: T.self)

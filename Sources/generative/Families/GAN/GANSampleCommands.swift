@@ -64,6 +64,8 @@ struct TranslateFlags: ParsableArguments {
     @Option(help: "Where to write: a .png grid, a .npy array or a folder.")
     var out: String = "translated.png"
 
+    @OptionGroup var compute: ComputeFlags
+
     @Option(help: "a2b (domain A to B) or b2a.")
     var direction: TranslationDirection = .aToB
 

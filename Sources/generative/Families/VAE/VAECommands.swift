@@ -104,6 +104,7 @@ struct Reconstruct: ParsableCommand {
     var count: Int = 32
 
     @OptionGroup var data: DataFlags
+    @OptionGroup var compute: ComputeFlags
 
     @Option(help: "Output: .png grid, .npy or folder.")
     var out: String = "reconstructions.png"
@@ -138,6 +139,7 @@ struct Interpolate: ParsableCommand {
     var steps: Int = 10
 
     @OptionGroup var data: DataFlags
+    @OptionGroup var compute: ComputeFlags
 
     @Option(help: "Output: .png grid, .npy or folder.")
     var out: String = "interpolation.png"
