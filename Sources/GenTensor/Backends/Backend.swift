@@ -14,6 +14,8 @@ public protocol ComputeBackend: Sendable, ElementwiseSeam, ReductionSeam, Normal
     var name: String { get }
     /// The threads its kernels use (the Swift kernels' chunked loops too).
     var threads: Int { get }
+    /// The memory its kernels read and write.
+    var device: Device { get }
     /// C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is M x K, op(B) is K x N.
     func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

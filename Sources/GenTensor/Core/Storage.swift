@@ -1,6 +1,12 @@
 import CDNNL
 import Foundation
 
+/// Where a tensor's memory lives.
+public enum Device: String, Sendable {
+    /// Host memory, which the CPU and reference backends compute on.
+    case host
+}
+
 /// A 64-byte-aligned, uninitialised block of memory that backs one or more tensors.
 ///
 /// Tensors are always contiguous and row-major over their storage; `reshape` shares storage, every
@@ -11,6 +17,9 @@ import Foundation
 /// in glibc's heap (tuned once here), larger ones in `LargeBlockCache`.
 public final class TensorStorage: @unchecked Sendable {
     public let byteCount: Int
+    /// Where the memory lives: the host, for both backends of today (a device backend's storage
+    /// would say so, and the backend would check it).
+    public let device = Device.host
     public let pointer: UnsafeMutableRawPointer
     /// The size actually allocated (large blocks are rounded up to whole MiB so they can be reused).
     private let allocatedBytes: Int

@@ -22,6 +22,7 @@ public enum ConvolutionPass: String, Sendable, CaseIterable {
 /// The backend is a value (threads, Winograd choice); the oneDNN state behind it is shared.
 public struct CPUBackend: ComputeBackend {
     public var name: String { "cpu" }
+    public var device: Device { .host }
     /// The OpenMP threads its kernels run on (set on the calling thread before each oneDNN call; the
     /// jit kernels fix their partition when created, so primitives are cached per thread count).
     public let threads: Int

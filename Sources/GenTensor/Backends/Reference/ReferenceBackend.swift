@@ -6,6 +6,7 @@
 /// backend: row-major GEMM, NHWC activations, OIHW weights of the forward convolution.
 public struct ReferenceBackend: ComputeBackend {
     public var name: String { "reference" }
+    public var device: Device { .host }
     /// Always 1: the reference kernels are serial.
     public var threads: Int { 1 }
 
