@@ -146,16 +146,10 @@ public struct ImageDataset: Sendable {
 
     /// Copies the images (and labels) at `indices` into new tensors.
     func gather(_ indices: [Int]) -> (Tensor, Tensor?) {
-        let (h, w) = (images.shape[1], images.shape[2])
-        let stride = h * w
-        let out = Tensor(uninitializedShape: [indices.count, h, w, 1], dtype: .float32)
-        let outLabels = labels.map { _ in Tensor(uninitializedShape: [indices.count], dtype: .int64) }
-        for (i, index) in indices.enumerated() {
+        for index in indices {
             precondition(index >= 0 && index < count, "ImageDataset: index \(index) out of range 0..<\(count)")
-            (out.floatPointer + i * stride).update(from: images.floatPointer + index * stride, count: stride)
-            if let labels, let outLabels { outLabels.int64Pointer[i] = labels.int64Pointer[index] }
         }
-        return (out, outLabels)
+        return (images.rows(indices), labels?.rows(indices))
     }
 
     // MARK: Loading helpers
@@ -199,17 +193,18 @@ public struct ImageDataset: Sendable {
                 throw DataError(path: labelsURL.path, kind: .countMismatch,
                                 problem: "holds \(rawLabels.dimensions[0]) labels but \(imagesURL.path) holds \(n) images")
             }
-            let t = Tensor(uninitializedShape: [n], dtype: .int64)
-            for i in 0..<n { t.int64Pointer[i] = Int64(rawLabels.bytes[i]) }
-            labels = t
+            labels = Tensor(rawLabels.bytes.map { Int64($0) }, shape: [n])
         }
-        var images = Tensor(uninitializedShape: [n, h, w, 1], dtype: .float32)
-        raw.bytes.withUnsafeBufferPointer { bytes in
-            let source = bytes.baseAddress!, target = images.floatPointer
-            parallelFor(bytes.count, costPerItem: 4) { range in
-                for i in range { target[i] = Float(source[i]) / 255 }
+        let values = raw.bytes.withUnsafeBufferPointer { bytes in
+            [Float](unsafeUninitializedCapacity: bytes.count) { buffer, initialized in
+                let source = bytes.baseAddress!, target = buffer.baseAddress!
+                parallelFor(bytes.count, costPerItem: 4) { range in
+                    for i in range { target[i] = Float(source[i]) / 255 }
+                }
+                initialized = bytes.count
             }
         }
+        var images = Tensor(values, shape: [n, h, w, 1])
         if h != imageSize || w != imageSize, n > 0 {
             images = resizeImages(images, height: imageSize, width: imageSize)
         } else if n == 0 {
@@ -221,29 +216,31 @@ public struct ImageDataset: Sendable {
     private static func loadPNGs(_ files: [(url: URL, label: Int64?)], imageSize: Int, resize: Bool, classNames: [String]?,
                                  folder: URL) throws -> ImageDataset {
         let n = files.count
-        let images = Tensor(uninitializedShape: [n, imageSize, imageSize, 1], dtype: .float32)
+        var values = [Float](repeating: 0, count: n * imageSize * imageSize)
         var errors = [DataError?](repeating: nil, count: n)
-        let target = images.floatPointer
-        errors.withUnsafeMutableBufferPointer { errorSlots in
-            parallelFor(n, costPerItem: 50_000) { range in
-                var temp: [Float] = []
-                for i in range {
-                    do {
-                        let image = try PNGReader.decodeGrayPixels(FileIO.read(files[i].url), path: files[i].url.path)
-                        if !resize && (image.height != imageSize || image.width != imageSize) {
-                            throw DataError(path: files[i].url.path, kind: .unsupported,
-                                            problem: "the image is \(image.width) x \(image.height) pixels; \(imageSize) x \(imageSize) are needed (resize the images first)")
+        values.withUnsafeMutableBufferPointer { pixels in
+            errors.withUnsafeMutableBufferPointer { errorSlots in
+                let target = pixels.baseAddress!
+                parallelFor(n, costPerItem: 50_000) { range in
+                    var temp: [Float] = []
+                    for i in range {
+                        do {
+                            let image = try PNGReader.decodeGrayPixels(FileIO.read(files[i].url), path: files[i].url.path)
+                            if !resize && (image.height != imageSize || image.width != imageSize) {
+                                throw DataError(path: files[i].url.path, kind: .unsupported,
+                                                problem: "the image is \(image.width) x \(image.height) pixels; \(imageSize) x \(imageSize) are needed (resize the images first)")
+                            }
+                            let dst = target + i * imageSize * imageSize
+                            image.pixels.withUnsafeBufferPointer { src in
+                                resample(src.baseAddress!, height: image.height, width: image.width, channels: 1, into: dst,
+                                         rows: resampleWeights(from: image.height, to: imageSize),
+                                         columns: resampleWeights(from: image.width, to: imageSize), temp: &temp)
+                            }
+                        } catch let error as DataError {
+                            errorSlots[i] = error
+                        } catch {
+                            errorSlots[i] = DataError(path: files[i].url.path, kind: .io, problem: "\(error)")
                         }
-                        let dst = target + i * imageSize * imageSize
-                        image.pixels.withUnsafeBufferPointer { src in
-                            resample(src.baseAddress!, height: image.height, width: image.width, channels: 1, into: dst,
-                                     rows: resampleWeights(from: image.height, to: imageSize),
-                                     columns: resampleWeights(from: image.width, to: imageSize), temp: &temp)
-                        }
-                    } catch let error as DataError {
-                        errorSlots[i] = error
-                    } catch {
-                        errorSlots[i] = DataError(path: files[i].url.path, kind: .io, problem: "\(error)")
                     }
                 }
             }
@@ -254,7 +251,7 @@ public struct ImageDataset: Sendable {
         if classNames != nil {
             labels = Tensor(files.map { $0.label ?? 0 }, shape: [n])
         }
-        return ImageDataset(images: images, labels: labels, classNames: classNames,
+        return ImageDataset(images: Tensor(values, shape: [n, imageSize, imageSize, 1]), labels: labels, classNames: classNames,
                             source: "\(n) PNG images in \(folder.path)" + (classNames.map { " (\($0.count) classes)" } ?? ""))
     }
 }

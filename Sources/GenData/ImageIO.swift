@@ -16,15 +16,19 @@ public func imageGrid(_ images: Tensor, columns: Int, padding: Int = 2, padValue
     let cols = min(columns, n)
     let rows = (n + cols - 1) / cols
     let outH = rows * (h + padding) + padding, outW = cols * (w + padding) + padding
-    let out = Tensor(repeating: Double(padValue), shape: [outH, outW, c])
-    let src = images.floatPointer, dst = out.floatPointer
-    for i in 0..<n {
-        let top = padding + (i / cols) * (h + padding), left = padding + (i % cols) * (w + padding)
-        for y in 0..<h {
-            (dst + ((top + y) * outW + left) * c).update(from: src + ((i * h + y) * w) * c, count: w * c)
+    var values = [Float](repeating: padValue, count: outH * outW * c)
+    images.withUnsafeBufferPointer(as: Float.self) { source in
+        values.withUnsafeMutableBufferPointer { target in
+            let src = source.baseAddress!, dst = target.baseAddress!
+            for i in 0..<n {
+                let top = padding + (i / cols) * (h + padding), left = padding + (i % cols) * (w + padding)
+                for y in 0..<h {
+                    (dst + ((top + y) * outW + left) * c).update(from: src + ((i * h + y) * w) * c, count: w * c)
+                }
+            }
         }
     }
-    return out
+    return Tensor(values, shape: [outH, outW, c])
 }
 
 /// Writes each image of a batch to its own PNG, numbered on from batch to batch:
@@ -71,8 +75,7 @@ public struct ImageFolderWriter {
         let (n, h, w, c) = (batch.shape[0], batch.shape[1], batch.shape[2], batch.shape[3])
         var written: [URL] = []
         for i in 0..<n {
-            let image = Tensor(uninitializedShape: [h, w, c], dtype: .float32)
-            image.floatPointer.update(from: batch.floatPointer + i * h * w * c, count: h * w * c)
+            let image = batch.sliced(axis: 0, i..<(i + 1)).reshaped([h, w, c])
             let url = url(forIndex: nextIndex)
             try PNGWriter.write(image, to: url)
             written.append(url)

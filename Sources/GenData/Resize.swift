@@ -13,18 +13,23 @@ public func resizeImages(_ images: Tensor, height: Int, width: Int) -> Tensor {
     precondition(height > 0 && width > 0, "resizeImages: output size \(height) x \(width)")
     let (n, inHeight, inWidth, channels) = (images.shape[0], images.shape[1], images.shape[2], images.shape[3])
     if inHeight == height && inWidth == width { return images.copied() }
-    let out = Tensor(uninitializedShape: [n, height, width, channels], dtype: .float32)
     let rows = resampleWeights(from: inHeight, to: height)
     let columns = resampleWeights(from: inWidth, to: width)
-    let source = images.floatPointer, target = out.floatPointer
-    parallelFor(n, costPerItem: height * width * channels * 4) { range in
-        var temp = [Float](repeating: 0, count: inHeight * width * channels)
-        for image in range {
-            resample(source + image * inHeight * inWidth * channels, height: inHeight, width: inWidth, channels: channels,
-                     into: target + image * height * width * channels, rows: rows, columns: columns, temp: &temp)
+    let count = n * height * width * channels
+    let values = images.withUnsafeBufferPointer(as: Float.self) { src in
+        [Float](unsafeUninitializedCapacity: count) { dst, initialized in
+            let source = src.baseAddress!, target = dst.baseAddress!
+            parallelFor(n, costPerItem: height * width * channels * 4) { range in
+                var temp = [Float](repeating: 0, count: inHeight * width * channels)
+                for image in range {
+                    resample(source + image * inHeight * inWidth * channels, height: inHeight, width: inWidth, channels: channels,
+                             into: target + image * height * width * channels, rows: rows, columns: columns, temp: &temp)
+                }
+            }
+            initialized = count
         }
     }
-    return out
+    return Tensor(values, shape: [n, height, width, channels])
 }
 
 /// The input taps (index, weight) of each output position along one axis.

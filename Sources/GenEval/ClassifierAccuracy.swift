@@ -22,13 +22,14 @@ public enum ClassifierAccuracy {
                 let end = min(n, start + batchSize)
                 let logits = classifier.fc2(FeatureNetwork.inferenceFeatures(classifier, images.sliced(axis: 0, start..<end) * 2 - 1))
                 let c = logits.shape[1]
-                let p = logits.floatPointer
-                for i in 0..<(end - start) {
-                    var best = 0
-                    for j in 1..<c where p[i * c + j] > p[i * c + best] { best = j }
-                    let truth = Int(y[start + i])
-                    if best == truth { correct += 1 }
-                    if truth >= 0 && truth < 10 && best < 10 { confusion[truth][best] += 1 }
+                logits.withUnsafeBufferPointer(as: Float.self) { p in
+                    for i in 0..<(end - start) {
+                        var best = 0
+                        for j in 1..<c where p[i * c + j] > p[i * c + best] { best = j }
+                        let truth = Int(y[start + i])
+                        if best == truth { correct += 1 }
+                        if truth >= 0 && truth < 10 && best < 10 { confusion[truth][best] += 1 }
+                    }
                 }
                 start = end
             }

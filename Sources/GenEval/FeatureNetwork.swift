@@ -136,19 +136,22 @@ public final class FeatureNetwork: @unchecked Sendable {
                 let batch = x.sliced(axis: 0, start..<end) * 2 - 1
                 let f = Self.inferenceFeatures(classifier, batch)
                 let logits = classifier.fc2(f)
-                let fp = f.floatPointer, lp = logits.floatPointer
-                for i in 0..<(end - start) {
-                    for j in 0..<d { features[(start + i) * d + j] = Double(fp[i * d + j]) }
-                    // Softmax in Float64 with the maximum subtracted.
-                    var m = -Double.infinity
-                    for j in 0..<classes { m = max(m, Double(lp[i * classes + j])) }
-                    var total = 0.0
-                    for j in 0..<classes {
-                        let e = Foundation.exp(Double(lp[i * classes + j]) - m)
-                        probabilities[(start + i) * classes + j] = e
-                        total += e
+                f.withUnsafeBufferPointer(as: Float.self) { fp in
+                    for i in 0..<((end - start) * d) { features[start * d + i] = Double(fp[i]) }
+                }
+                logits.withUnsafeBufferPointer(as: Float.self) { lp in
+                    for i in 0..<(end - start) {
+                        // Softmax in Float64 with the maximum subtracted.
+                        var m = -Double.infinity
+                        for j in 0..<classes { m = max(m, Double(lp[i * classes + j])) }
+                        var total = 0.0
+                        for j in 0..<classes {
+                            let e = Foundation.exp(Double(lp[i * classes + j]) - m)
+                            probabilities[(start + i) * classes + j] = e
+                            total += e
+                        }
+                        for j in 0..<classes { probabilities[(start + i) * classes + j] /= total }
                     }
-                    for j in 0..<classes { probabilities[(start + i) * classes + j] /= total }
                 }
                 start = end
                 progress?(end)
@@ -176,23 +179,28 @@ extension FeatureNetwork {
         precondition(x.rank == 4 && x.dtype == .float32, "reluMaxPool2: float32 (N, H, W, C), got \(x.dtype) \(x.shape)")
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let oh = h / 2, ow = w / 2
-        let out = Tensor(uninitializedShape: [n, oh, ow, c], dtype: .float32)
-        let src = x.floatPointer, dst = out.floatPointer
-        parallelFor(n * oh, costPerItem: ow * c * 4) { range in
-            for row in range {
-                let b = row / oh, i = row % oh
-                let top = src + ((b * h + 2 * i) * w) * c, bottom = top + w * c
-                let o = dst + row * ow * c
-                for j in 0..<ow {
-                    let t0 = top + 2 * j * c, t1 = t0 + c, b0 = bottom + 2 * j * c, b1 = b0 + c
-                    let oj = o + j * c
-                    for ch in 0..<c {
-                        oj[ch] = Swift.max(Swift.max(Swift.max(t0[ch], t1[ch]), Swift.max(b0[ch], b1[ch])), 0)
+        let count = n * oh * ow * c
+        let values = x.withUnsafeBufferPointer(as: Float.self) { source in
+            [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                let src = source.baseAddress!, dst = buffer.baseAddress!
+                parallelFor(n * oh, costPerItem: ow * c * 4) { range in
+                    for row in range {
+                        let b = row / oh, i = row % oh
+                        let top = src + ((b * h + 2 * i) * w) * c, bottom = top + w * c
+                        let o = dst + row * ow * c
+                        for j in 0..<ow {
+                            let t0 = top + 2 * j * c, t1 = t0 + c, b0 = bottom + 2 * j * c, b1 = b0 + c
+                            let oj = o + j * c
+                            for ch in 0..<c {
+                                oj[ch] = Swift.max(Swift.max(Swift.max(t0[ch], t1[ch]), Swift.max(b0[ch], b1[ch])), 0)
+                            }
+                        }
                     }
                 }
+                initialized = count
             }
         }
-        return out
+        return Tensor(values, shape: [n, oh, ow, c])
     }
 }
 

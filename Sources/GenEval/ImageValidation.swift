@@ -32,15 +32,15 @@ public enum ImageValidation {
             throw EvaluationError("\(source): images are \(x.shape[1]) x \(x.shape[2]) pixels; the feature network needs \(size.h) x \(size.w) (resize them first)")
         }
         if x.dtype != .float32 { x = x.cast(to: .float32) }
-        let n = x.elementCount, p = x.floatPointer
         var nanCount = 0, infCount = 0, firstBad = -1
         var lo = Float.infinity, hi = -Float.infinity
-        for i in 0..<n {
-            let v = p[i]
-            if v.isNaN { nanCount += 1; if firstBad < 0 { firstBad = i } ; continue }
-            if v.isInfinite { infCount += 1; if firstBad < 0 { firstBad = i } ; continue }
-            lo = min(lo, v)
-            hi = max(hi, v)
+        x.withUnsafeBufferPointer(as: Float.self) { p in
+            for (i, v) in p.enumerated() {
+                if v.isNaN { nanCount += 1; if firstBad < 0 { firstBad = i } ; continue }
+                if v.isInfinite { infCount += 1; if firstBad < 0 { firstBad = i } ; continue }
+                lo = min(lo, v)
+                hi = max(hi, v)
+            }
         }
         if nanCount > 0 || infCount > 0 {
             let perImage = 28 * 28
@@ -56,10 +56,7 @@ public enum ImageValidation {
         }
         if lo < 0 || hi > 1 {
             warnings.append(String(format: "%@: values range from %g to %g, slightly outside [0, 1]; clamped to [0, 1]", source, Double(lo), Double(hi)))
-            let out = x.copied()
-            let q = out.floatPointer
-            for i in 0..<n { q[i] = min(max(q[i], 0), 1) }
-            x = out
+            x = x.detached().clamped(min: 0, max: 1)
         }
         if hi - lo == 0 {
             warnings.append("\(source): every pixel has the value \(lo)")
@@ -90,34 +87,37 @@ public enum GaussianBlur {
         guard sigma > 0 else { return images }
         let (n, h, w) = (images.shape[0], images.shape[1], images.shape[2])
         let k = kernel(sigma: sigma), r = k.count / 2
-        let out = Tensor(uninitializedShape: images.shape, dtype: .float32)
-        let src = images.floatPointer, dst = out.floatPointer
+        var values = [Float](repeating: 0, count: images.elementCount)
         func reflect(_ i: Int, _ size: Int) -> Int {
             // scipy 'reflect' (half-sample symmetric), periodic with period 2 * size.
             var m = i % (2 * size)
             if m < 0 { m += 2 * size }
             return m < size ? m : 2 * size - 1 - m
         }
-        parallelFor(n, costPerItem: h * w * k.count * 2) { range in
-            var tmp = [Double](repeating: 0, count: h * w)
-            for b in range {
-                let base = b * h * w
-                for i in 0..<h {
-                    for j in 0..<w {
-                        var s = 0.0
-                        for t in -r...r { s += k[t + r] * Double(src[base + i * w + reflect(j + t, w)]) }
-                        tmp[i * w + j] = s
-                    }
-                }
-                for i in 0..<h {
-                    for j in 0..<w {
-                        var s = 0.0
-                        for t in -r...r { s += k[t + r] * tmp[reflect(i + t, h) * w + j] }
-                        dst[base + i * w + j] = Float(s)
+        images.withUnsafeBufferPointer(as: Float.self) { src in
+            values.withUnsafeMutableBufferPointer { dst in
+                parallelFor(n, costPerItem: h * w * k.count * 2) { range in
+                    var tmp = [Double](repeating: 0, count: h * w)
+                    for b in range {
+                        let base = b * h * w
+                        for i in 0..<h {
+                            for j in 0..<w {
+                                var s = 0.0
+                                for t in -r...r { s += k[t + r] * Double(src[base + i * w + reflect(j + t, w)]) }
+                                tmp[i * w + j] = s
+                            }
+                        }
+                        for i in 0..<h {
+                            for j in 0..<w {
+                                var s = 0.0
+                                for t in -r...r { s += k[t + r] * tmp[reflect(i + t, h) * w + j] }
+                                dst[base + i * w + j] = Float(s)
+                            }
+                        }
                     }
                 }
             }
         }
-        return out
+        return Tensor(values, shape: images.shape)
     }
 }

@@ -56,17 +56,12 @@ public enum NPY {
 
     /// The tensor of a decoded array, as `read(_:)` returns it.
     static func tensor(_ array: NPYArray) -> Tensor {
-        let n = array.shape.reduce(1, *)
         switch array.elementType {
         case .float32, .float64, .int64:
             let dtype: DType = array.elementType == .float32 ? .float32 : array.elementType == .float64 ? .float64 : .int64
-            let out = Tensor(uninitializedShape: array.shape, dtype: dtype)
-            array.data.withUnsafeBytes { out.storage.pointer.copyMemory(from: $0.baseAddress!, byteCount: n * dtype.byteSize) }
-            return out
+            return array.data.withUnsafeBytes { Tensor(copying: $0, shape: array.shape, dtype: dtype) }
         case .uint8:
-            let out = Tensor(uninitializedShape: array.shape, dtype: .int64)
-            array.data.withUnsafeBytes { raw in for i in 0..<n { out.int64Pointer[i] = Int64(raw[i]) } }
-            return out
+            return Tensor(array.data.map { Int64($0) }, shape: array.shape)
         }
     }
 
@@ -88,27 +83,21 @@ public enum NPY {
             throw DataError(path: path, kind: .unsupported,
                             problem: "NPY array of shape \(s) is not a batch of grey images: expected (N, H, W), (N, 1, H, W) or (N, H, W, 1)")
         }
-        let count = n * h * w
-        let out = Tensor(uninitializedShape: [n, h, w, 1], dtype: .float32)
-        let target = out.floatPointer
-        array.data.withUnsafeBytes { raw in
+        let count = n * h * w, shape = [n, h, w, 1]
+        return try array.data.withUnsafeBytes { raw in
             switch array.elementType {
-            case .float32: if count > 0 { UnsafeMutableRawPointer(target).copyMemory(from: raw.baseAddress!, byteCount: 4 * count) }
-            case .float64: for i in 0..<count { target[i] = Float(raw.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
-            case .uint8: for i in 0..<count { target[i] = Float(raw[i]) / 255 }
-            case .int64: break
+            case .float32: return Tensor(copying: raw, shape: shape, dtype: .float32)
+            case .float64: return Tensor((0..<count).map { Float(raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self)) }, shape: shape)
+            case .uint8: return Tensor(raw.map { Float($0) / 255 }, shape: shape)
+            case .int64: throw DataError(path: path, kind: .unsupported, problem: "NPY images of dtype <i8: expected <f4, <f8 or |u1")
             }
         }
-        if array.elementType == .int64 {
-            throw DataError(path: path, kind: .unsupported, problem: "NPY images of dtype <i8: expected <f4, <f8 or |u1")
-        }
-        return out
     }
 
     /// Writes `tensor` with its shape and dtype (`<f4`, `<f8` or `<i8`), atomically.
     public static func write(_ tensor: Tensor, to url: URL) throws {
         let type: NPYArray.ElementType = tensor.dtype == .float32 ? .float32 : tensor.dtype == .float64 ? .float64 : .int64
-        let data = Data(bytes: tensor.storage.pointer, count: tensor.elementCount * tensor.dtype.byteSize)
+        let data = tensor.withUnsafeBytes { Data($0) }
         try FileIO.writeAtomically(encode(NPYArray(elementType: type, shape: tensor.shape, data: data)), to: url)
     }
 
@@ -118,7 +107,7 @@ public enum NPY {
             throw DataError(path: url.path, kind: .invalidArgument,
                             problem: "cannot write a \(images.dtype) tensor of shape \(images.shape) as NPY images: expected float32 (N, H, W, 1)")
         }
-        let data = Data(bytes: images.storage.pointer, count: images.elementCount * 4)
+        let data = images.withUnsafeBytes { Data($0) }
         try FileIO.writeAtomically(encode(NPYArray(elementType: .float32, shape: Array(images.shape.prefix(3)), data: data)), to: url)
     }
 

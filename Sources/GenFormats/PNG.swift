@@ -266,12 +266,9 @@ public enum PNGWriter {
                             problem: "cannot write a \(image.dtype) tensor of shape \(shape) as a PNG: expected a float tensor (H, W), (H, W, 1) or (H, W, 3)")
         }
         let channels = shape.count == 3 ? shape[2] : 1
-        let n = image.elementCount
-        var bytes = [UInt8](repeating: 0, count: n)
-        switch image.dtype {
-        case .float32: for i in 0..<n { bytes[i] = quantize(Double(image.floatPointer[i])) }
-        default: for i in 0..<n { bytes[i] = quantize(image.doublePointer[i]) }
-        }
+        let bytes = image.dtype == .float32
+            ? image.withUnsafeBufferPointer(as: Float.self) { $0.map { quantize(Double($0)) } }
+            : image.withUnsafeBufferPointer(as: Double.self) { $0.map(quantize) }
         return encode(bytes: bytes, width: shape[1], height: shape[0], channels: channels)
     }
 

@@ -82,8 +82,7 @@ public struct Checkpoint {
             guard let stored = tensors[key], stored.shape == p.layout.toPyTorch(shadow).shape else {
                 throw SafeTensorsError(path: path, kind: .missingTensor, problem: "EMA tensor \(key) is missing or misshapen")
             }
-            let value = p.layout.fromPyTorch(stored.cast(to: shadow.dtype))
-            shadow.storage.pointer.copyMemory(from: value.storage.pointer, byteCount: shadow.elementCount * shadow.dtype.byteSize)
+            shadow.assign(p.layout.fromPyTorch(stored.cast(to: shadow.dtype)))
         }
         ema.restore(updates: Int(metadata[prefix + ".updates"] ?? "0") ?? 0)
     }

@@ -259,12 +259,11 @@ public struct SafeTensorsFile: Sendable {
     /// Decodes tensor `name`: F32, F64 and I64 keep their dtype, F16 and BF16 become float32.
     public func tensor(_ name: String) throws -> Tensor {
         let entry = try entry(name)
-        let tensor: Tensor
+        let dtype: DType
         switch entry.dtype {
-        case "F32": tensor = Tensor(uninitializedShape: entry.shape, dtype: .float32)
-        case "F64": tensor = Tensor(uninitializedShape: entry.shape, dtype: .float64)
-        case "I64": tensor = Tensor(uninitializedShape: entry.shape, dtype: .int64)
-        case "F16", "BF16": tensor = Tensor(uninitializedShape: entry.shape, dtype: .float32)
+        case "F32", "F16", "BF16": dtype = .float32
+        case "F64": dtype = .float64
+        case "I64": dtype = .int64
         default:
             throw SafeTensorsError(
                 path: path, kind: .unsupportedDType,
@@ -273,27 +272,23 @@ public struct SafeTensorsFile: Sendable {
         }
         let start = dataStart + entry.dataOffsets.lowerBound
         let byteCount = entry.dataOffsets.count
-        guard byteCount > 0 else { return tensor }
-        bytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+        return bytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Tensor in
             let source = UnsafeRawBufferPointer(rebasing: raw[start ..< start + byteCount])
             switch entry.dtype {
             case "F16":
-                let out = tensor.floatPointer
-                for i in 0 ..< byteCount / 2 {
-                    out[i] = Self.halfToFloat(source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                let values = (0 ..< byteCount / 2).map { i in
+                    Self.halfToFloat(source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
                 }
+                return Tensor(values, shape: entry.shape)
             case "BF16":
-                let out = tensor.floatPointer
-                for i in 0 ..< byteCount / 2 {
-                    out[i] = Self.bfloat16ToFloat(source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                let values = (0 ..< byteCount / 2).map { i in
+                    Self.bfloat16ToFloat(source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
                 }
+                return Tensor(values, shape: entry.shape)
             default:
-                if let base = source.baseAddress {
-                    tensor.storage.pointer.copyMemory(from: base, byteCount: byteCount)
-                }
+                return Tensor(copying: source, shape: entry.shape, dtype: dtype)
             }
         }
-        return tensor
     }
 
     /// Decodes tensor `name` for a model parameter, checking that its shape is `expectedShape`.

@@ -43,7 +43,7 @@ extension SafeTensorsFile {
             members.append("\"__metadata__\":{" + pairs.joined(separator: ",") + "}")
         }
         var offset = 0
-        var chunks: [(pointer: UnsafeRawPointer, count: Int)] = []
+        var chunks: [Tensor] = []
         for name in names {
             guard let tensor = tensors[name] else { continue }
             let code: String
@@ -57,7 +57,7 @@ extension SafeTensorsFile {
             members.append("\(jsonString(name)):{\"dtype\":\"\(code)\",\"shape\":[\(shape)],"
                            + "\"data_offsets\":[\(offset),\(offset + count)]}")
             offset += count
-            chunks.append((UnsafeRawPointer(tensor.storage.pointer), count))
+            chunks.append(tensor)
         }
         json += members.joined(separator: ",") + "}"
         var header = Array(json.utf8)
@@ -76,8 +76,10 @@ extension SafeTensorsFile {
             written += prefix.count
             try afterWriting?(written)
             for chunk in chunks {
-                try write(chunk.pointer, chunk.count)
-                written += chunk.count
+                try chunk.withUnsafeBytes { raw in
+                    if let base = raw.baseAddress { try write(base, raw.count) }
+                    written += raw.count
+                }
                 try afterWriting?(written)
             }
         }

@@ -47,13 +47,13 @@ public struct SeededNoise: NoiseSource, Sendable, Equatable {
 
     func draw(key: UInt64, indices: [Int], imageShape: [Int]) -> Tensor {
         let n = imageShape.reduce(1, *)
-        let out = Tensor(uninitializedShape: [indices.count] + imageShape, dtype: .float32)
-        let p = out.floatPointer
-        for (row, index) in indices.enumerated() {
+        var values: [Float] = []
+        values.reserveCapacity(indices.count * n)
+        for index in indices {
             let g = generator(index: index, key: key)
-            for j in 0..<n { p[row * n + j] = Float(g.nextNormal()) }
+            for _ in 0..<n { values.append(Float(g.nextNormal())) }
         }
-        return out
+        return Tensor(values, shape: [indices.count] + imageShape)
     }
 }
 

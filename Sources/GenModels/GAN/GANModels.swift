@@ -140,10 +140,8 @@ public func wganCriticLoss(realScores: Tensor, fakeScores: Tensor) -> Tensor {
 /// (Arjovsky et al.'s `p.data.clamp_(-c, c)` over all critic parameters, biases included).
 public func clipWeights(of module: Module, to bound: Double) {
     precondition(bound > 0, "clipWeights: bound \(bound) must be positive")
-    let (lo, hi) = (Float(-bound), Float(bound))
     for p in module.trainableParameters where p.value.dtype == .float32 {
-        let v = p.value.floatPointer
-        for i in 0..<p.value.elementCount { v[i] = min(max(v[i], lo), hi) }
+        p.value.assign(p.value.detached().clamped(min: -bound, max: bound))
     }
 }
 

@@ -29,9 +29,9 @@ extension Checkpoint {
     private static func firstNonFinite(_ t: Tensor) -> Double? {
         switch t.dtype {
         case .float32:
-            return UnsafeBufferPointer(start: t.pointer(as: Float.self), count: t.elementCount).first { !$0.isFinite }.map(Double.init)
+            return t.withUnsafeBufferPointer(as: Float.self) { $0.first { !$0.isFinite } }.map(Double.init)
         case .float64:
-            return UnsafeBufferPointer(start: t.pointer(as: Double.self), count: t.elementCount).first { !$0.isFinite }
+            return t.withUnsafeBufferPointer(as: Double.self) { $0.first { !$0.isFinite } }
         case .int64:
             return nil
         }

@@ -46,25 +46,26 @@ public final class ClassifierTraining: TrainableModel {
     public func augmented(_ images: Tensor, rng: RandomGenerator) -> Tensor {
         guard flip || maxShift > 0 else { return images }
         let (n, h, w) = (images.shape[0], images.shape[1], images.shape[2])
-        let out = Tensor.zeros([n, h, w, 1])
-        let src = images.floatPointer, dst = out.floatPointer
-        for b in 0..<n {
-            let mirror = flip && rng.nextUnitDouble() < 0.5
-            let dy = maxShift > 0 ? rng.nextInt(-maxShift, maxShift + 1) : 0
-            let dx = maxShift > 0 ? rng.nextInt(-maxShift, maxShift + 1) : 0
-            let base = b * h * w
-            for i in 0..<h {
-                let si = i - dy
-                guard si >= 0 && si < h else { continue }
-                for j in 0..<w {
-                    var sj = j - dx
-                    guard sj >= 0 && sj < w else { continue }
-                    if mirror { sj = w - 1 - sj }
-                    dst[base + i * w + j] = src[base + si * w + sj]
+        var dst = [Float](repeating: 0, count: n * h * w)
+        images.withUnsafeBufferPointer(as: Float.self) { src in
+            for b in 0..<n {
+                let mirror = flip && rng.nextUnitDouble() < 0.5
+                let dy = maxShift > 0 ? rng.nextInt(-maxShift, maxShift + 1) : 0
+                let dx = maxShift > 0 ? rng.nextInt(-maxShift, maxShift + 1) : 0
+                let base = b * h * w
+                for i in 0..<h {
+                    let si = i - dy
+                    guard si >= 0 && si < h else { continue }
+                    for j in 0..<w {
+                        var sj = j - dx
+                        guard sj >= 0 && sj < w else { continue }
+                        if mirror { sj = w - 1 - sj }
+                        dst[base + i * w + j] = src[base + si * w + sj]
+                    }
                 }
             }
         }
-        return out
+        return Tensor(dst, shape: [n, h, w, 1])
     }
 
     public func store(into checkpoint: inout Checkpoint) {
