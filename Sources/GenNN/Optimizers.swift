@@ -30,7 +30,7 @@ extension Optimizer {
         guard source.shape == target.shape, source.dtype == target.dtype else {
             throw OptimizerStateError(description: "optimizer state '\(name)' has shape \(source.shape) (\(source.dtype)), expected \(target.shape) (\(target.dtype))")
         }
-        target.storage.pointer.copyMemory(from: source.storage.pointer, byteCount: target.elementCount * target.dtype.byteSize)
+        target.assign(source)
     }
 }
 

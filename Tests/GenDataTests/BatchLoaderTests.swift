@@ -1,7 +1,7 @@
 import Foundation
 import GenData
 import XCTest
-import GenTensor
+@testable import GenTensor
 import GenFormats
 
 /// Seeded, resumable batches.

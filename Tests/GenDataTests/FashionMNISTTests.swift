@@ -1,7 +1,7 @@
 import Foundation
 import GenData
 import XCTest
-import GenTensor
+@testable import GenTensor
 import GenFormats
 
 /// The installed Fashion-MNIST reads as the published dataset. Each split is read once for the class.

@@ -2,7 +2,7 @@ import Foundation
 import GenData
 import GenTestSupport
 import XCTest
-import GenTensor
+@testable import GenTensor
 import GenFormats
 
 /// Image grids, numbered PNG folders and line plots.

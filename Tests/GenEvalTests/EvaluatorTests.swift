@@ -1,7 +1,7 @@
 import Foundation
 import GenEval
 import XCTest
-import GenTensor
+@testable import GenTensor
 import GenFormats
 import GenNN
 import GenModels

@@ -3,7 +3,7 @@ import GenData
 @testable import GenFormats
 import GenTestSupport
 import XCTest
-import GenTensor
+@testable import GenTensor
 
 /// IDX files written by the test (raw and gzipped, both MNIST spellings) and every error case.
 final class IDXTests: XCTestCase {

@@ -3,7 +3,7 @@ import Foundation
 @testable import GenFormats
 import GenTestSupport
 import XCTest
-import GenTensor
+@testable import GenTensor
 
 /// The Swift PNG decoder against libpng-encoded vectors of every colour type, bit depth and
 /// interlace method; the writer against libpng's decoder; PNG folders; corrupt files.

@@ -1,7 +1,7 @@
 import GenNN
 import GenTestSupport
 import XCTest
-import GenTensor
+@testable import GenTensor
 
 /// EMA, learning-rate schedules and gradient clipping against hand-computed values.
 final class TrainingHelpersTests: XCTestCase {

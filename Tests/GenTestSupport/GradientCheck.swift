@@ -1,4 +1,4 @@
-import GenTensor
+@testable import GenTensor
 import XCTest
 import GenFormats
 import GenNN

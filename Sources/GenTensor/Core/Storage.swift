@@ -20,7 +20,8 @@ public final class TensorStorage: @unchecked Sendable {
     /// Where the memory lives: the host, for both backends of today (a device backend's storage
     /// would say so, and the backend would check it).
     public let device = Device.host
-    public let pointer: UnsafeMutableRawPointer
+    /// The memory; internal to the engine (see `HostAccess.swift`).
+    let pointer: UnsafeMutableRawPointer
     /// The size actually allocated (large blocks are rounded up to whole MiB so they can be reused).
     private let allocatedBytes: Int
 

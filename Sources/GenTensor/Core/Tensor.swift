@@ -92,13 +92,14 @@ public final class Tensor: @unchecked Sendable {
     /// Whether gradients flow through this tensor (a leaf that requires them, or an op result).
     public var tracksGradient: Bool { requiresGrad || node != nil }
 
-    /// Typed access to the elements (the caller must know the dtype).
-    public var floatPointer: UnsafeMutablePointer<Float> { storage.pointer.assumingMemoryBound(to: Float.self) }
-    public var doublePointer: UnsafeMutablePointer<Double> { storage.pointer.assumingMemoryBound(to: Double.self) }
-    public var int64Pointer: UnsafeMutablePointer<Int64> { storage.pointer.assumingMemoryBound(to: Int64.self) }
+    /// Typed access to the elements (the caller must know the dtype). Internal to the engine: code
+    /// outside reads and writes through `HostAccess.swift`, so that a backend can own the memory.
+    var floatPointer: UnsafeMutablePointer<Float> { storage.pointer.assumingMemoryBound(to: Float.self) }
+    var doublePointer: UnsafeMutablePointer<Double> { storage.pointer.assumingMemoryBound(to: Double.self) }
+    var int64Pointer: UnsafeMutablePointer<Int64> { storage.pointer.assumingMemoryBound(to: Int64.self) }
 
     /// Typed pointer to the elements; traps when `T` is not this tensor's dtype.
-    public func pointer<T: TensorScalar>(as type: T.Type) -> UnsafeMutablePointer<T> {
+    func pointer<T: TensorScalar>(as type: T.Type) -> UnsafeMutablePointer<T> {
         precondition(T.dtype == dtype, "Tensor: asked for \(T.dtype) elements of a \(dtype) tensor")
         return storage.pointer.assumingMemoryBound(to: T.self)
     }

@@ -2,7 +2,7 @@ import Foundation
 @testable import generative
 import GenTrain
 import XCTest
-import GenTensor
+@testable import GenTensor
 import GenFormats
 import GenNN
 import GenModels

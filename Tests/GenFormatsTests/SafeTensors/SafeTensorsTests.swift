@@ -2,7 +2,7 @@
 import Foundation
 import GenTestSupport
 import XCTest
-import GenTensor
+@testable import GenTensor
 import GenData
 
 final class SafeTensorsTests: XCTestCase {

@@ -89,8 +89,7 @@ final class GANTrainingTests: XCTestCase {
             gan.discriminatorOptimizer.step(gradients(of: loss, wrt: gan.discriminator.trainableParameters.map { $0.value }))
             if c.variant == .wgan {
                 for p in gan.discriminator.trainableParameters {
-                    let v = p.value.floatPointer
-                    for j in 0..<p.value.elementCount { v[j] = Swift.min(Swift.max(v[j], -Float(c.clipValue)), Float(c.clipValue)) }
+                    p.value.assign(p.value.detached().clamped(min: -c.clipValue, max: c.clipValue))
                 }
             }
             lossD += loss.item
