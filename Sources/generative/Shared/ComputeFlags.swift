@@ -14,15 +14,32 @@ enum BackendName: String, ExpressibleByArgument, CaseIterable {
 /// holds this group (directly, or through `TrainingFlags` or `SampleFlags`), and `generative` runs
 /// the command inside `Backend.with` this backend: a scope, not a process-wide switch.
 struct ComputeFlags: ParsableArguments {
-    @Option(help: "Threads for the kernels.")
-    var threads: Int = 2
+    @Option(name: .customLong("threads"),
+            help: "Threads for the kernels (default: the GENERATIVE_THREADS environment variable, else every core).")
+    var threadsOption: Int?
 
-    @Option(help: ArgumentHelp("The kernels: cpu (oneDNN) or reference (the Swift reference kernels, serial; to check the first).",
-                               discussion: "Default: the GENERATIVE_BACKEND environment variable, else cpu."))
+    @Option(help: "The kernels: cpu (oneDNN) or reference (the Swift reference kernels, serial; to check the first). Default: the GENERATIVE_BACKEND environment variable, else cpu.")
     var backend: BackendName?
 
+    /// The threads to use: `--threads`, else `GENERATIVE_THREADS`, else every core.
+    var threads: Int { threadsOption ?? Self.environmentThreads ?? ProcessInfo.processInfo.activeProcessorCount }
+
+    /// `GENERATIVE_THREADS` when set to a whole number of at least 1.
+    static var environmentThreads: Int? {
+        ProcessInfo.processInfo.environment["GENERATIVE_THREADS"].flatMap { Int($0) }.flatMap { $0 >= 1 ? $0 : nil }
+    }
+
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        if let threadsOption, threadsOption < 1 { throw ValidationError("--threads must be at least 1") }
+        if let value = ProcessInfo.processInfo.environment["GENERATIVE_THREADS"], !value.isEmpty, Self.environmentThreads == nil {
+            throw ValidationError("GENERATIVE_THREADS must be a whole number of at least 1, got '\(value)'")
+        }
+    }
+
+    /// The run's header line: the backend and threads in use.
+    func header() throws -> String {
+        let backend = try makeBackend()
+        return "backend \(backend.name), \(backend.threads) thread\(backend.threads == 1 ? "" : "s")"
     }
 
     /// The backend these flags choose; without `--backend`, the process default's kind.

@@ -119,6 +119,8 @@ func reportSamplingProgress(done: Int, total: Int, since start: Date,
 
 /// The sampling speed on stderr: images/s and network evaluations per image.
 func reportSamplingSpeed(count: Int, seconds: Double, sampler: String, evaluations: Int) {
-    FileHandle.standardError.write(Data(String(format: "%.2f images/s (sampler %@, %d network evaluations per image)\n",
-                                               Double(count) / max(seconds, 1e-9), sampler, evaluations).utf8))
+    let backend = Backend.current
+    FileHandle.standardError.write(Data(String(format: "%.2f images/s (sampler %@, %d network evaluations per image; backend %@, %d threads)\n",
+                                               Double(count) / max(seconds, 1e-9), sampler, evaluations, backend.name,
+                                               backend.threads).utf8))
 }

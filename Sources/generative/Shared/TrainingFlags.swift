@@ -151,8 +151,11 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
     }
 
     /// Opens the run folder `runs/MODEL` (or --out), holding its lock.
+    /// Writes the run's header (backend and threads) to stderr.
     func start(_ model: String) throws -> (run: RunDirectory, lock: RunLock) {
-        try runFolder.open(model)
+        let opened = try runFolder.open(model)
+        FileHandle.standardError.write(Data("train \(model) in \(opened.run.url.path): \(try compute.header())\n".utf8))
+        return opened
     }
 
     /// The training split of the selected data.

@@ -61,4 +61,12 @@ final class BackendCommandTests: CommandTestCase {
             XCTAssertEqual(flags?.threads, 3, arguments.joined(separator: " "))
         }
     }
+
+    /// Without --threads: GENERATIVE_THREADS, else every core.
+    func testThreadsDefaultToTheEnvironmentThenEveryCore() throws {
+        let flags = try XCTUnwrap(ComputeFlags.find(in: try Generative.parseAsRoot(["bench"])))
+        XCTAssertEqual(flags.threads, ComputeFlags.environmentThreads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let header = try flags.header()
+        XCTAssertTrue(header.hasPrefix("backend \(Backend.processDefault.name), "), header)
+    }
 }
