@@ -51,7 +51,7 @@ def critic(recipe):
 
 
 def dcgan_init(module):
-    """Radford et al.'s initialisation, as the toolkit's `--init dcgan`: convolution weights from
+    """Radford et al.'s initialisation, as the toolkit's `--init-scheme dcgan`: convolution weights from
     N(0, 0.02), BatchNorm scales from N(1, 0.02) and shifts 0; convolution biases keep their values."""
     for name, p in module.named_parameters():
         if p.dim() == 4 and (name.endswith("weight") or name.endswith("weight_orig")):

@@ -23,6 +23,33 @@ class CommandTestCase: XCTestCase {
         try Generative.run(&command)
     }
 
+    /// The built `generative` beside the test bundle (in it on Linux, beside it on macOS).
+    func executable() throws -> URL {
+        let bundle = Bundle(for: Self.self).bundleURL
+        let candidates = [bundle, bundle.deletingLastPathComponent()].map { $0.appendingPathComponent("generative") }
+        guard let url = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+            throw XCTSkip("no built generative beside \(bundle.path)")
+        }
+        return url
+    }
+
+    /// Runs the built `generative` with `arguments` (and `environment` added), returning its exit
+    /// status, stdout and stderr.
+    func runExecutable(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+        let process = Process()
+        process.executableURL = try executable()
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outText = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, outText, errText)
+    }
+
     /// The message a user would see for a failing command line, or nil when it succeeds.
     func errorMessage(_ arguments: [String]) -> String? {
         do {

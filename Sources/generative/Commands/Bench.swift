@@ -28,7 +28,13 @@ struct Bench: ParsableCommand {
     var threads: Int { compute.threads }
 
     @Option(help: "Override every workload's batch size (0 keeps the defaults).")
-    var batch: Int = 0
+    var batchSize: Int?
+
+    @Option(name: .customLong("batch"), help: .hidden)
+    var deprecatedBatch: Int?
+
+    /// `--batch-size` (or its older spelling `--batch`), 0 for the workloads' own.
+    var batch: Int { DeprecatedFlag.merge(batchSize, deprecatedBatch) ?? 0 }
 
     @Option(help: "Minimum seconds to time each workload.")
     var seconds: Double = 3
@@ -40,7 +46,8 @@ struct Bench: ParsableCommand {
     var peak = false
 
     func validate() throws {
-        guard batch >= 0 else { throw ValidationError("--batch must not be negative") }
+        try DeprecatedFlag.check(batchSize, "--batch-size", old: deprecatedBatch, "--batch")
+        guard batch >= 0 else { throw ValidationError("--batch-size must not be negative") }
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
         let names = WorkloadBenchmark.names
         if let workload, !names.contains(workload) {

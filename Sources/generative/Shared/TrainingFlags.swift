@@ -72,14 +72,20 @@ struct TrainingLengthFlags<D: TrainingDefaults>: ParsableArguments {
     @Option(help: "Total epochs (with --resume, training continues up to this total).")
     var epochs: Int = D.epochs
 
-    @Option(name: [.customLong("max-steps"), .customLong("steps")],
-            help: "Stop after N steps in total, leaving a complete checkpoint (0: no limit); --steps is the older spelling.")
-    var maxSteps: Int = 0
+    @Option(name: .customLong("max-steps"), help: "Stop after N steps in total, leaving a complete checkpoint (0: no limit).")
+    var maxStepsOption: Int?
+
+    @Option(name: .customLong("steps"), help: .hidden)
+    var deprecatedSteps: Int?
+
+    /// `--max-steps` (or its older spelling `--steps`), 0 for no limit.
+    var maxSteps: Int { DeprecatedFlag.merge(maxStepsOption, deprecatedSteps) ?? 0 }
 
     @Option(help: "Stop after M minutes of this invocation's training, leaving a complete checkpoint (0: no limit).")
     var minutes: Double = 0
 
     func validate() throws {
+        try DeprecatedFlag.check(maxStepsOption, "--max-steps", old: deprecatedSteps, "--steps")
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
         guard maxSteps >= 0 else { throw ValidationError("--max-steps must not be negative") }
         guard minutes >= 0, minutes.isFinite else { throw ValidationError("--minutes must not be negative") }

@@ -181,7 +181,7 @@ final class EvalCommandTests: CommandTestCase {
         // --init starts a run from those weights: after one step at a negligible learning rate they are unchanged.
         let again = dir.appendingPathComponent("again.safetensors").path
         var second = try Generative.parseAsRoot(["train", "classifier", "--data", data.path, "--epochs", "1", "--max-steps", "1",
-                                                 "--lr", "1e-12", "--init", weights, "--out", dir.appendingPathComponent("clf2").path,
+                                                 "--lr", "1e-12", "--init-from", weights, "--out", dir.appendingPathComponent("clf2").path,
                                                  "--export", again])
         try second.run()
         let first = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: weights)), copy = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: again))

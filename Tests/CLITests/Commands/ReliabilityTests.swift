@@ -210,16 +210,6 @@ final class ReliabilityTests: CommandTestCase {
         try self.run(tinyVAE + ["--max-steps", "1", "--out", run.path])
     }
 
-    /// The built `generative` beside the test bundle (in it on Linux, beside it on macOS).
-    func executable() throws -> URL {
-        let bundle = Bundle(for: Self.self).bundleURL
-        let candidates = [bundle, bundle.deletingLastPathComponent()].map { $0.appendingPathComponent("generative") }
-        guard let url = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw XCTSkip("no built generative beside \(bundle.path)")
-        }
-        return url
-    }
-
     func testTwoConcurrentTrainingProcesses() throws {
         let run = tempDir().appendingPathComponent("run")
         let process = Process()

@@ -11,14 +11,7 @@ import XCTest
 /// through the real `generative` binary where a separate process is the point.
 final class RunSafetyCommandTests: CommandTestCase {
     /// The `generative` executable beside the test bundle (built by `swift test`).
-    func binary() throws -> URL {
-        let url = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("generative")
-        guard FileManager.default.isExecutableFile(atPath: url.path) else {
-            XCTFail("\(url.path) is missing: run the tests with `scripts/test`, which builds it")
-            throw CocoaError(.fileNoSuchFile)
-        }
-        return url
-    }
+    func binary() throws -> URL { try executable() }
 
     /// Starts `generative ARGS` with its output discarded.
     func start(_ arguments: [String], in folder: URL) throws -> Process {

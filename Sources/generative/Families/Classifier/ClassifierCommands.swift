@@ -51,8 +51,14 @@ struct TrainClassifier: ParsableCommand {
 
     @OptionGroup var flags: TrainingFlags<StandardTrainingDefaults>
 
-    @Option(name: .customLong("init"), help: "Initialise the model from a PyTorch state_dict (.safetensors) before training.")
-    var initWeights: String?
+    @Option(name: .customLong("init-from"), help: "Initialise the model from a PyTorch state_dict (.safetensors) before training.")
+    var initFrom: String?
+
+    @Option(name: .customLong("init"), help: .hidden)
+    var deprecatedInit: String?
+
+    /// `--init-from` (or its older spelling `--init`).
+    var initWeights: String? { DeprecatedFlag.merge(initFrom, deprecatedInit) }
 
     @Flag(help: "Augment with random horizontal flips.")
     var flip = false
@@ -64,6 +70,7 @@ struct TrainClassifier: ParsableCommand {
     var export: String?
 
     func validate() throws {
+        try DeprecatedFlag.check(initFrom, "--init-from", old: deprecatedInit, "--init")
         guard (0...8).contains(maxShift) else { throw ValidationError("--max-shift must be in 0...8") }
     }
 

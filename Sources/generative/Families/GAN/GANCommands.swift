@@ -37,13 +37,20 @@ struct GANTrainFlags: ParsableArguments {
     @Option(help: "Latent size.")
     var zDim: Int = 100
 
-    @Option(name: .customLong("init"), help: "Initialisation: dcgan (weights N(0, 0.02), Radford et al.) or pytorch (each layer's PyTorch default, as the reference modules). Default: dcgan, or pytorch for the MLP gan.")
-    var initialization: GANInitialization?
+    @Option(name: .customLong("init"), help: .hidden)
+    var deprecatedInit: GANInitialization?
+
+    /// `--init-scheme` (or its older spelling `--init`).
+    var initialization: GANInitialization? { DeprecatedFlag.merge(initScheme, deprecatedInit) }
+
+    @Option(name: .customLong("init-scheme"), help: "Initialisation: dcgan (weights N(0, 0.02), Radford et al.) or pytorch (each layer's PyTorch default, as the reference modules). Default: dcgan, or pytorch for the MLP gan.")
+    var initScheme: GANInitialization?
 
     var lr: Double? { common.optimisation.lr }
     var emaDecay: Double? { emaFlags.emaDecay }
 
     func validate() throws {
+        try DeprecatedFlag.check(initScheme, "--init-scheme", old: deprecatedInit, "--init")
         if let dLr, !(dLr > 0 && dLr.isFinite) { throw ValidationError("--d-lr must be a positive number") }
         for (name, value) in [("--beta1", beta1), ("--beta2", beta2)] {
             if let value, !(0..<1).contains(value) { throw ValidationError("\(name) must lie in [0, 1)") }

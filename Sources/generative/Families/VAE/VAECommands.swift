@@ -31,10 +31,17 @@ struct TrainVAE: ParsableCommand {
     @Option(help: "Latent dimensions.")
     var latentDim: Int = 20
 
-    @Option(name: .customLong("init"), help: "Initialise the model from a PyTorch state_dict (.safetensors) before training.")
-    var initWeights: String?
+    @Option(name: .customLong("init-from"), help: "Initialise the model from a PyTorch state_dict (.safetensors) before training.")
+    var initFrom: String?
+
+    @Option(name: .customLong("init"), help: .hidden)
+    var deprecatedInit: String?
+
+    /// `--init-from` (or its older spelling `--init`).
+    var initWeights: String? { DeprecatedFlag.merge(initFrom, deprecatedInit) }
 
     func validate() throws {
+        try DeprecatedFlag.check(initFrom, "--init-from", old: deprecatedInit, "--init")
         guard latentDim >= 1 else { throw ValidationError("--latent-dim must be at least 1") }
     }
 
@@ -135,8 +142,14 @@ struct Interpolate: ParsableCommand {
     @Option(help: "Index of the second test image.")
     var to: Int = 1
 
-    @Option(help: "Points on the line, ends included.")
-    var steps: Int = 10
+    @Option(help: "Points on the line, ends included (default 10).")
+    var frames: Int?
+
+    @Option(name: .customLong("steps"), help: .hidden)
+    var deprecatedSteps: Int?
+
+    /// `--frames` (or its older spelling `--steps`).
+    var steps: Int { DeprecatedFlag.merge(frames, deprecatedSteps) ?? 10 }
 
     @OptionGroup var data: DataFlags
     @OptionGroup var compute: ComputeFlags
@@ -145,7 +158,8 @@ struct Interpolate: ParsableCommand {
     var out: String = "interpolation.png"
 
     func validate() throws {
-        guard steps >= 2 else { throw ValidationError("--steps must be at least 2") }
+        try DeprecatedFlag.check(frames, "--frames", old: deprecatedSteps, "--steps")
+        guard steps >= 2 else { throw ValidationError("--frames must be at least 2") }
         guard from >= 0, to >= 0 else { throw ValidationError("--from and --to must not be negative") }
     }
 

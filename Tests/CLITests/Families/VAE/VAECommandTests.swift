@@ -24,7 +24,7 @@ final class VAECommandTests: CommandTestCase {
         XCTAssertEqual(npy.shape, [5, 28, 28, 1])
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("folder").path).count, 5)
         try self.run(["reconstruct", "--checkpoint", checkpoint, "--count", "4", "--out", dir.appendingPathComponent("r.png").path])
-        try self.run(["interpolate", "--checkpoint", checkpoint, "--steps", "4", "--out", dir.appendingPathComponent("i.npy").path])
+        try self.run(["interpolate", "--checkpoint", checkpoint, "--frames", "4", "--out", dir.appendingPathComponent("i.npy").path])
         XCTAssertEqual(try NPY.readImages(dir.appendingPathComponent("i.npy")).shape, [4, 28, 28, 1])
         let exported = dir.appendingPathComponent("w.safetensors")
         try self.run(["export", "--checkpoint", checkpoint, "--out", exported.path])
@@ -34,7 +34,7 @@ final class VAECommandTests: CommandTestCase {
         // The exported state_dict initialises a new run (`--init`): after one step at a negligible
         // learning rate its weights are the first run's.
         let second = dir.appendingPathComponent("second").path
-        try self.run(["train", "vae", "--epochs", "1", "--max-steps", "1", "--init", exported.path, "--out", second,
+        try self.run(["train", "vae", "--epochs", "1", "--max-steps", "1", "--init-from", exported.path, "--out", second,
                       "--lr", "1e-12", "--seed", "5"])
         let a = try Checkpoint(contentsOf: URL(fileURLWithPath: checkpoint)), b = try Checkpoint(contentsOf: URL(fileURLWithPath: second + "/checkpoint.safetensors"))
         for name in state.names {
@@ -42,7 +42,7 @@ final class VAECommandTests: CommandTestCase {
             let y = try XCTUnwrap(b.tensors["model." + name]).scalars(as: Float.self)
             XCTAssertLessThan(zip(x, y).map { abs($0 - $1) }.max() ?? 0, 1e-6, name)
         }
-        XCTAssertNotNil(errorMessage(["train", "vae", "--model", "conv", "--init", exported.path, "--out", second + "x"]),
+        XCTAssertNotNil(errorMessage(["train", "vae", "--model", "conv", "--init-from", exported.path, "--out", second + "x"]),
                         "MLP weights must not load into the conv VAE")
     }
 

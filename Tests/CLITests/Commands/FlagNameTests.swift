@@ -1,0 +1,40 @@
+import Foundation
+@testable import generative
+import XCTest
+
+/// One meaning per flag name: `--max-steps` (training length), `--frames` (interpolation points),
+/// `--init-from FILE` and `--init-scheme NAME`, `--batch-size` everywhere. The older spellings still
+/// work for one release, with a warning on stderr; giving both spellings is an error.
+final class FlagNameTests: CommandTestCase {
+    func testNewNamesParse() throws {
+        let train = try XCTUnwrap(try Generative.parseAsRoot(["train", "vae", "--max-steps", "7", "--init-from", "w.safetensors"]) as? TrainVAE)
+        XCTAssertEqual(train.flags.maxSteps, 7)
+        XCTAssertEqual(train.initWeights, "w.safetensors")
+        let gan = try XCTUnwrap(try Generative.parseAsRoot(["train", "dcgan", "--init-scheme", "pytorch"]) as? TrainDCGAN)
+        XCTAssertEqual(gan.flags.initialization, .pytorch)
+        let interpolate = try XCTUnwrap(try Generative.parseAsRoot(["interpolate", "--checkpoint", "x", "--frames", "5"]) as? Interpolate)
+        XCTAssertEqual(interpolate.steps, 5)
+        let bench = try XCTUnwrap(try Generative.parseAsRoot(["bench", "--batch-size", "32"]) as? Bench)
+        XCTAssertEqual(bench.batch, 32)
+    }
+
+    func testOldSpellingsWarnAndStillWork() throws {
+        // Each stops early (no data, no checkpoint, no such workload): the warning comes at parsing.
+        let nowhere = ["--data", "/nonexistent/fashion-mnist", "--out", tempDir().appendingPathComponent("run").path]
+        for (arguments, old, new) in [(["train", "vae", "--steps", "1"] + nowhere, "--steps", "--max-steps"),
+                                      (["train", "dcgan", "--init", "pytorch"] + nowhere, "--init", "--init-scheme"),
+                                      (["interpolate", "--checkpoint", "missing.safetensors", "--steps", "3"], "--steps", "--frames"),
+                                      (["bench", "--batch", "8", "--workload", "nothing"], "--batch", "--batch-size")] {
+            let (_, _, err) = try runExecutable(arguments)
+            XCTAssertTrue(err.contains("warning: \(old) is deprecated and goes in the next release; use \(new)"), err)
+        }
+        let train = try XCTUnwrap(try Generative.parseAsRoot(["train", "vae", "--steps", "3", "--init", "w.safetensors"]) as? TrainVAE)
+        XCTAssertEqual(train.flags.maxSteps, 3)
+        XCTAssertEqual(train.initWeights, "w.safetensors")
+    }
+
+    func testBothSpellingsAtOnceAreRefused() {
+        let message = errorMessage(["train", "vae", "--steps", "3", "--max-steps", "4"]) ?? ""
+        XCTAssertTrue(message.contains("--steps is the older spelling of --max-steps"), message)
+    }
+}
