@@ -8,7 +8,7 @@ import GenEval
 /// Progress of long work: a one-line bar redrawn in place on a terminal (epoch, step, loss,
 /// images/s, time left), or a plain log line every few seconds when output is not a terminal.
 public final class ProgressReporter {
-    let isTerminal = isatty(fileno(stdout)) != 0
+    let isTerminal = isatty(fileno(stderr)) != 0
     let log: (String) -> Void
     var lastPrint = Date.distantPast
     let started: Date
@@ -40,8 +40,7 @@ public final class ProgressReporter {
         let line = String(format: "epoch %d/%d [%@] %d/%d %@ %.0f img/s eta %@", epoch, epochs, bar, batch, batches,
                           lossText, imagesPerSecond, eta)
         if isTerminal {
-            print("\r" + line + "\u{1B}[K", terminator: "")
-            fflush(stdout)
+            fputs("\r" + line + "\u{1B}[K", stderr)
         } else {
             log(line)
         }
@@ -59,7 +58,7 @@ public final class ProgressReporter {
     }
 
     public func finish(_ record: EpochRecord) {
-        if isTerminal { print("") }
+        if isTerminal { fputs("\n", stderr) }
         let losses = record.losses.keys.sorted().map { String(format: "%@ %.4f", $0, record.losses[$0]!) }.joined(separator: " ")
         log(String(format: "epoch %d done: %@ (%.1f s, %.0f img/s)", record.epoch, losses, record.seconds, record.imagesPerSecond))
     }

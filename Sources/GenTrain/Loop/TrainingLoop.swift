@@ -141,7 +141,8 @@ public final class TrainingLoop {
     public let run: RunDirectory
     /// Extra configuration stored in the checkpoint's `config` metadata (JSON).
     public let config: [String: String]
-    public var log: (String) -> Void = { print($0) }
+    /// Where log lines go: stderr (results go to stdout).
+    public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     /// The free bytes of the file system holding a folder (replaceable by tests).
     public var freeSpace: (URL) -> Int64? = { freeDiskSpace(at: $0) }
 

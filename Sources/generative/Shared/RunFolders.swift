@@ -71,3 +71,8 @@ func writeImages(_ images: Tensor, to path: String) throws -> String {
         return "\(images.shape[0]) PNG files in \(url.path)/"
     }
 }
+
+/// A log line on stderr: progress and logs go there, results (paths, tables, JSON) to stdout.
+func logLine(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}

@@ -92,7 +92,7 @@ final class RunSafetyTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let orphan = ".checkpoint.safetensors.\(UUID().uuidString).tmp"
         for name in [orphan, "checkpoint.safetensors", ".lock", "notes.tmp"] {
-            FileManager.default.createFile(atPath: dir.appendingPathComponent(name).path, contents: Data([1]))
+            _ = FileManager.default.createFile(atPath: dir.appendingPathComponent(name).path, contents: Data([1]))
         }
         XCTAssertEqual(AtomicFile.removeOrphans(in: dir), [orphan])
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(), [".lock", "checkpoint.safetensors", "notes.tmp"])

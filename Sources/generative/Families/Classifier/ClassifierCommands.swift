@@ -92,12 +92,12 @@ struct TrainClassifier: ParsableCommand {
                                        previewImages: data.images.rows(Array(0..<min(64, data.count))))
         if let path = initWeights {
             try model.model.load(contentsOf: URL(fileURLWithPath: path), strict: true)
-            print("initialised from \(path)")
+            logLine("initialised from \(path)")
         }
         let loop = TrainingLoop(model: model, options: flags.options(), run: run,
                                 config: ["model": "classifier", "lr": String(flags.lr), "batch_size": String(flags.batchSize),
                                          "seed": String(flags.seed), "flip": String(flip), "max_shift": String(maxShift)])
-        print("training classifier on \(data.count) images (\(data.source)) for \(flags.epochs) epochs, batch \(flags.batchSize), lr \(flags.lr), seed \(flags.seed)")
+        logLine("training classifier on \(data.count) images (\(data.source)) for \(flags.epochs) epochs, batch \(flags.batchSize), lr \(flags.lr), seed \(flags.seed)")
         let accuracyLog = run.url.appendingPathComponent("accuracy.jsonl")
         let start = Date()
         var accuracy = Double.nan
@@ -114,11 +114,11 @@ struct TrainClassifier: ParsableCommand {
             }
             let epochLoop = TrainingLoop(model: model, options: options, run: run, config: loop.config)
             // Resuming from the previous epoch's own checkpoint is an implementation detail: say nothing.
-            if target > 1 { epochLoop.log = { if !$0.hasPrefix("resuming") { print($0) } } }
+            if target > 1 { epochLoop.log = { if !$0.hasPrefix("resuming") { logLine($0) } } }
             let records = try epochLoop.train(images: data.images, labels: labels, resume: flags.resume || target > 1)
             guard let record = records.last else { continue }
             accuracy = model.accuracy(images: test.images, labels: testLabels)
-            print(String(format: "epoch %d: test accuracy %.2f%% (%d of %d)", record.epoch, 100 * accuracy,
+            logLine(String(format: "epoch %d: test accuracy %.2f%% (%d of %d)", record.epoch, 100 * accuracy,
                          Int((accuracy * Double(test.count)).rounded()), test.count))
             fflush(stdout)
             let line = String(format: "{\"epoch\":%d,\"step\":%d,\"test_accuracy\":%.6f}\n", record.epoch, record.step, accuracy)

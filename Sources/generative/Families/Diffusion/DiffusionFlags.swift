@@ -91,7 +91,7 @@ struct DiffusionTrainFlags: ParsableArguments {
     func train(_ model: TrainableModel & AnyObject, config: [String: String], summary: String,
                run: RunDirectory, dataset: ImageDataset) throws {
         let loop = TrainingLoop(model: model, options: common.options(), run: run, config: config)
-        print(summary + " on \(dataset.count) images (\(dataset.source))")
+        logLine(summary + " on \(dataset.count) images (\(dataset.source))")
         try loop.train(images: dataset.images, labels: dataset.labels, resume: common.resume)
         print("checkpoint: \(run.checkpoint.path)\nmetrics: \(run.metrics.path)")
     }

@@ -100,7 +100,7 @@ func trainGAN(_ variant: GANVariant, config: GANConfiguration, flags: GANTrainFl
         ? String(format: "Adam lr %g/%g betas (%g, %g)", config.generatorLearningRate, config.discriminatorLearningRate,
                  config.beta1, config.beta2)
         : String(format: "RMSprop lr %g/%g", config.generatorLearningRate, config.discriminatorLearningRate)
-    print("training \(variant.rawValue) on \(data.count) images (\(data.source)) for \(flags.epochs) epochs, batch \(flags.batchSize), "
+    logLine("training \(variant.rawValue) on \(data.count) images (\(data.source)) for \(flags.epochs) epochs, batch \(flags.batchSize), "
           + "\(config.discriminatorSteps) discriminator step(s) per generator step, \(optimizer)"
           + (config.discriminatorBatchNorm ? "" : ", discriminator without BatchNorm"))
     let start = Date()
@@ -340,7 +340,7 @@ struct TrainCycleGAN: ParsableCommand {
                        "batch_size": String(common.batchSize), "seed": String(common.seed)]
         if let data = try? JSONEncoder().encode(config) { summary["cyclegan_config"] = String(decoding: data, as: UTF8.self) }
         let loop = TrainingLoop(model: model, options: options, run: run, config: summary)
-        print("training cyclegan between \(a.name) (\(a.images.shape[0]) images) and \(b.name) (\(b.images.shape[0])) for \(common.epochs) epochs, batch \(common.batchSize)")
+        logLine("training cyclegan between \(a.name) (\(a.images.shape[0]) images) and \(b.name) (\(b.images.shape[0])) for \(common.epochs) epochs, batch \(common.batchSize)")
         let start = Date()
         try loop.train(images: pairs, labels: nil, resume: common.resume)
         print(String(format: "done in %.1f s.\n  checkpoint: %@\n  metrics: %@\n  samples (rows: A, A->B, B, B->A): %@",

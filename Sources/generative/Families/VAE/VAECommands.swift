@@ -55,13 +55,13 @@ struct TrainVAE: ParsableCommand {
                               reconstruction: reconstruction, seed: flags.seed)
         if let path = initWeights {
             try vae.model.load(contentsOf: URL(fileURLWithPath: path), strict: true)
-            print("initialised from \(path)")
+            logLine("initialised from \(path)")
         }
         let loop = TrainingLoop(model: vae, options: flags.options(), run: run,
                                 config: ["model": "vae", "architecture": model.rawValue, "latent_dim": String(latentDim),
                                          "reconstruction": reconstruction.rawValue, "lr": String(flags.lr),
                                          "batch_size": String(flags.batchSize), "seed": String(flags.seed)])
-        print("training \(model.rawValue) vae on \(data.count) images (\(data.source)) for \(flags.epochs) epochs, batch \(flags.batchSize)")
+        logLine("training \(model.rawValue) vae on \(data.count) images (\(data.source)) for \(flags.epochs) epochs, batch \(flags.batchSize)")
         let start = Date()
         try loop.train(images: data.images, labels: data.labels, resume: flags.resume)
         let reconstructions = run.url.appendingPathComponent("reconstructions.png")
