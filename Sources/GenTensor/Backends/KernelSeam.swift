@@ -15,6 +15,19 @@ public enum UnaryOp: Sendable, Equatable {
     case softplus
 }
 
+extension LinearActivation {
+    /// The elementwise op this activation is (nil for `none`).
+    public var unaryOp: UnaryOp? {
+        switch self {
+        case .none: return nil
+        case .relu: return .relu
+        case .sigmoid: return .sigmoid
+        case .tanh: return .tanh
+        case .silu: return .silu
+        }
+    }
+}
+
 /// A pointwise function of two values, read with broadcasting (`ElementwiseSeam.zip`).
 public enum BinaryOp: Sendable, Equatable {
     case add, subtract, multiply, divide

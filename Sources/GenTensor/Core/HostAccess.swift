@@ -29,6 +29,6 @@ extension Tensor {
         precondition(source.elementCount == elementCount && source.dtype == dtype,
                      "assign: \(source.dtype) \(source.shape) into \(dtype) \(shape)")
         if source.storage === storage { return }
-        storage.pointer.copyMemory(from: source.storage.pointer, byteCount: elementCount * dtype.byteSize)
+        Backend.current.copyRuns(count: 1, length: elementCount, from: source, offset: 0, stride: 0, into: self, offset: 0, stride: 0)
     }
 }

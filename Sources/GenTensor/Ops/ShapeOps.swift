@@ -173,10 +173,11 @@ extension Tensor {
         let n = shape[0]
         if !tracksGradient || !GradMode.isEnabled {
             let out = Tensor(uninitializedShape: [indices.count] + shape.dropFirst(), dtype: dtype)
-            let bytes = rowSize * dtype.byteSize
+            let backend = Backend.current
             for (i, r) in indices.enumerated() {
                 precondition(r >= 0 && r < n, "rows: index \(r) out of range 0..<\(n)")
-                (out.storage.pointer + i * bytes).copyMemory(from: storage.pointer + r * bytes, byteCount: bytes)
+                backend.copyRuns(count: 1, length: rowSize, from: self, offset: r * rowSize, stride: 0,
+                                 into: out, offset: i * rowSize, stride: 0)
             }
             return out
         }

@@ -29,6 +29,20 @@ enum Shapes {
         }
     }
 
+    /// The offset, read through `strides`, of element `index` of the first `leadingAxes` axes of
+    /// `shape` (row-major; all of them by default).
+    @inline(__always)
+    static func offset(ofElement index: Int, shape: [Int], strides: [Int], leadingAxes: Int? = nil) -> Int {
+        var rest = index, offset = 0
+        var d = (leadingAxes ?? shape.count) - 1
+        while d >= 0 {
+            offset += (rest % shape[d]) * strides[d]
+            rest /= shape[d]
+            d -= 1
+        }
+        return offset
+    }
+
     /// Normalises a possibly negative axis.
     static func axis(_ axis: Int, rank: Int, op: String) -> Int {
         let a = axis < 0 ? axis + rank : axis

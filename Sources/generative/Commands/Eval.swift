@@ -106,7 +106,7 @@ struct Eval: ParsableCommand {
     }
 
     /// Loads or samples the images and scores them.
-    func evaluate(log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) throws -> EvaluationReport {
+    func evaluate(log: @escaping (String) -> Void = logLine) throws -> EvaluationReport {
         let settings = CheckpointSampling(batchSize: batchSize, threads: threads, ema: !noEma, sampling: sampling, guidance: guidance)
         let loaded = try EvalInput.load(input, count: count, seed: seed, sampling: settings, log: log)
         // Validate before anything slow (and before blurring, so NaN or out-of-range input is

@@ -79,7 +79,7 @@ extension Eval {
     static let defaultLikelihoodCount = 1000
 
     /// Measures the checkpoint's bits/dim on the images, in batches, with progress on stderr.
-    func measureLikelihood(log: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) throws -> LikelihoodReport {
+    func measureLikelihood(log: @escaping (String) -> Void = logLine) throws -> LikelihoodReport {
         let url = URL(fileURLWithPath: input)
         guard url.pathExtension == "safetensors" else { throw ValidationError("--likelihood measures a checkpoint; \(input) is not one") }
         let model: any GenerativeModel

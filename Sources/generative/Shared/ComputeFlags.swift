@@ -2,6 +2,11 @@ import ArgumentParser
 import Foundation
 import GenTensor
 
+/// The backend in use and its threads, for headers and speed lines ("backend cpu, 2 threads").
+func backendDescription(_ backend: any ComputeBackend = Backend.current) -> String {
+    "backend \(backend.name), \(backend.threads) thread\(backend.threads == 1 ? "" : "s")"
+}
+
 /// The backends `--backend` names.
 enum BackendName: String, ExpressibleByArgument, CaseIterable {
     /// oneDNN's GEMM, matmul and convolutions, and the engine's OpenMP kernels.
@@ -34,12 +39,6 @@ struct ComputeFlags: ParsableArguments {
         if let value = ProcessInfo.processInfo.environment["GENERATIVE_THREADS"], !value.isEmpty, Self.environmentThreads == nil {
             throw ValidationError("GENERATIVE_THREADS must be a whole number of at least 1, got '\(value)'")
         }
-    }
-
-    /// The run's header line: the backend and threads in use.
-    func header() throws -> String {
-        let backend = try makeBackend()
-        return "backend \(backend.name), \(backend.threads) thread\(backend.threads == 1 ? "" : "s")"
     }
 
     /// The backend these flags choose; without `--backend`, the process default's kind.

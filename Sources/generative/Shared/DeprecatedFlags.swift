@@ -13,6 +13,6 @@ enum DeprecatedFlag {
     static func check<T>(_ current: T?, _ currentName: String, old: T?, _ oldName: String) throws {
         guard old != nil else { return }
         if current != nil { throw ValidationError("\(oldName) is the older spelling of \(currentName); give only \(currentName)") }
-        FileHandle.standardError.write(Data("warning: \(oldName) is deprecated and goes in the next release; use \(currentName)\n".utf8))
+        logLine("warning: \(oldName) is deprecated and goes in the next release; use \(currentName)")
     }
 }

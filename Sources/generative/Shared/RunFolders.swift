@@ -30,7 +30,7 @@ func openRun(_ path: String, resume: Bool, overwrite: Bool) throws -> (run: RunD
     // Holding the lock, nobody else writes here: a killed save's temporary files are orphans.
     let orphans = AtomicFile.removeOrphans(in: run.url)
     if !orphans.isEmpty {
-        FileHandle.standardError.write(Data("removed \(orphans.count) temporary file(s) a killed save left in \(run.url.path): \(orphans.joined(separator: ", "))\n".utf8))
+        logLine("removed \(orphans.count) temporary file(s) a killed save left in \(run.url.path): \(orphans.joined(separator: ", "))")
     }
     if !resume && !overwrite && FileManager.default.fileExists(atPath: run.checkpoint.path) {
         lock.release()

@@ -111,7 +111,7 @@ func withProgress<T>(count: Int, _ body: (@escaping (Int, Int) -> Void) throws -
 /// One progress line after each batch (to stderr unless `log` says otherwise): images done,
 /// elapsed time and the time left.
 func reportSamplingProgress(done: Int, total: Int, since start: Date,
-                            log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) {
+                            log: (String) -> Void = logLine) {
     let elapsed = Date().timeIntervalSince(start)
     let left = elapsed / Double(max(done, 1)) * Double(total - done)
     log(String(format: "sampled %d/%d images, %.0f s, about %.0f s left", done, total, elapsed, left))
@@ -119,8 +119,6 @@ func reportSamplingProgress(done: Int, total: Int, since start: Date,
 
 /// The sampling speed on stderr: images/s and network evaluations per image.
 func reportSamplingSpeed(count: Int, seconds: Double, sampler: String, evaluations: Int) {
-    let backend = Backend.current
-    FileHandle.standardError.write(Data(String(format: "%.2f images/s (sampler %@, %d network evaluations per image; backend %@, %d threads)\n",
-                                               Double(count) / max(seconds, 1e-9), sampler, evaluations, backend.name,
-                                               backend.threads).utf8))
+    logLine(String(format: "%.2f images/s (sampler %@, %d network evaluations per image; %@)",
+                   Double(count) / max(seconds, 1e-9), sampler, evaluations, backendDescription()))
 }

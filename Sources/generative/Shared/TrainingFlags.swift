@@ -160,7 +160,7 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
     /// Writes the run's header (backend and threads) to stderr.
     func start(_ model: String) throws -> (run: RunDirectory, lock: RunLock) {
         let opened = try runFolder.open(model)
-        FileHandle.standardError.write(Data("train \(model) in \(opened.run.url.path): \(try compute.header())\n".utf8))
+        logLine("train \(model) in \(opened.run.url.path): \(backendDescription())")
         return opened
     }
 

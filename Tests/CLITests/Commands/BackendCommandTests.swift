@@ -66,7 +66,7 @@ final class BackendCommandTests: CommandTestCase {
     func testThreadsDefaultToTheEnvironmentThenEveryCore() throws {
         let flags = try XCTUnwrap(ComputeFlags.find(in: try Generative.parseAsRoot(["bench"])))
         XCTAssertEqual(flags.threads, ComputeFlags.environmentThreads ?? ProcessInfo.processInfo.activeProcessorCount)
-        let header = try flags.header()
+        let header = backendDescription(try flags.makeBackend())
         XCTAssertTrue(header.hasPrefix("backend \(Backend.processDefault.name), "), header)
     }
 }

@@ -50,14 +50,8 @@ extension ReferenceBackend {
         func run<T: KernelFloat>(_: T.Type) {
             let pa = a.pointer(as: T.self), pb = b.pointer(as: T.self), out = y.pointer(as: T.self)
             for i in 0..<y.elementCount {
-                var rest = i, ia = 0, ib = 0
-                for d in stride(from: shape.count - 1, through: 0, by: -1) {
-                    let coordinate = rest % shape[d]
-                    rest /= shape[d]
-                    ia += coordinate * sa[d]
-                    ib += coordinate * sb[d]
-                }
-                out[i] = Self.apply(op, pa[ia], pb[ib])
+                out[i] = Self.apply(op, pa[Shapes.offset(ofElement: i, shape: shape, strides: sa)],
+                                    pb[Shapes.offset(ofElement: i, shape: shape, strides: sb)])
             }
         }
         dispatch(a.dtype, "zip", float: { run(Float.self) }, double: { run(Double.self) })
@@ -90,11 +84,7 @@ extension ReferenceBackend {
         let shape = y.shape, size = x.dtype.byteSize
         let source = x.storage.pointer, target = y.storage.pointer
         for i in 0..<y.elementCount {
-            var rest = i, offset = 0
-            for d in stride(from: shape.count - 1, through: 0, by: -1) {
-                offset += (rest % shape[d]) * strides[d]
-                rest /= shape[d]
-            }
+            let offset = Shapes.offset(ofElement: i, shape: shape, strides: strides)
             (target + i * size).copyMemory(from: source + offset * size, byteCount: size)
         }
     }
@@ -147,15 +137,7 @@ extension ReferenceBackend {
     }
 
     public func activate(_ activation: LinearActivation, _ x: Tensor) {
-        let op: UnaryOp
-        switch activation {
-        case .none: return
-        case .relu: op = .relu
-        case .sigmoid: op = .sigmoid
-        case .tanh: op = .tanh
-        case .silu: op = .silu
-        }
-        map(op, x, into: x)
+        if let op = activation.unaryOp { map(op, x, into: x) }
     }
 
     // MARK: Reductions
@@ -172,12 +154,7 @@ extension ReferenceBackend {
         func run<T: KernelFloat>(_: T.Type) {
             let p = x.pointer(as: T.self)
             for i in 0..<x.elementCount {
-                var rest = i, index = 0
-                for d in stride(from: shape.count - 1, through: 0, by: -1) {
-                    index += (rest % shape[d]) * outputStrides[d]
-                    rest /= shape[d]
-                }
-                sums[index] += Double(p[i])
+                sums[Shapes.offset(ofElement: i, shape: shape, strides: outputStrides)] += Double(p[i])
             }
             let out = y.pointer(as: T.self)
             for k in 0..<sums.count { out[k] = T(sums[k]) }

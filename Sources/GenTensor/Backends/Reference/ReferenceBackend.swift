@@ -27,16 +27,8 @@ public struct ReferenceBackend: ComputeBackend {
         }
         ReferenceKernels.gemm(transA: false, transB: true, m: m, n: n, k: k, alpha: 1, a: input, lda: k, b: weight,
                               ldb: k, beta: 1, c: output, ldc: n)
-        if activation == .none { return }
-        for i in 0..<(m * n) {
-            switch activation {
-            case .none: break
-            case .relu: output[i] = Self.apply(.relu, output[i])
-            case .sigmoid: output[i] = Self.apply(.sigmoid, output[i])
-            case .tanh: output[i] = Self.apply(.tanh, output[i])
-            case .silu: output[i] = Self.apply(.silu, output[i])
-            }
-        }
+        guard let op = activation.unaryOp else { return }
+        for i in 0..<(m * n) { output[i] = Self.apply(op, output[i]) }
     }
 
     public func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,

@@ -210,7 +210,7 @@ enum ElementwiseKernels {
         let rows = n / inner
         parallelChunks(rows, costPerItem: inner) { r in
             for row in r {
-                let off = stridedOffset(row, shape, strides, leadingAxes: rank - 1)
+                let off = Shapes.offset(ofElement: row, shape: shape, strides: strides, leadingAxes: rank - 1)
                 let o = out + row * inner
                 if step == 1 {
                     for j in 0..<inner { o[j] = x[off + j] }
@@ -223,20 +223,6 @@ enum ElementwiseKernels {
 }
 
 extension ElementwiseKernels {
-    /// The input offset of element `index` of the first `leadingAxes` axes of `shape` (row-major),
-    /// read through `strides`.
-    @inline(__always)
-    private static func stridedOffset(_ index: Int, _ shape: [Int], _ strides: [Int], leadingAxes: Int) -> Int {
-        var rem = index, off = 0
-        var d = leadingAxes - 1
-        while d >= 0 {
-            off += (rem % shape[d]) * strides[d]
-            rem /= shape[d]
-            d -= 1
-        }
-        return off
-    }
-
     /// `gatherStrided` when the output's second-to-last axis is the input's contiguous one (a batch of
     /// matrix transposes, such as channels-first <-> channels-last): copied in 16 x 16 tiles, so that
     /// both the reads and the writes of a tile stay in the L1 cache.
@@ -247,7 +233,7 @@ extension ElementwiseKernels {
         let tile = 16
         parallelChunks(matrices, costPerItem: rowsPerMatrix * inner) { range in
             for m in range {
-                let source = x + stridedOffset(m, shape, strides, leadingAxes: rank - 2), target = out + m * rowsPerMatrix * inner
+                let source = x + Shapes.offset(ofElement: m, shape: shape, strides: strides, leadingAxes: rank - 2), target = out + m * rowsPerMatrix * inner
                 for a0 in stride(from: 0, to: rowsPerMatrix, by: tile) {
                     let a1 = Swift.min(a0 + tile, rowsPerMatrix)
                     for j0 in stride(from: 0, to: inner, by: tile) {
