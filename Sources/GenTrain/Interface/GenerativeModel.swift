@@ -18,14 +18,17 @@ public struct SamplingOptions {
     public var guidance: Double?
     /// Diffusion on a discrete table: a noisy classifier's guidance (the table's indices).
     public var classifierGuidance: ClassifierGuidance?
+    /// Flows: the latent's standard deviation (nil: the family's default).
+    public var temperature: Double?
 
     public init(ema: Bool = true, batchSize: Int = 256, sampler: Sampler? = nil, guidance: Double? = nil,
-                classifierGuidance: ClassifierGuidance? = nil) {
+                classifierGuidance: ClassifierGuidance? = nil, temperature: Double? = nil) {
         self.ema = ema
         self.batchSize = batchSize
         self.sampler = sampler
         self.guidance = guidance
         self.classifierGuidance = classifierGuidance
+        self.temperature = temperature
     }
 }
 
@@ -79,11 +82,18 @@ extension GenerativeModel {
     public var classCount: Int { 0 }
     public func unconditionalLabels(count: Int) -> [Int]? { nil }
     public func evaluationsPerImage(_ options: SamplingOptions) throws -> Int { 1 }
-    /// Refuses the diffusion settings (a sampler, guidance), which other families do not take.
+    /// Refuses the diffusion settings (a sampler, guidance) and a flow's temperature, which other
+    /// families do not take.
     public func validate(_ options: SamplingOptions) throws {
         if options.sampler != nil || options.guidance != nil || options.classifierGuidance != nil {
             throw ModelError("'\(Self.kind)' models take no sampler and no guidance")
         }
+        try refuseTemperature(options)
+    }
+
+    /// Refuses a temperature (a flow's setting) for a family that samples without one.
+    public func refuseTemperature(_ options: SamplingOptions) throws {
+        if options.temperature != nil { throw ModelError("'\(Self.kind)' models take no --temperature (flows do)") }
     }
     public var likelihoodMethods: [LikelihoodMethod] { [] }
     public func bitsPerDimension(_ images: Tensor, startIndex: Int, method: LikelihoodMethod, options: LikelihoodOptions,
@@ -104,6 +114,8 @@ public enum LikelihoodMethod: String, CaseIterable, Codable, Sendable {
     case ode
     /// The variational bound (an upper bound on bits/dim).
     case vlb
+    /// The change of variables through an invertible network (exact).
+    case exact
 }
 
 /// Families sampled by a registered diffusion sampler, and the one they use when given none.

@@ -21,6 +21,7 @@ public enum ModelRegistry {
         GANTraining.kind: GANTraining.self,
         DDPMTraining.kind: DDPMTraining.self,
         ScoreModelTraining.kind: ScoreModelTraining.self,
+        FlowTraining.kind: FlowTraining.self,
     ]
     nonisolated(unsafe) private static var auxiliary: [String: AuxiliaryKind] = [
         ClassifierTraining.kind: AuxiliaryKind(kind: ClassifierTraining.kind,

@@ -69,8 +69,11 @@ struct Eval: ParsableCommand {
     @Option(help: "Class-conditional diffusion checkpoints: classifier-free guidance scale (default: none).")
     var guidance: Double?
 
-    @Flag(help: "GAN and diffusion checkpoints: sample the raw weights instead of the EMA weights.")
+    @Flag(help: "GAN, diffusion and flow checkpoints: sample the raw weights instead of the EMA weights.")
     var noEma = false
+
+    @Option(parsing: .unconditional, help: "Flow checkpoints: the sampling temperature (default: the model's).")
+    var temperature: Double?
 
     @Option(help: "Blur the images with a Gaussian of this sigma (pixels) before scoring (calibration).")
     var blur: Double = 0
@@ -107,7 +110,8 @@ struct Eval: ParsableCommand {
 
     /// Loads or samples the images and scores them.
     func evaluate(log: @escaping (String) -> Void = logLine) throws -> EvaluationReport {
-        let settings = CheckpointSampling(batchSize: batchSize, threads: threads, ema: !noEma, sampling: sampling, guidance: guidance)
+        let settings = CheckpointSampling(batchSize: batchSize, threads: threads, ema: !noEma, sampling: sampling, guidance: guidance,
+                                          temperature: temperature)
         let loaded = try EvalInput.load(input, count: count, seed: seed, sampling: settings, log: log)
         // Validate before anything slow (and before blurring, so NaN or out-of-range input is
         // reported as such).
@@ -251,7 +255,8 @@ struct EvalInput {
         do { model = try ModelRegistry.load(try Checkpoint.finite(contentsOf: url)) } catch let error as ModelError {
             throw ValidationError(error.description)
         }
-        var options = SamplingOptions(ema: settings.ema, batchSize: settings.batchSize, guidance: settings.guidance)
+        var options = SamplingOptions(ema: settings.ema, batchSize: settings.batchSize, guidance: settings.guidance,
+                                      temperature: settings.temperature)
         if let diffusion = type(of: model) as? DiffusionSampling.Type {
             options.sampler = try settings.sampling.sampler(default: diffusion.defaultSampler, defaultSteps: diffusion.defaultSteps)
         }
@@ -284,4 +289,6 @@ struct CheckpointSampling {
     var sampling: DiffusionSamplerFlags
     /// Diffusion, class-conditional: classifier-free guidance scale.
     var guidance: Double?
+    /// Flows: the sampling temperature.
+    var temperature: Double? = nil
 }

@@ -15,7 +15,7 @@ struct LikelihoodFlags: ParsableArguments {
     @Flag(help: "Measure the checkpoint's likelihood in bits/dim on test images (or --images) instead of scoring its samples.")
     var likelihood = false
 
-    @Option(help: "ode (the probability-flow ODE) or vlb (the variational bound); default: the model's first.")
+    @Option(help: "ode (the probability-flow ODE), vlb (the variational bound) or exact (a flow's change of variables); default: the model's first.")
     var likelihoodMethod: LikelihoodMethod?
 
     @Option(help: "Images to measure instead of the test split: an IDX file, a folder of PNGs or a .npy.")
@@ -69,8 +69,9 @@ struct LikelihoodReport: Codable {
     }
 
     func table() -> String {
-        String(format: "%@ on %d images of %@ (%@, %d RK4 steps, %@ probes): %.4f ± %.4f bits/dim (standard error), %.1f s",
-               input, count, images, likelihoodMethod, steps, probes, bitsPerDim, bitsPerDimSE, seconds)
+        let how = likelihoodMethod == LikelihoodMethod.ode.rawValue ? "ode, \(steps) RK4 steps, \(probes) probes" : likelihoodMethod
+        return String(format: "%@ on %d images of %@ (%@): %.4f ± %.4f bits/dim (standard error), %.1f s",
+                      input, count, images, how, bitsPerDim, bitsPerDimSE, seconds)
     }
 }
 
@@ -121,18 +122,6 @@ extension Eval {
             let test = try loadDataset(data, split: .test)
             return (test.images, test.source)
         }
-        let url = URL(fileURLWithPath: images)
-        var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) else { throw ValidationError("--images \(images): no such file or folder") }
-        do {
-            if isFolder.boolValue { return (try ImageDataset.load(directory: url, split: .test).images, images) }
-            if url.pathExtension.lowercased() == "npy" { return (try NPY.readImages(url), images) }
-            let raw = try IDX.readImages(url)
-            guard raw.dimensions.count == 3, raw.dimensions[0] > 0 else { throw ValidationError("--images \(images): not an IDX file of images") }
-            let (count, height, width) = (raw.dimensions[0], raw.dimensions[1], raw.dimensions[2])
-            return (Tensor(raw.bytes.map { Float($0) / 255 }, shape: [count, height, width, 1]), images)
-        } catch let error as DataError {
-            throw ValidationError("--images \(error.path): \(error.problem)")
-        }
+        return (try readImageInput(images, flag: "--images"), images)
     }
 }

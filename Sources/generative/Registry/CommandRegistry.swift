@@ -29,6 +29,7 @@ enum CommandRegistry {
         diffusionFamily,
         classifierFamily,
         ganFamily,
+        flowFamily,
     ]
 
     nonisolated(unsafe) private static var registered: [FamilyCommands] = []

@@ -16,6 +16,7 @@ extension DDPMTraining: GenerativeModel {
     public var classCount: Int { config.classes }
 
     public func validate(_ options: SamplingOptions) throws {
+        try refuseTemperature(options)
         let sampler = chosenSampler(options)
         try sampler.check(process)
         guard (sampler.options.steps ?? 0) <= schedule.steps else { throw ModelError("--steps must be at most \(schedule.steps)") }
@@ -55,6 +56,7 @@ extension ScoreModelTraining: GenerativeModel {
     public var classCount: Int { config.classes }
 
     public func validate(_ options: SamplingOptions) throws {
+        try refuseTemperature(options)
         try chosenSampler(options).check(process)
         if options.guidance != nil && config.classes == 0 {
             throw ModelError("the sgm is unconditional: --guidance needs a class-conditional model (train sgm --classes)")
