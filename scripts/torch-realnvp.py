@@ -6,6 +6,7 @@ bits/dim exactly as `generative eval CHECKPOINT --likelihood` does.
     scripts/torch-env                                                    # once: .venv-torch, pinned versions
     .venv-torch/bin/python scripts/torch-realnvp.py fixtures --out Tests/Fixtures/flows
     .venv-torch/bin/python scripts/torch-realnvp.py likelihood runs/realnvp/checkpoint.safetensors --count 1000
+    .venv-torch/bin/python scripts/torch-realnvp.py train --minutes 60 --samples-out runs/peers/realnvp.npy
 
 Tooling only: the toolkit never runs Python. Layout: PyTorch's NCHW inside, with the toolkit's
 conventions where they show: squeeze puts pixel (2h + dy, 2w + dx, c) in channel (2 dy + dx) C + c;
@@ -20,6 +21,7 @@ import os
 import sys
 
 import numpy as np
+import scipy.linalg
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -108,6 +110,19 @@ class Coupling(nn.Module):
         y = torch.cat([change, keep] if self.reversed else [keep, change], dim=1)
         return y, torch.zeros(x.shape[0], dtype=x.dtype) if s is None else per_image_sum(s)
 
+    def inverse(self, y):
+        if self.mask == "checkerboard":
+            b = self.checkerboard(y)
+            s, t = self.params(y * b)
+            if s is None:
+                return y - t * (1 - b)
+            return (y - t * (1 - b)) * (-s * (1 - b)).exp()
+        a, c = y.chunk(2, dim=1)
+        keep, change = (c, a) if self.reversed else (a, c)
+        s, t = self.params(keep)
+        change = change - t if s is None else (change - t) * (-s).exp()
+        return torch.cat([change, keep] if self.reversed else [keep, change], dim=1)
+
 
 class ActNorm(nn.Module):
     def __init__(self, channels):
@@ -117,8 +132,18 @@ class ActNorm(nn.Module):
         self.register_buffer("initialized", torch.tensor(0.0))
 
     def forward(self, x):
+        if self.training and self.initialized.item() == 0:
+            with torch.no_grad():
+                mean = x.mean(dim=(0, 2, 3))
+                std = (x.var(dim=(0, 2, 3), unbiased=False) + 1e-12).sqrt()
+                self.bias.copy_(-mean)
+                self.log_scale.copy_(-(std + 1e-6).log())
+                self.initialized.fill_(1)
         y = (x + self.bias.view(1, -1, 1, 1)) * self.log_scale.exp().view(1, -1, 1, 1)
         return y, self.log_scale.sum() * x.shape[2] * x.shape[3] * torch.ones(x.shape[0], dtype=x.dtype)
+
+    def inverse(self, y):
+        return y * (-self.log_scale).exp().view(1, -1, 1, 1) - self.bias.view(1, -1, 1, 1)
 
 
 class InvertibleConvolution(nn.Module):
@@ -142,6 +167,22 @@ class InvertibleConvolution(nn.Module):
         c = x.shape[1]
         y = F.conv2d(x, self.weight().view(c, c, 1, 1))
         return y, self.log_s.sum() * x.shape[2] * x.shape[3] * torch.ones(x.shape[0], dtype=x.dtype)
+
+    def inverse(self, y):
+        c = y.shape[1]
+        return F.conv2d(y, torch.linalg.inv(self.weight().double()).to(y.dtype).view(c, c, 1, 1))
+
+    def initialize(self, generator):
+        """The toolkit's initialisation: a random rotation, LU-decomposed with partial pivoting."""
+        c = self.lower.shape[0]
+        q, _ = np.linalg.qr(torch.randn(c, c, generator=generator, dtype=torch.float64).numpy())
+        p, lower, upper = scipy.linalg.lu(q)
+        with torch.no_grad():
+            self.permutation.copy_(torch.from_numpy(p))
+            self.lower.copy_(torch.from_numpy(np.tril(lower, -1)))
+            self.upper.copy_(torch.from_numpy(np.triu(upper, 1)))
+            self.log_s.copy_(torch.from_numpy(np.log(np.abs(np.diag(upper)))))
+            self.sign_s.copy_(torch.from_numpy(np.sign(np.diag(upper))))
 
 
 class Flow(nn.Module):
@@ -200,6 +241,34 @@ class Flow(nn.Module):
         outs.append(h.permute(0, 2, 3, 1).reshape(h.shape[0], -1))
         return torch.cat(outs, dim=1), log_dets
 
+    def parts(self):
+        """The shapes (C, H, W) of the latent's parts, in order."""
+        h, w, c = self.config["imageShape"]
+        shapes = []
+        for step in self.plan:
+            if step[0] == "squeeze":
+                h, w, c = h // 2, w // 2, c * 4
+            elif step[0] == "factor":
+                shapes.append((c - c // 2, h, w))
+                c //= 2
+        return shapes + [(c, h, w)]
+
+    def inverse(self, z):
+        """z (N, D) -> pre-processed data (N, C, H, W)."""
+        n, parts, offset = z.shape[0], [], 0
+        for c, h, w in self.parts():
+            parts.append(z[:, offset: offset + c * h * w].reshape(n, h, w, c).permute(0, 3, 1, 2))
+            offset += c * h * w
+        x = parts.pop()
+        for step in reversed(self.plan):
+            if step[0] == "layer":
+                x = self.layers[step[1]].inverse(x)
+            elif step[0] == "squeeze":
+                x = unsqueeze(x)
+            else:
+                x = torch.cat([x, parts.pop()], dim=1)
+        return x
+
 
 def bits_per_dim(flow, images, uniform, alpha):
     """images, uniform (N, H, W, C) channels-last as the toolkit takes them; returns bits (N), z, log-dets."""
@@ -254,7 +323,7 @@ def read_idx_images(path):
 
 
 def likelihood(args):
-    config, state = load_checkpoint(args.checkpoint, "ema." if not args.no_ema else "model.")
+    config, state = load_checkpoint(args.checkpoint, "model.")
     flow = Flow(config)
     flow.load_state_dict(state, strict=True)
     flow.eval()
@@ -270,6 +339,57 @@ def likelihood(args):
     se = bits.std(unbiased=True).item() / math.sqrt(len(bits)) if len(bits) > 1 else 0.0
     print(json.dumps({"checkpoint": args.checkpoint, "count": len(bits), "bits_per_dim": bits.mean().item(),
                       "bits_per_dim_se": se, "torch": torch.__version__}))
+
+
+def images_from_latents(flow, z, alpha):
+    """As the toolkit: y = (sigmoid(x0) - alpha) / (1 - 2 alpha), then the bin centre k / 255, clamped."""
+    y = (torch.sigmoid(flow.inverse(z)) - alpha) / (1 - 2 * alpha)
+    return ((y * 256 - 0.5) / 255).clamp(0, 1).permute(0, 2, 3, 1)
+
+
+def train(args):
+    """The toolkit's recipe (`generative train realnvp` with its defaults) in PyTorch, for --minutes of wall time."""
+    import time
+    torch.set_num_threads(args.threads)
+    g = torch.Generator().manual_seed(args.seed)
+    torch.manual_seed(args.seed)
+    config = {"architecture": args.flow, "scales": 2, "channels": args.channels, "blocks": args.blocks, "steps": args.flow_steps,
+              "coupling": "affine", "alpha": 0.05, "imageShape": [28, 28, 1]}
+    flow = Flow(config)
+    for layer in flow.layers:
+        if isinstance(layer, Coupling):
+            nn.init.zeros_(layer.net.out_conv.weight)
+            nn.init.zeros_(layer.net.out_conv.bias)
+        if isinstance(layer, InvertibleConvolution):
+            layer.initialize(g)
+    optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3, weight_decay=5e-5)
+    images = read_idx_images(os.path.join(args.data, "train-images-idx3-ubyte.gz"))
+    start, step = time.time(), 0
+    while time.time() - start < args.minutes * 60:
+        order = torch.randperm(len(images), generator=g)
+        for first in range(0, len(order) - args.batch_size + 1, args.batch_size):
+            if time.time() - start >= args.minutes * 60:
+                break
+            batch = images[order[first: first + args.batch_size]]
+            flow.train()
+            loss = bits_per_dim(flow, batch, torch.rand(batch.shape, generator=g), 0.05)[0].mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            if step % 100 == 0:
+                print(f"step {step} bits/dim {loss.item():.3f} {time.time() - start:.0f} s", file=sys.stderr)
+    flow.eval()
+    test = read_idx_images(os.path.join(args.data, "t10k-images-idx3-ubyte.gz"))[:1000]
+    with torch.no_grad():
+        noise = torch.from_numpy(dequantisation_noise(0, 0, len(test), 784)).view(test.shape)
+        bits = bits_per_dim(flow, test, noise, 0.05)[0].double()
+        samples = torch.cat([images_from_latents(flow, torch.randn(500, 784, generator=g) * args.temperature, 0.05)
+                             for _ in range(args.samples // 500)])
+    np.save(args.samples_out, samples[..., 0].numpy().astype(np.float32))
+    print(json.dumps({"steps": step, "seconds": time.time() - start, "bits_per_dim": bits.mean().item(),
+                      "bits_per_dim_se": bits.std().item() / math.sqrt(len(bits)), "samples": args.samples_out,
+                      "temperature": args.temperature, "torch": torch.__version__, "threads": args.threads}))
 
 
 def fixture_case(name, config, seed, batch):
@@ -344,11 +464,23 @@ def main():
     lk.add_argument("--count", type=int, default=1000)
     lk.add_argument("--seed", type=int, default=0)
     lk.add_argument("--batch-size", type=int, default=250)
-    lk.add_argument("--no-ema", action="store_true")
     lk.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    t = sub.add_parser("train", help="the toolkit's default recipe in PyTorch for --minutes; test bits/dim and samples")
+    t.add_argument("--minutes", type=float, default=60)
+    t.add_argument("--flow", default="realnvp", choices=["realnvp", "glow"])
+    t.add_argument("--channels", type=int, default=32)
+    t.add_argument("--blocks", type=int, default=2)
+    t.add_argument("--flow-steps", type=int, default=4)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--temperature", type=float, default=1.0)
+    t.add_argument("--samples", type=int, default=10000)
+    t.add_argument("--samples-out", default="runs/peers/realnvp.npy")
+    t.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     args = parser.parse_args()
     torch.set_default_dtype(torch.float32)
-    {"fixtures": fixtures, "likelihood": likelihood}[args.command](args)
+    {"fixtures": fixtures, "likelihood": likelihood, "train": train}[args.command](args)
 
 
 if __name__ == "__main__":

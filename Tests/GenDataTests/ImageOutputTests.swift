@@ -75,6 +75,23 @@ final class ImageOutputTests: XCTestCase {
             let found = stride(from: 0, to: p.count, by: 3).contains { p[$0] == colour.red && p[$0 + 1] == colour.green && p[$0 + 2] == colour.blue }
             XCTAssertTrue(found, "colour \(colour)")
         }
+        // Labels and a legend: the legend's swatches sit in the top right corner, where no curve
+        // goes, and the labels change the picture.
+        let labelled = renderLinePlot(series: [(name: "train", values: losses), (name: "valid", values: validation)],
+                                      xLabel: "epoch", yLabel: "loss (mean over the epoch)", firstX: 1)
+        let q = labelled.scalars(as: Float.self)
+        for colour in linePlotPalette.prefix(2) {
+            let swatch = (10..<60).contains { y in (480..<635).contains { x in
+                let i = (y * 640 + x) * 3
+                return q[i] == colour.red && q[i + 1] == colour.green && q[i + 2] == colour.blue
+            } }
+            XCTAssertTrue(swatch, "legend swatch \(colour)")
+        }
+        XCTAssertNotEqual(q, p)
+        for text in ["epoch", "loss (mean over the epoch)", "bits_per_dim", "loss_d", "Loss_G", "kl", "0.5", "1e-3"] {
+            XCTAssertTrue(text.allSatisfy(linePlotFontDraws), text)
+        }
+        XCTAssertFalse(linePlotFontDraws("'"))
         // Saved as an RGB PNG.
         let url = folder.appendingPathComponent("loss.png")
         try PNGWriter.write(plot, to: url)

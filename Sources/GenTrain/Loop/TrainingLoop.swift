@@ -353,7 +353,8 @@ public final class TrainingLoop {
         guard let first = history.first?.losses.keys.sorted().first else { return }
         let keys = history.first.map { Array($0.losses.keys).sorted() } ?? [first]
         let series = keys.map { k in (name: k, values: history.map { $0.losses[k] ?? .nan }) }
-        try PNGWriter.write(renderLinePlot(series: series), to: run.lossPlot)
+        try PNGWriter.write(renderLinePlot(series: series, xLabel: "epoch", yLabel: "loss (mean over the epoch)", firstX: 1),
+                            to: run.lossPlot)
     }
 
     static func appendMetrics(_ record: EpochRecord, to url: URL) throws {

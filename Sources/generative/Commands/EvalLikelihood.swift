@@ -51,8 +51,9 @@ struct LikelihoodReport: Codable {
     var likelihoodMethod: String
     var bitsPerDim: Double
     var bitsPerDimSE: Double
-    var steps: Int
-    var probes: String
+    /// The ODE's RK4 steps and its trace probes (nil for an exact likelihood).
+    var steps: Int?
+    var probes: String?
     var seed: UInt64
     var seconds: Double
 
@@ -69,7 +70,8 @@ struct LikelihoodReport: Codable {
     }
 
     func table() -> String {
-        let how = likelihoodMethod == LikelihoodMethod.ode.rawValue ? "ode, \(steps) RK4 steps, \(probes) probes" : likelihoodMethod
+        let how = [likelihoodMethod, steps.map { "\($0) RK4 steps" }, probes.map { "\($0) probes" }].compactMap { $0 }
+            .joined(separator: ", ")
         return String(format: "%@ on %d images of %@ (%@): %.4f ± %.4f bits/dim (standard error), %.1f s",
                       input, count, images, how, bitsPerDim, bitsPerDimSE, seconds)
     }
@@ -111,8 +113,8 @@ extension Eval {
         let variance = n > 1 ? bits.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n - 1) : 0
         return LikelihoodReport(input: input, checkpointSHA256: try SHA256.hex(contentsOf: url), images: source, count: n,
                                 likelihoodMethod: method.rawValue, bitsPerDim: mean, bitsPerDimSE: (variance / Double(n)).squareRoot(),
-                                steps: likelihoodFlags.likelihoodSteps,
-                                probes: "\(likelihoodFlags.probes) \(likelihoodFlags.gaussianProbes ? "gaussian" : "rademacher")",
+                                steps: method == .ode ? likelihoodFlags.likelihoodSteps : nil,
+                                probes: method == .ode ? "\(likelihoodFlags.probes) \(likelihoodFlags.gaussianProbes ? "gaussian" : "rademacher")" : nil,
                                 seed: seed, seconds: Date().timeIntervalSince(start))
     }
 

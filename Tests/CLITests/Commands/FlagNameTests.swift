@@ -37,4 +37,11 @@ final class FlagNameTests: CommandTestCase {
         let message = errorMessage(["train", "vae", "--steps", "3", "--max-steps", "4"]) ?? ""
         XCTAssertTrue(message.contains("--steps is the older spelling of --max-steps"), message)
     }
+
+    func testVersionPrintsToStdout() throws {
+        let (status, out, err) = try runExecutable(["--version"])
+        XCTAssertEqual(status, 0, err)
+        XCTAssertEqual(out.trimmingCharacters(in: .whitespacesAndNewlines), Generative.version)
+        XCTAssertNotNil(Generative.version.range(of: #"^\d+\.\d+\.\d+$"#, options: .regularExpression))
+    }
 }

@@ -64,14 +64,20 @@ final class FlowLayerTests: XCTestCase {
         XCTAssertEqual(unsqueezed2x2(s).scalars(as: Float.self), xs)
     }
 
+    /// A small stack of either kind: one residual block per coupling, two Glow steps per scale.
+    static func smallConfig(_ architecture: FlowArchitecture, channels: Int, imageShape: [Int]) -> FlowConfiguration {
+        var config = FlowConfiguration()
+        config.architecture = architecture
+        config.channels = channels
+        config.blocks = 1
+        config.steps = 2
+        config.imageShape = imageShape
+        return config
+    }
+
     func testWholeFlowsInvert() {
         for architecture in FlowArchitecture.allCases {
-            var config = FlowConfiguration()
-            config.architecture = architecture
-            config.channels = 8
-            config.blocks = 1
-            config.steps = 2
-            config.imageShape = [8, 8, 1]
+            let config = Self.smallConfig(architecture, channels: 8, imageShape: [8, 8, 1])
             let flow = NormalizingFlow(config, generator: RandomGenerator(seed: 5))
             // Small moves: a stack of ten strongly perturbed layers is too ill-conditioned to invert in float32.
             Self.perturb(flow, seed: 6, amplitude: 0.05)
@@ -130,12 +136,7 @@ final class FlowLayerTests: XCTestCase {
 
     func testFlowAndLogitLogDeterminantsMatchTheJacobian() {
         for architecture in FlowArchitecture.allCases {
-            var config = FlowConfiguration()
-            config.architecture = architecture
-            config.channels = 4
-            config.blocks = 1
-            config.steps = 2
-            config.imageShape = [4, 4, 1]
+            let config = Self.smallConfig(architecture, channels: 4, imageShape: [4, 4, 1])
             let flow = NormalizingFlow(config, generator: RandomGenerator(seed: 11))
             Self.perturb(flow, seed: 12, dtype: .float64)
             let x = Tensor.normal([1, 4, 4, 1], dtype: .float64, generator: RandomGenerator(seed: 13))

@@ -7,8 +7,10 @@ import GenData
 import GenEval
 
 /// A normalising flow (RealNVP or Glow) as a `GenerativeModel`: maximum likelihood of uniformly
-/// dequantised images with Adam (L2 weight decay added to the gradient, as chrischute/real-nvp),
-/// optional gradient-norm clipping, and an EMA of the weights used for sampling and likelihood.
+/// dequantised images with Adam (L2 weight decay added to the gradient, as chrischute/real-nvp) and
+/// optional gradient-norm clipping. Sampling and the likelihood use the trained weights with their
+/// batch-norm running statistics. There is no EMA of the weights: averaged weights would need
+/// statistics of their own (docs/flows.md measures what the raw network's cost them).
 public final class FlowTraining: GenerativeModel {
     public static let kind = "realnvp"
     /// The sampling temperature when the options give none (the latent's standard deviation).
@@ -16,16 +18,14 @@ public final class FlowTraining: GenerativeModel {
     public let config: FlowConfiguration
     public let model: NormalizingFlow
     public let optimizer: Adam
-    public let ema: ExponentialMovingAverage
     /// The largest global gradient norm (nil: no clipping).
     public let clipGradientNorm: Double?
 
     public init(config: FlowConfiguration, learningRate: Double, weightDecay: Double = 5e-5, clipGradientNorm: Double? = nil,
-                emaDecay: Double = 0.999, seed: UInt64) {
+                seed: UInt64) {
         self.config = config
         model = NormalizingFlow(config, generator: RandomGenerator(seed: seed))
         optimizer = Adam(model.trainableParameters, learningRate: learningRate, weightDecay: weightDecay)
-        ema = ExponentialMovingAverage(model.namedParameters.map { $0.1 }, decay: emaDecay, warmup: true)
         self.clipGradientNorm = clipGradientNorm
     }
 
@@ -49,21 +49,18 @@ public final class FlowTraining: GenerativeModel {
         let grads = gradients(of: loss, wrt: optimizer.parameters.map { $0.value })
         if let clipGradientNorm { GenNN.clipGradientNorm(grads, maxNorm: clipGradientNorm) }
         optimizer.step(grads)
-        ema.update()
         return [("bits_per_dim", value)]
     }
 
     public func store(into checkpoint: inout Checkpoint) {
         checkpoint.store(model, as: "model")
         checkpoint.store(optimizer, of: model, as: "model")
-        checkpoint.store(ema, of: model, as: "ema")
         if let data = try? JSONEncoder().encode(config) { checkpoint.metadata["flow_config"] = String(decoding: data, as: UTF8.self) }
     }
 
     public func restore(from checkpoint: Checkpoint) throws {
         try checkpoint.restore(model, from: "model")
         try checkpoint.restore(optimizer, of: model, from: "model")
-        try checkpoint.restore(ema, of: model, from: "ema")
     }
 
     /// Rebuilds a flow from its checkpoint: the configuration in `flow_config`, then the weights.
@@ -79,18 +76,9 @@ public final class FlowTraining: GenerativeModel {
         let stored = checkpoint.storedConfiguration
         let flow = FlowTraining(config: config, learningRate: Double(stored["lr"] ?? "") ?? 1e-3,
                                 weightDecay: Double(stored["weight_decay"] ?? "") ?? 5e-5,
-                                clipGradientNorm: stored["clip_grad_norm"].flatMap(Double.init),
-                                emaDecay: Double(stored["ema_decay"] ?? "") ?? 0.999, seed: 0)
+                                clipGradientNorm: stored["clip_grad_norm"].flatMap(Double.init), seed: 0)
         try flow.restore(from: checkpoint)
         return flow
-    }
-
-    /// The flow with the EMA weights (a copy), or the trained one.
-    public func samplingNetwork(ema useEMA: Bool) -> NormalizingFlow {
-        guard useEMA else { return model }
-        let copy = NormalizingFlow(config, generator: RandomGenerator(seed: 0))
-        for ((_, p), shadow) in zip(copy.namedParameters, ema.shadows) { p.assign(shadow.copied()) }
-        return copy
     }
 
     /// Latents z = temperature * N(0, I), image i's keyed by (seed, i), mapped through the inverse flow.
@@ -98,7 +86,7 @@ public final class FlowTraining: GenerativeModel {
                        progress: ((Int, Int) -> Void)?) throws -> Tensor {
         try validate(options)
         let temperature = options.temperature ?? Self.defaultTemperature
-        let flow = samplingNetwork(ema: options.ema)
+        let flow = model
         let noise = SeededNoise(seed: seed)
         var parts: [Tensor] = []
         for start in stride(from: 0, to: count, by: options.batchSize) {
@@ -118,13 +106,13 @@ public final class FlowTraining: GenerativeModel {
     }
 
     public func samplingSummary(_ options: SamplingOptions) -> String {
-        String(format: "%@ (%@, temperature %g, %@)", Self.kind, config.architecture.rawValue,
-               options.temperature ?? Self.defaultTemperature, Self.weightsWord(options))
+        String(format: "%@ (%@, temperature %g, trained weights)", Self.kind, config.architecture.rawValue,
+               options.temperature ?? Self.defaultTemperature)
     }
 
     public var likelihoodMethods: [LikelihoodMethod] { [.exact] }
 
-    /// The exact bits/dim of the EMA flow: the 8-bit pixels round(255 x) dequantised with uniform
+    /// The exact bits/dim: the 8-bit pixels round(255 x) dequantised with uniform
     /// noise keyed by (seed, image index).
     public func bitsPerDimension(_ images: Tensor, startIndex: Int, method: LikelihoodMethod, options: LikelihoodOptions,
                                  seed: UInt64) throws -> [Double] {
@@ -135,16 +123,15 @@ public final class FlowTraining: GenerativeModel {
             let uniform = RandomGenerator(seed: seed ^ 0xDE0A_7715, counter: UInt64((startIndex + i) * dimensions))
             for d in 0..<dimensions { noise[i * dimensions + d] = Float(uniform.nextUnitDouble()) }
         }
-        let flow = samplingNetwork(ema: true)
         return withoutGradients {
-            flow.bitsPerDimension(images.clamped(min: 0, max: 1), uniform: Tensor(noise, shape: images.shape), training: false)
+            model.bitsPerDimension(images.clamped(min: 0, max: 1), uniform: Tensor(noise, shape: images.shape), training: false)
                 .bits.cast(to: .float64).scalars(as: Double.self)
         }
     }
 
-    /// 64 EMA samples at temperature 0.7 from fixed noise.
+    /// 64 samples at the default temperature from fixed noise.
     public func sampleGrid(seed: UInt64) -> Tensor {
         imageGrid(try! sample(count: 64, seed: seed &+ 0xF10A, labels: nil,
-                              options: SamplingOptions(ema: true, batchSize: 64, temperature: 0.7), progress: nil), columns: 8)
+                              options: SamplingOptions(batchSize: 64), progress: nil), columns: 8)
     }
 }

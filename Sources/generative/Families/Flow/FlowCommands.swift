@@ -44,7 +44,6 @@ struct TrainRealNVP: ParsableCommand {
             + "without padding. The loss is the test metric itself: bits per dimension.")
 
     @OptionGroup var flags: TrainingFlags<FlowTrainingDefaults>
-    @OptionGroup var emaFlags: EMAFlags
     @OptionGroup var clipping: GradientClippingFlags
 
     @Option(help: "The stack: realnvp (checkerboard and channel couplings) or glow (actnorm, invertible 1x1 convolutions, couplings).")
@@ -88,12 +87,11 @@ struct TrainRealNVP: ParsableCommand {
         if let problem = config.problem { throw ValidationError("\(dataset.source): \(problem)") }
         let (run, lock) = try flags.start(FlowTraining.kind)
         defer { lock.release() }
-        let emaDecay = emaFlags.emaDecay ?? 0.999
         let model = FlowTraining(config: config, learningRate: flags.lr, weightDecay: weightDecay,
-                                 clipGradientNorm: clipping.clipGradNorm, emaDecay: emaDecay, seed: flags.seed)
+                                 clipGradientNorm: clipping.clipGradNorm, seed: flags.seed)
         var stored = ["model": FlowTraining.kind, "flow": flow.rawValue, "scales": String(scales), "channels": String(channels),
                       "blocks": String(blocks), "flow_steps": String(flowSteps), "coupling": coupling.rawValue,
-                      "weight_decay": String(weightDecay), "ema_decay": String(emaDecay), "lr": String(flags.lr),
+                      "weight_decay": String(weightDecay), "lr": String(flags.lr),
                       "batch_size": String(flags.batchSize), "seed": String(flags.seed)]
         if let clip = clipping.clipGradNorm { stored["clip_grad_norm"] = String(clip) }
         let loop = TrainingLoop(model: model, options: flags.options(), run: run, config: stored)
@@ -115,8 +113,6 @@ struct SampleRealNVP: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("The temperature T, the latent's standard deviation (default: \(FlowTraining.defaultTemperature))."))
     var temperature: Double?
 
-    @Flag(name: .customLong("no-ema"), help: "Use the raw weights instead of their EMA.")
-    var noEMA = false
 
     func validate() throws {
         if let temperature, !(temperature >= 0 && temperature.isFinite) { throw ValidationError("--temperature must be a non-negative number") }
@@ -124,7 +120,7 @@ struct SampleRealNVP: ParsableCommand {
 
     func run() throws {
         let model = try loadModel(flags.checkpoint, as: FlowTraining.self)
-        let options = SamplingOptions(ema: !noEMA, batchSize: flags.batchSize, temperature: temperature)
+        let options = SamplingOptions(batchSize: flags.batchSize, temperature: temperature)
         let start = Date()
         let images = try withProgress(count: flags.count) { progress in
             try model.sample(count: flags.count, seed: flags.seed, labels: nil, options: options, progress: progress)
@@ -148,8 +144,6 @@ struct Encode: ParsableCommand {
     @Option(help: "Where to write the latents (.npy).")
     var out: String
 
-    @Flag(name: .customLong("no-ema"), help: "Use the raw weights instead of their EMA.")
-    var noEMA = false
 
     @OptionGroup var compute: ComputeFlags
 
@@ -163,8 +157,7 @@ struct Encode: ParsableCommand {
         guard Array(images.shape.dropFirst()) == model.imageShape else {
             throw ValidationError("--input \(input) holds \(images.shape.dropFirst().map(String.init).joined(separator: " x ")) images; the flow's are \(model.imageShape.map(String.init).joined(separator: " x "))")
         }
-        let flow = model.samplingNetwork(ema: !noEMA)
-        let z = withoutGradients { flow.latents(of: images.clamped(min: 0, max: 1)) }
+        let z = withoutGradients { model.model.latents(of: images.clamped(min: 0, max: 1)) }
         try NPY.write(z, to: URL(fileURLWithPath: out))
         print("wrote \(z.shape[0]) latents of \(z.shape[1]) dimensions to \(out)")
     }
@@ -183,8 +176,6 @@ struct Decode: ParsableCommand {
     @Option(help: "Output: .png grid, .npy or folder.")
     var out: String = "decoded.png"
 
-    @Flag(name: .customLong("no-ema"), help: "Use the raw weights instead of their EMA.")
-    var noEMA = false
 
     @OptionGroup var compute: ComputeFlags
 
@@ -198,8 +189,7 @@ struct Decode: ParsableCommand {
         guard z.rank == 2, z.shape[1] == dimensions, z.shape[0] >= 1 else {
             throw ValidationError("--input \(input) holds a \(z.shape.map(String.init).joined(separator: " x ")) array; the flow's latents are N x \(dimensions)")
         }
-        let flow = model.samplingNetwork(ema: !noEMA)
-        let images = withoutGradients { flow.images(fromLatents: z.cast(to: .float32)) }
+        let images = withoutGradients { model.model.images(fromLatents: z.cast(to: .float32)) }
         print("wrote " + (try writeImages(images, to: out)))
     }
 }

@@ -37,6 +37,8 @@ final class FlowCommandTests: CommandTestCase {
         let eval = try XCTUnwrap(try Generative.parseAsRoot(["eval", checkpoint, "--likelihood", "--count", "6", "--batch-size", "4"]) as? Eval)
         let report = try eval.measureLikelihood(log: { _ in })
         XCTAssertEqual(report.likelihoodMethod, "exact")
+        XCTAssertNil(report.steps, "an exact likelihood has no ODE steps")
+        XCTAssertFalse(try report.json().contains("probes"))
         XCTAssertEqual(report.count, 6)
         XCTAssertTrue(report.bitsPerDim > 0 && report.bitsPerDim < 16 && report.bitsPerDimSE > 0)
         let byOne = try XCTUnwrap(try Generative.parseAsRoot(["eval", checkpoint, "--likelihood", "--count", "6", "--batch-size", "1"]) as? Eval)
