@@ -299,7 +299,7 @@ def splitmix(seed, n):
 
 
 def dequantisation_noise(seed, start, count, dims):
-    """FlowTraining.bitsPerDimension's U[0, 1) noise: image i reads RandomGenerator(seed ^ 0xDE0A7715, counter: i * dims)."""
+    """Dequantization.dequantize(_:startIndex:seed:)'s U[0, 1) noise: image i reads RandomGenerator(seed ^ 0xDE0A7715, counter: i * dims)."""
     s = (seed ^ 0xDE0A7715) & MASK64
     counters = (np.arange(start, start + count, dtype=np.uint64)[:, None] * np.uint64(dims)) + np.arange(dims, dtype=np.uint64)[None, :]
     return ((splitmix(s, counters) >> np.uint64(11)).astype(np.float64) * 2.0 ** -53).astype(np.float32)

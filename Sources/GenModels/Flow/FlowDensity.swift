@@ -2,7 +2,7 @@ import Foundation
 import GenTensor
 import GenNN
 
-/// The pieces of a flow's density on 8-bit images: uniform dequantisation, the logit
+/// The pieces of a flow's density on 8-bit images (dequantised by `Dequantization`): the logit
 /// pre-processing and the standard normal prior, in nats and bits per dimension.
 ///
 /// With k in 0...255 a pixel, u ~ U[0, 1) and y = (k + u) / 256, the flow models the density of y on
@@ -10,14 +10,6 @@ import GenNN
 /// so bits/dim = (-log p(y) + D log 256) / (D log 2), and
 /// log p(y) = log N(z; 0, I) + sum of the flow's log-determinants + the logit's.
 public enum FlowDensity {
-    /// Dequantised y (N, H, W, C) in [0, 1): images k / 255 moved to (k + u) / 256.
-    public static func dequantize(_ images: Tensor, uniform: Tensor) -> Tensor {
-        precondition(images.shape == uniform.shape, "dequantize: images \(images.shape) and noise \(uniform.shape) differ")
-        let pixels = images.scalars(as: Float.self), noise = uniform.scalars(as: Float.self)
-        let values = zip(pixels, noise).map { (($0 * 255).rounded() + $1) / 256 }
-        return Tensor(values, shape: images.shape)
-    }
-
     /// x0 = logit(alpha + (1 - 2 alpha) y) and its log-determinant per image, (N).
     public static func logit(_ y: Tensor, alpha: Double) -> (x: Tensor, logDeterminant: Tensor) {
         let p = y * (1 - 2 * alpha) + alpha
@@ -50,7 +42,12 @@ extension NormalizingFlow {
     /// Bits/dim (N) of images (N, H, W, C) in [0, 1] dequantised by `uniform` (same shape,
     /// U[0, 1)), with each flow layer's log-determinant (N) for diagnosis.
     public func bitsPerDimension(_ images: Tensor, uniform: Tensor, training: Bool) -> (bits: Tensor, layerLogDeterminants: [Tensor]) {
-        let y = FlowDensity.dequantize(images, uniform: uniform)
+        bitsPerDimension(dequantized: Dequantization.dequantize(images, uniform: uniform), training: training)
+    }
+
+    /// Bits/dim (N) of dequantised images y (N, H, W, C) in [0, 1), with each flow layer's
+    /// log-determinant (N).
+    public func bitsPerDimension(dequantized y: Tensor, training: Bool) -> (bits: Tensor, layerLogDeterminants: [Tensor]) {
         let (x0, logitLogDet) = FlowDensity.logit(y, alpha: config.alpha)
         let (z, logDets) = forward(x0, training: training)
         let logDensity = logDets.reduce(FlowDensity.priorLogDensity(z) + logitLogDet, +)
@@ -64,7 +61,7 @@ extension NormalizingFlow {
 
     /// Latents (N, D) of images (N, H, W, C) in [0, 1], dequantised at bin centres (u = 1/2).
     public func latents(of images: Tensor) -> Tensor {
-        let y = FlowDensity.dequantize(images, uniform: Tensor(repeating: 0.5, shape: images.shape))
+        let y = Dequantization.dequantize(images, uniform: Tensor(repeating: 0.5, shape: images.shape))
         return forward(FlowDensity.logit(y, alpha: config.alpha).x, training: false).z
     }
 }

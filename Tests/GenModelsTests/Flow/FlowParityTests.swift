@@ -23,7 +23,7 @@ final class FlowParityTests: XCTestCase {
         let (bits, logDets) = flow.bitsPerDimension(try io.tensor("images"), uniform: try io.tensor("uniform"), training: false)
         assertClose(bits, try io.tensor("bits"), "\(name) bits/dim")
         assertClose(Tensor.concatenate(logDets.map { $0.reshaped([-1, 1]) }, axis: 1), try io.tensor("log_dets"), "\(name) log-determinants")
-        let z = withoutGradients { flow.forward(FlowDensity.logit(FlowDensity.dequantize(try! io.tensor("images"), uniform: try! io.tensor("uniform")),
+        let z = withoutGradients { flow.forward(FlowDensity.logit(Dequantization.dequantize(try! io.tensor("images"), uniform: try! io.tensor("uniform")),
                                                                   alpha: config.alpha).x, training: false).z }
         assertClose(z, try io.tensor("z"), "\(name) latents")
         let trainable = flow.namedTrainableParameters

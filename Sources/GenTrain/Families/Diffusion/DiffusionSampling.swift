@@ -94,16 +94,7 @@ extension ScoreModelTraining: GenerativeModel {
         guard method == .ode else { throw ModelError("score models measure their likelihood by the probability-flow ODE (--likelihood-method ode)") }
         let n = images.shape[0]
         let dimensions = images.elementCount / max(n, 1)
-        let pixels = images.scalars(as: Float.self)
-        var dequantised = [Float](repeating: 0, count: pixels.count)
-        for i in 0..<n {
-            let uniform = RandomGenerator(seed: seed ^ 0xDE0A_7715, counter: UInt64((startIndex + i) * dimensions))
-            for d in 0..<dimensions {
-                let level = (min(max(pixels[i * dimensions + d], 0), 1) * 255).rounded()
-                dequantised[i * dimensions + d] = 2 * (level + Float(uniform.nextUnitDouble())) / 256 - 1
-            }
-        }
-        let x = Tensor(dequantised, shape: images.shape)
+        let x = Dequantization.dequantize(images, startIndex: startIndex, seed: seed) * 2 - 1
         let labels = nullLabels(count: n)
         let logLikelihoods = probabilityFlowLogLikelihood(scoreNetwork(ema: true), process: process, x: x, labels: labels,
                                                           indices: Array(startIndex..<(startIndex + n)), seed: seed, options: options)

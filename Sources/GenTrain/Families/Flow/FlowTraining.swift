@@ -86,13 +86,12 @@ public final class FlowTraining: GenerativeModel {
                        progress: ((Int, Int) -> Void)?) throws -> Tensor {
         try validate(options)
         let temperature = options.temperature ?? Self.defaultTemperature
-        let flow = model
         let noise = SeededNoise(seed: seed)
         var parts: [Tensor] = []
         for start in stride(from: 0, to: count, by: options.batchSize) {
             let indices = Array(start..<min(count, start + options.batchSize))
             let z = noise.initialNoise(indices: indices, imageShape: [model.dimensions]) * temperature
-            parts.append(withoutGradients { flow.images(fromLatents: z) })
+            parts.append(withoutGradients { model.images(fromLatents: z) })
             progress?(indices.last! + 1, count)
         }
         return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
@@ -117,16 +116,8 @@ public final class FlowTraining: GenerativeModel {
     public func bitsPerDimension(_ images: Tensor, startIndex: Int, method: LikelihoodMethod, options: LikelihoodOptions,
                                  seed: UInt64) throws -> [Double] {
         guard method == .exact else { throw ModelError("flows measure their likelihood exactly (--likelihood-method exact)") }
-        let n = images.shape[0], dimensions = model.dimensions
-        var noise = [Float](repeating: 0, count: n * dimensions)
-        for i in 0..<n {
-            let uniform = RandomGenerator(seed: seed ^ 0xDE0A_7715, counter: UInt64((startIndex + i) * dimensions))
-            for d in 0..<dimensions { noise[i * dimensions + d] = Float(uniform.nextUnitDouble()) }
-        }
-        return withoutGradients {
-            model.bitsPerDimension(images.clamped(min: 0, max: 1), uniform: Tensor(noise, shape: images.shape), training: false)
-                .bits.cast(to: .float64).scalars(as: Double.self)
-        }
+        let y = Dequantization.dequantize(images, startIndex: startIndex, seed: seed)
+        return withoutGradients { model.bitsPerDimension(dequantized: y, training: false).bits.cast(to: .float64).scalars(as: Double.self) }
     }
 
     /// 64 samples at the default temperature from fixed noise.
