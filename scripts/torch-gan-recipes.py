@@ -1,24 +1,33 @@
 #!/usr/bin/env python3
-"""Trains issue 6's GAN recipes in PyTorch, as a control for the toolkit's own runs.
+"""Trains the toolkit's GAN recipes in PyTorch, as a control for the toolkit's own runs, and writes
+the parity fixtures of the standard-CNN networks.
 
 Tooling only (the toolkit never runs Python): it answers whether a FID gap between two GAN
-variants comes from the recipe or from the engine, by training the same recipe with the
-PyTorch twins of scripts/torch_reference/models.py and writing 10,000 samples that
-`generative eval` scores beside the toolkit's.
+variants comes from the recipe or from the engine, by training the same recipe with PyTorch twins
+of the toolkit's networks (same parameter names) and writing 10,000 samples that `generative eval`
+scores beside the toolkit's.
 
     .venv-torch/bin/python scripts/torch-gan-recipes.py sngan --out /tmp/torch-sngan.npy
+    .venv-torch/bin/python scripts/torch-gan-recipes.py fixtures --out Tests/Fixtures/gan
 
-Recipes (batch 64, data scaled to [-1, 1], seed 0; PyTorch's default initialisation, or with
---init dcgan Radford et al.'s, as the toolkit's default: convolution weights (spectrally
-normalised ones included) from N(0, 0.02), BatchNorm scales from N(1, 0.02) and shifts 0):
+Recipes (batch 64, data scaled to [-1, 1], seed 0). The defaults are the toolkit's (`generative
+train RECIPE`): Radford et al.'s initialisation (--init dcgan: convolution weights, spectrally
+normalised ones included, from N(0, 0.02), the standard-CNN networks' linear weights too,
+BatchNorm scales from N(1, 0.02) and shifts 0; --init pytorch keeps each layer's default), and the
+networks below (--generator dcgan|sn-cnn, --critic reference|sn-cnn pick others):
   dcgan    DCGANGenerator + DCGANDiscriminator, BCE non-saturating loss, Adam 2e-4 (0.5, 0.999),
-           one D step then one G step on the same fake batch (the PyTorch DCGAN of the README's tables)
+           one D step then one G step on the same fake batch
   dcgan-nobn  the same with the BatchNorm of the discriminator removed (WGANCritic's shape, no biases)
-  sngan    DCGANGenerator + WGANCritic with torch.nn.utils.spectral_norm on every convolution,
-           hinge loss, Adam 2e-4 (0.5, 0.999), one D step then one G step on the same fake batch
-  wgan-gp  DCGANGenerator + WGANCritic, gradient penalty 10 on random interpolates,
-           Adam 1e-4 (0.0, 0.9), 5 critic steps (each on a fresh real batch and fresh noise)
+  sngan    the standard-CNN generator (z 128) and critic (Miyato et al. 2018, Table 3, adapted to
+           28x28) with torch.nn.utils.spectral_norm on every critic layer, hinge loss,
+           Adam 2e-4 (0.5, 0.999), one D step then one G step on the same fake batch;
+           --critic reference is the WGANCritic with spectral_norm
+  wgan-gp  the standard-CNN generator and critic (no spectral norm), gradient penalty 10 on random
+           interpolates, Adam 1e-4 (0.0, 0.9), 5 critic steps (each on a fresh real batch and noise)
 The samples are the raw generator's, in eval mode, (G(z) + 1) / 2 clamped to [0, 1], as uint8.
+
+Before the standard-CNN networks became the defaults of sngan and wgan-gp, the README's PyTorch
+rows were run with `--generator dcgan --critic reference --init pytorch`.
 """
 import argparse
 import os
@@ -36,13 +45,72 @@ from torch_reference.data import DEFAULT_TRAIN_IMAGES, batches, load_images, to_
 from torch_reference.models import DCGANDiscriminator, DCGANGenerator, WGANCritic, gradient_penalty  # noqa: E402
 
 
-def critic(recipe):
+class StandardCNNCritic(nn.Module):
+    """Miyato et al.'s standard-CNN critic for 28x28x1: 3x3/1 ch, 4x4/2 ch, 3x3/1 2ch, 4x4/2 2ch,
+    3x3/1 4ch, 4x4/2 4ch, 3x3/1 8ch (padding 1; 28 -> 14 -> 7 -> 3), LeakyReLU 0.1, linear to one
+    score; spectral_norm on every layer unless spectral_norm=False. The toolkit's StandardCNNCritic."""
+
+    names = ["c0_0", "c0_1", "c1_0", "c1_1", "c2_0", "c2_1", "c3_0"]
+
+    def __init__(self, ch=64, spectral_norm=True):
+        super().__init__()
+        wrap = nn.utils.spectral_norm if spectral_norm else (lambda m: m)
+        widths = [ch, ch, 2 * ch, 2 * ch, 4 * ch, 4 * ch, 8 * ch]
+        inputs = 1
+        for i, (name, width) in enumerate(zip(self.names, widths)):
+            down = i % 2 == 1
+            setattr(self, name, wrap(nn.Conv2d(inputs, width, 4 if down else 3, 2 if down else 1, 1)))
+            inputs = width
+        self.l4 = wrap(nn.Linear(inputs * 9, 1))
+
+    def forward(self, x):
+        h = x
+        for name in self.names:
+            h = F.leaky_relu(getattr(self, name)(h), 0.1)
+        return self.l4(h.flatten(1)).view(-1)
+
+
+class StandardCNNGenerator(nn.Module):
+    """Miyato et al.'s standard-CNN generator adapted to 28x28x1: linear z -> 4ch x 7 x 7, BatchNorm,
+    ReLU; two 4x4 stride-2 transposed convolutions (2ch, ch) with BatchNorm and ReLU; a 3x3
+    convolution to one channel and tanh. The toolkit's StandardCNNGenerator."""
+
+    def __init__(self, z_dim=128, ch=64):
+        super().__init__()
+        self.width = 4 * ch
+        self.l0 = nn.Linear(z_dim, 4 * ch * 49)
+        self.bn0 = nn.BatchNorm2d(4 * ch)
+        self.dc1 = nn.ConvTranspose2d(4 * ch, 2 * ch, 4, 2, 1)
+        self.bn1 = nn.BatchNorm2d(2 * ch)
+        self.dc2 = nn.ConvTranspose2d(2 * ch, ch, 4, 2, 1)
+        self.bn2 = nn.BatchNorm2d(ch)
+        self.c3 = nn.Conv2d(ch, 1, 3, 1, 1)
+
+    def forward(self, z):
+        h = F.relu(self.bn0(self.l0(z).view(z.shape[0], self.width, 7, 7)))
+        h = F.relu(self.bn1(self.dc1(h)))
+        h = F.relu(self.bn2(self.dc2(h)))
+        return torch.tanh(self.c3(h))
+
+
+def default_networks(recipe):
+    """The toolkit's default (generator, critic) of a recipe."""
+    return ("sn-cnn", "sn-cnn") if recipe in ("sngan", "wgan-gp") else ("dcgan", "reference")
+
+
+def generator(name, z_dim):
+    return StandardCNNGenerator(z_dim) if name == "sn-cnn" else DCGANGenerator()
+
+
+def critic(recipe, name="reference"):
     if recipe == "dcgan":
         return DCGANDiscriminator()
     if recipe == "dcgan-nobn":
         d = DCGANDiscriminator()
         d.net[3] = nn.Identity()
         return d
+    if name == "sn-cnn":
+        return StandardCNNCritic(spectral_norm=recipe == "sngan")
     c = WGANCritic()
     if recipe == "sngan":
         for i in (0, 2, 4):
@@ -52,9 +120,11 @@ def critic(recipe):
 
 def dcgan_init(module):
     """Radford et al.'s initialisation, as the toolkit's `--init-scheme dcgan`: convolution weights from
-    N(0, 0.02), BatchNorm scales from N(1, 0.02) and shifts 0; convolution biases keep their values."""
+    N(0, 0.02) (the standard-CNN networks' linear weights too), BatchNorm scales from N(1, 0.02) and
+    shifts 0; biases keep their values."""
+    ranks = (2, 4) if isinstance(module, (StandardCNNGenerator, StandardCNNCritic)) else (4,)
     for name, p in module.named_parameters():
-        if p.dim() == 4 and (name.endswith("weight") or name.endswith("weight_orig")):
+        if p.dim() in ranks and (name.endswith("weight") or name.endswith("weight_orig")):
             nn.init.normal_(p, 0.0, 0.02)
     for m in module.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -62,26 +132,114 @@ def dcgan_init(module):
             nn.init.zeros_(m.bias)
 
 
+def hinge_d(s_real, s_fake):
+    return F.relu(1 - s_real).mean() + F.relu(1 + s_fake).mean()
+
+
+def fixtures(out, seed=0, batch=4, z_dim=16, ch=8):
+    """Parity fixtures of the standard-CNN networks (width ch, latent z_dim), in Tests/Fixtures/gan:
+    sncnn_g / sncnn_d_sn / sncnn_d .params (state_dicts after Radford et al.'s initialisation),
+    sncnn.io with the inputs (z, real, alpha; images NCHW) and PyTorch's answers:
+      fake                  G(z) in training mode (batch statistics)
+      bn0.running_mean/var  G's first BatchNorm after that forward
+      power.NAME.weight_u/v the spectrally normalised critic's u and v after one training-mode forward
+      s_real, s_fake        its scores afterwards (eval mode: no further power iteration)
+      loss_d, grad_d.*      the hinge loss and its gradients for the critic's parameters
+      loss_g, grad_g.*      -mean critic(G(z)) and its gradients for the generator's parameters
+      gp, grad_x_hat, loss_gp, grad_gp.*  WGAN-GP on the critic without spectral norm: the penalty,
+                            d critic / d x_hat, the critic loss with penalty weight 10, and its
+                            gradients (second order through the penalty)."""
+    from safetensors.torch import save_file
+    import json
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(seed)
+    g = StandardCNNGenerator(z_dim, ch)
+    d_sn = StandardCNNCritic(ch, spectral_norm=True)
+    d = StandardCNNCritic(ch, spectral_norm=False)
+    for m in (g, d_sn, d):
+        dcgan_init(m)
+        with torch.no_grad():  # biases away from PyTorch's tiny defaults, so that they matter
+            for name, p in m.named_parameters():
+                if name.endswith("bias"):
+                    p.normal_(0.0, 0.1)
+    def state(m):
+        return {k: v.detach().clone().contiguous() for k, v in m.state_dict().items()}
+    save_file(state(g), os.path.join(out, "sncnn_g.params.safetensors"))
+    save_file(state(d_sn), os.path.join(out, "sncnn_d_sn.params.safetensors"))
+    save_file(state(d), os.path.join(out, "sncnn_d.params.safetensors"))
+    io = {}
+    z = torch.randn(batch, z_dim)
+    real = torch.rand(batch, 1, 28, 28) * 2 - 1
+    alpha = torch.rand(batch, 1, 1, 1)
+    io.update(z=z, real=real, alpha=alpha)
+    g.train()
+    fake = g(z)
+    io["fake"] = fake.detach().clone()
+    io["bn0.running_mean"] = g.bn0.running_mean.clone()
+    io["bn0.running_var"] = g.bn0.running_var.clone()
+    d_sn.train()
+    with torch.no_grad():
+        d_sn(real)
+    for k, v in d_sn.state_dict().items():
+        if k.endswith("weight_u") or k.endswith("weight_v"):
+            io["power." + k] = v.clone()
+    d_sn.eval()
+    s_real, s_fake = d_sn(real), d_sn(fake.detach())
+    loss_d = hinge_d(s_real, s_fake)
+    params = [(n, p) for n, p in d_sn.named_parameters()]
+    for (n, _), grad in zip(params, torch.autograd.grad(loss_d, [p for _, p in params])):
+        io["grad_d." + n] = grad
+    io.update(s_real=s_real.detach(), s_fake=s_fake.detach(), loss_d=loss_d.detach().reshape(1))
+    loss_g = -d_sn(fake).mean()
+    params = [(n, p) for n, p in g.named_parameters()]
+    for (n, _), grad in zip(params, torch.autograd.grad(loss_g, [p for _, p in params])):
+        io["grad_g." + n] = grad
+    io["loss_g"] = loss_g.detach().reshape(1)
+    gp, slope = gradient_penalty(d, real, fake.detach(), alpha)
+    loss_gp = d(fake.detach()).mean() - d(real).mean() + 10 * gp
+    params = [(n, p) for n, p in d.named_parameters()]
+    for (n, _), grad in zip(params, torch.autograd.grad(loss_gp, [p for _, p in params])):
+        io["grad_gp." + n] = grad
+    io.update(gp=gp.detach().reshape(1), grad_x_hat=slope.detach(), loss_gp=loss_gp.detach().reshape(1))
+    save_file({k: v.detach().contiguous() for k, v in io.items()}, os.path.join(out, "sncnn.io.safetensors"))
+    with open(os.path.join(out, "versions.json"), "w") as f:
+        json.dump({"torch": torch.__version__, "numpy": np.__version__, "seed": seed, "batch": batch,
+                   "z_dim": z_dim, "channels": ch}, f, indent=1)
+        f.write("\n")
+    print(f"wrote the standard-CNN fixtures to {out}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("recipe", choices=["dcgan", "dcgan-nobn", "sngan", "wgan-gp"])
-    p.add_argument("--out", required=True, help="samples .npy (N x 28 x 28 uint8)")
+    p.add_argument("recipe", choices=["dcgan", "dcgan-nobn", "sngan", "wgan-gp", "fixtures"])
+    p.add_argument("--out", required=True, help="samples .npy (N x 28 x 28 uint8); for fixtures, the folder")
     p.add_argument("--steps", type=int, default=4690, help="generator steps (5 epochs of 938 batches)")
     p.add_argument("--count", type=int, default=10000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--init", choices=["pytorch", "dcgan"], default="pytorch")
+    p.add_argument("--init", choices=["pytorch", "dcgan"], default="dcgan")
+    p.add_argument("--generator", choices=["dcgan", "sn-cnn"], help="default: the toolkit's for the recipe")
+    p.add_argument("--critic", choices=["reference", "sn-cnn"], help="default: the toolkit's for the recipe")
+    p.add_argument("--lr", type=float, help="default: 1e-4 for wgan-gp, else 2e-4 (both networks)")
     p.add_argument("--data", default=DEFAULT_TRAIN_IMAGES)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if a.recipe == "fixtures":
+        fixtures(a.out, seed=a.seed)
+        return
     torch.manual_seed(a.seed)
     data = load_images(a.data)
     feed = batches(data, 64, torch.Generator().manual_seed(a.seed))
-    g, d = DCGANGenerator(), critic(a.recipe)
+    g_name, d_name = default_networks(a.recipe)
+    g_name, d_name = a.generator or g_name, a.critic or d_name
+    z_dim = 128 if g_name == "sn-cnn" else 100
+    g, d = generator(g_name, z_dim), critic(a.recipe, d_name)
     if a.init == "dcgan":
         dcgan_init(g)
         dcgan_init(d)
     lr, betas = ((1e-4, (0.0, 0.9)) if a.recipe == "wgan-gp" else (2e-4, (0.5, 0.999)))
+    lr = a.lr or lr
+    print(f"{a.recipe}: generator {g_name} (z {z_dim}), critic {d_name}, init {a.init}, Adam {lr} {betas}", flush=True)
     opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=lr, betas=betas)
     start = time.time()
@@ -90,19 +248,19 @@ def main():
             for _ in range(5):
                 real = next(feed)
                 with torch.no_grad():
-                    fake = g(torch.randn(len(real), 100))
+                    fake = g(torch.randn(len(real), z_dim))
                 gp, _ = gradient_penalty(d, real, fake, torch.rand(len(real), 1, 1, 1))
                 loss_d = d(fake).mean() - d(real).mean() + 10 * gp
                 opt_d.zero_grad()
                 loss_d.backward()
                 opt_d.step()
-            loss_g = -d(g(torch.randn(64, 100))).mean()
+            loss_g = -d(g(torch.randn(64, z_dim))).mean()
         else:
             real = next(feed)
-            fake = g(torch.randn(len(real), 100))
+            fake = g(torch.randn(len(real), z_dim))
             s_real, s_fake = d(real), d(fake.detach())
             if a.recipe == "sngan":
-                loss_d = F.relu(1 - s_real).mean() + F.relu(1 + s_fake).mean()
+                loss_d = hinge_d(s_real, s_fake)
             else:
                 loss_d = (F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real))
                           + F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake)))
@@ -121,7 +279,7 @@ def main():
     out = []
     with torch.no_grad():
         for i in range(0, a.count, 500):
-            x = g(torch.randn(min(500, a.count - i), 100))
+            x = g(torch.randn(min(500, a.count - i), z_dim))
             out.append(to_uint8((x + 1) / 2))
     np.save(a.out, np.concatenate(out))
     print(f"wrote {a.out}: {a.count} samples, training {time.time() - start:.0f} s", flush=True)

@@ -55,6 +55,24 @@ public enum GANInitialization: String, Sendable, CaseIterable, Codable {
     case pytorch
 }
 
+/// The generator network of the critic variants (sngan, wgan-gp, wgan).
+public enum GANGeneratorArchitecture: String, Sendable, CaseIterable, Codable {
+    /// The reference DCGAN generator (`DCGANGenerator`): the only one of the other variants.
+    case dcgan
+    /// Miyato et al.'s standard CNN adapted to 28x28 (`StandardCNNGenerator`).
+    case snCNN = "sn-cnn"
+}
+
+/// The discriminator (critic) network of the critic variants (sngan, wgan-gp, wgan).
+public enum GANCriticArchitecture: String, Sendable, CaseIterable, Codable {
+    /// The variant's reference network: the three-convolution `WGANCritic` (spectrally normalised
+    /// for sngan: `SNGANCritic`); the other variants' own discriminators.
+    case reference
+    /// Miyato et al.'s standard CNN adapted to 28x28 (`StandardCNNCritic`), spectrally normalised
+    /// for sngan only.
+    case snCNN = "sn-cnn"
+}
+
 /// Which optimizer both networks use.
 public enum GANOptimizerKind: String, Sendable, CaseIterable, Codable {
     case adam
@@ -91,13 +109,27 @@ public struct GANConfiguration: Codable, Equatable, Sendable {
     /// Whether the DCGAN discriminator (dcgan, lsgan) has its BatchNorm; false is an ablation that
     /// leaves it the layout of the WGAN critic.
     public var discriminatorBatchNorm = true
+    /// The generator network (sngan, wgan-gp and wgan may pick; the others keep `.dcgan`, which
+    /// for them means their own generator).
+    public var generatorArchitecture: GANGeneratorArchitecture
+    /// The critic network (sngan, wgan-gp and wgan may pick; the others keep `.reference`).
+    public var criticArchitecture: GANCriticArchitecture
+
+    /// Whether `variant` can pick its generator and critic networks.
+    public static func picksNetworks(_ variant: GANVariant) -> Bool {
+        variant == .sngan || variant == .wganGP || variant == .wgan
+    }
 
     /// The papers' defaults for `variant` (and the issue's: Adam 2e-4 (0.5, 0.999) for gan, dcgan
     /// and lsgan; RMSprop 5e-5, c = 0.01, 5 critic steps for wgan; Adam 1e-4 (0, 0.9), lambda = 10,
-    /// 5 critic steps for wgan-gp).
+    /// 5 critic steps for wgan-gp). sngan and wgan-gp use Miyato et al.'s standard-CNN generator
+    /// and critic with a 128-dimensional latent, the others the reference networks and 100.
     public init(variant: GANVariant) {
         self.variant = variant
-        zDim = 100
+        let standardCNN = variant == .sngan || variant == .wganGP
+        generatorArchitecture = standardCNN ? .snCNN : .dcgan
+        criticArchitecture = standardCNN ? .snCNN : .reference
+        zDim = standardCNN ? 128 : 100
         channels = 64
         generatorLoss = .nonSaturating
         clipValue = 0.01
@@ -126,7 +158,7 @@ public struct GANConfiguration: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case variant, zDim, channels, generatorLearningRate, discriminatorLearningRate, optimizer, beta1, beta2
         case discriminatorSteps, generatorLoss, clipValue, penaltyWeight, emaDecay, classCount, initialization
-        case discriminatorBatchNorm
+        case discriminatorBatchNorm, generatorArchitecture, criticArchitecture
     }
 
     /// Decodes a stored configuration; a setting missing from it (a checkpoint written before the
@@ -144,6 +176,9 @@ public struct GANConfiguration: Codable, Equatable, Sendable {
         try read(.discriminatorSteps, &discriminatorSteps); try read(.generatorLoss, &generatorLoss)
         try read(.clipValue, &clipValue); try read(.penaltyWeight, &penaltyWeight); try read(.emaDecay, &emaDecay)
         try read(.classCount, &classCount); try read(.discriminatorBatchNorm, &discriminatorBatchNorm)
+        // Checkpoints from before the networks could be picked all used the reference ones.
+        generatorArchitecture = try c.decodeIfPresent(GANGeneratorArchitecture.self, forKey: .generatorArchitecture) ?? .dcgan
+        criticArchitecture = try c.decodeIfPresent(GANCriticArchitecture.self, forKey: .criticArchitecture) ?? .reference
         // Checkpoints from before the setting existed were all initialised PyTorch's way.
         initialization = try c.decodeIfPresent(GANInitialization.self, forKey: .initialization) ?? .pytorch
     }
@@ -164,6 +199,9 @@ public struct GANConfiguration: Codable, Equatable, Sendable {
         if classCount < 1 { return "the class count must be at least 1" }
         if !discriminatorBatchNorm && variant != .dcgan && variant != .lsgan {
             return "only the DCGAN discriminator (dcgan, lsgan) has a BatchNorm to leave out"
+        }
+        if !Self.picksNetworks(variant) && (generatorArchitecture != .dcgan || criticArchitecture != .reference) {
+            return "only sngan, wgan-gp and wgan pick their generator and critic networks"
         }
         return nil
     }

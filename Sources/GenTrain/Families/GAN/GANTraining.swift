@@ -70,12 +70,16 @@ public final class GANTraining: TrainableModel {
 
     /// Radford et al.'s initialisation (their section 4 and PyTorch's DCGAN example) of `module`:
     /// every convolution weight (rank 4, spectrally normalised ones included) from N(0, 0.02),
-    /// BatchNorm scales from N(1, 0.02) and shifts 0. Biases and embeddings keep their values.
+    /// BatchNorm scales from N(1, 0.02) and shifts 0. The standard-CNN networks' linear weights
+    /// (rank 2) too, as Miyato et al.'s code draws all its weights from N(0, 0.02); the other
+    /// networks' linear layers, biases and embeddings keep their values.
     static func applyDCGANInitialization(_ module: Module, _ rng: RandomGenerator) {
         let named = module.namedParameters
         let byName = Dictionary(named, uniquingKeysWith: { first, _ in first })
+        let linearToo = module is StandardCNNGenerator || module is StandardCNNCritic
         for (name, p) in named where p.isTrainable {
-            if p.value.rank == 4 && (name.hasSuffix("weight") || name.hasSuffix("weight_orig")) {
+            let weightRank = linearToo ? [2, 4] : [4]
+            if weightRank.contains(p.value.rank) && (name.hasSuffix("weight") || name.hasSuffix("weight_orig")) {
                 p.assign(Tensor.normal(p.value.shape, std: 0.02, generator: rng))
             } else if name.hasSuffix("weight"), byName[name.dropLast(6) + "running_mean"] != nil {
                 p.assign(Tensor.normal(p.value.shape, mean: 1, std: 0.02, generator: rng))
@@ -92,6 +96,8 @@ public final class GANTraining: TrainableModel {
     static func makeGenerator(_ c: GANConfiguration, _ rng: RandomGenerator) -> any GANGenerator {
         switch c.variant {
         case .gan: return MLPGenerator(zDim: c.zDim, generator: rng)
+        case _ where c.generatorArchitecture == .snCNN:
+            return StandardCNNGenerator(zDim: c.zDim, channels: c.channels, generator: rng)
         case .dcgan, .wgan, .wganGP, .lsgan, .sngan: return DCGANGenerator(zDim: c.zDim, channels: c.channels, generator: rng)
         case .cgan:
             return ConditionalDCGANGenerator(zDim: c.zDim, classCount: c.classCount, embeddingDim: c.classCount,
@@ -104,6 +110,8 @@ public final class GANTraining: TrainableModel {
         case .gan: return MLPDiscriminator(generator: rng)
         case .dcgan, .lsgan:
             return DCGANDiscriminator(channels: c.channels, batchNorm: c.discriminatorBatchNorm, generator: rng)
+        case _ where c.criticArchitecture == .snCNN:
+            return StandardCNNCritic(channels: c.channels, spectralNorm: c.variant == .sngan, generator: rng)
         case .wgan, .wganGP: return WGANCritic(channels: c.channels, generator: rng)
         case .sngan: return SNGANCritic(channels: c.channels, generator: rng)
         case .cgan: return ProjectionDiscriminator(classCount: c.classCount, channels: c.channels, generator: rng)

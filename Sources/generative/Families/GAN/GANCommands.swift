@@ -34,8 +34,8 @@ struct GANTrainFlags: ParsableArguments {
     @Option(help: "Discriminator (critic) steps per generator step (default: 1, or 5 for wgan and wgan-gp).")
     var dSteps: Int?
 
-    @Option(help: "Latent size.")
-    var zDim: Int = 100
+    @Option(help: "Latent size (default: 128 for the standard-CNN generator, 100 for the others).")
+    var zDim: Int?
 
     @Option(name: .customLong("init"), help: .hidden)
     var deprecatedInit: GANInitialization?
@@ -56,7 +56,7 @@ struct GANTrainFlags: ParsableArguments {
             if let value, !(0..<1).contains(value) { throw ValidationError("\(name) must lie in [0, 1)") }
         }
         if let dSteps, dSteps < 1 { throw ValidationError("--d-steps must be at least 1") }
-        guard zDim >= 1 else { throw ValidationError("--z-dim must be at least 1") }
+        if let zDim, zDim < 1 { throw ValidationError("--z-dim must be at least 1") }
     }
 
     /// The variant's defaults overridden by these flags.
@@ -70,12 +70,34 @@ struct GANTrainFlags: ParsableArguments {
         if let beta1 { c.beta1 = beta1 }
         if let beta2 { c.beta2 = beta2 }
         if let dSteps { c.discriminatorSteps = dSteps }
-        c.zDim = zDim
+        if let zDim { c.zDim = zDim }
         if let emaDecay { c.emaDecay = emaDecay }
         if let initialization { c.initialization = initialization }
         return c
     }
 }
+
+/// `--generator` and `--critic`, for the variants that pick their networks (sngan, wgan-gp, wgan).
+struct GANNetworkFlags: ParsableArguments {
+    @Option(help: "The generator: sn-cnn (Miyato et al.'s standard CNN, adapted to 28x28) or dcgan (the reference DCGAN generator). Default: the variant's.")
+    var generator: GANGeneratorArchitecture?
+
+    @Option(help: "The critic: sn-cnn (Miyato et al.'s standard CNN, adapted to 28x28; spectrally normalised for sngan) or reference (the three-convolution WGAN critic). Default: the variant's.")
+    var critic: GANCriticArchitecture?
+
+    /// `config` with the networks these flags pick; a generator whose latent size the user did not
+    /// set gets its own default (128 for sn-cnn, 100 for dcgan).
+    func apply(to config: inout GANConfiguration, zDimGiven: Bool) {
+        if let generator {
+            config.generatorArchitecture = generator
+            if !zDimGiven { config.zDim = generator == .snCNN ? 128 : 100 }
+        }
+        if let critic { config.criticArchitecture = critic }
+    }
+}
+
+extension GANGeneratorArchitecture: ExpressibleByArgument {}
+extension GANCriticArchitecture: ExpressibleByArgument {}
 
 /// Trains `variant` with `config` as the flags say, and prints where the results went.
 func trainGAN(_ variant: GANVariant, config: GANConfiguration, flags: GANTrainFlags) throws {
@@ -102,7 +124,9 @@ func trainGAN(_ variant: GANVariant, config: GANConfiguration, flags: GANTrainFl
         : String(format: "RMSprop lr %g/%g", config.generatorLearningRate, config.discriminatorLearningRate)
     logLine("training \(variant.rawValue) on \(data.count) images (\(data.source)) for \(flags.epochs) epochs, batch \(flags.batchSize), "
           + "\(config.discriminatorSteps) discriminator step(s) per generator step, \(optimizer)"
-          + (config.discriminatorBatchNorm ? "" : ", discriminator without BatchNorm"))
+          + (config.discriminatorBatchNorm ? "" : ", discriminator without BatchNorm")
+          + (GANConfiguration.picksNetworks(variant)
+             ? ", generator \(config.generatorArchitecture.rawValue) (z \(config.zDim)), critic \(config.criticArchitecture.rawValue)" : ""))
     let start = Date()
     try loop.train(images: data.images, labels: data.labels, resume: flags.resume)
     print(String(format: "done in %.1f s.\n  checkpoint: %@\n  metrics: %@\n  loss plot: %@\n  samples (EMA generator): %@",
@@ -162,6 +186,8 @@ struct TrainWGAN: ParsableCommand {
 
     @OptionGroup var flags: GANTrainFlags
 
+    @OptionGroup var networks: GANNetworkFlags
+
     @Option(help: "Clip every critic weight to [-c, c].")
     var clip: Double = 0.01
 
@@ -170,6 +196,7 @@ struct TrainWGAN: ParsableCommand {
 
     func run() throws {
         var config = try flags.configuration(.wgan)
+        networks.apply(to: &config, zDimGiven: flags.zDim != nil)
         config.clipValue = clip
         config.channels = channels
         try trainGAN(.wgan, config: config, flags: flags)
@@ -180,9 +207,11 @@ struct TrainWGAN: ParsableCommand {
 struct TrainWGANGP: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wgan-gp",
-        abstract: "Train a WGAN-GP (DCGAN generator, WGAN critic, gradient penalty) with Adam 1e-4 (0, 0.9) and 5 critic steps.")
+        abstract: "Train a WGAN-GP (standard-CNN generator and critic, gradient penalty) with Adam 1e-4 (0, 0.9) and 5 critic steps.")
 
     @OptionGroup var flags: GANTrainFlags
+
+    @OptionGroup var networks: GANNetworkFlags
 
     @Option(help: "Weight lambda of the gradient penalty.")
     var gpWeight: Double = 10
@@ -192,6 +221,7 @@ struct TrainWGANGP: ParsableCommand {
 
     func run() throws {
         var config = try flags.configuration(.wganGP)
+        networks.apply(to: &config, zDimGiven: flags.zDim != nil)
         config.penaltyWeight = gpWeight
         config.channels = channels
         try trainGAN(.wganGP, config: config, flags: flags)
@@ -224,15 +254,18 @@ struct TrainLSGAN: ParsableCommand {
 struct TrainSNGAN: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sngan",
-        abstract: "Train an SNGAN (DCGAN generator, spectrally normalised WGAN critic, hinge loss) with Adam 2e-4 (0.5, 0.999).")
+        abstract: "Train an SNGAN (standard-CNN generator and spectrally normalised critic, hinge loss) with Adam 2e-4 (0.5, 0.999) and one critic step.")
 
     @OptionGroup var flags: GANTrainFlags
+
+    @OptionGroup var networks: GANNetworkFlags
 
     @Option(help: "Base channel width of both networks.")
     var channels: Int = 64
 
     func run() throws {
         var config = try flags.configuration(.sngan)
+        networks.apply(to: &config, zDimGiven: flags.zDim != nil)
         config.channels = channels
         try trainGAN(.sngan, config: config, flags: flags)
     }

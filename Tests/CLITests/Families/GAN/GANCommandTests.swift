@@ -64,7 +64,12 @@ final class GANCommandTests: CommandTestCase {
         XCTAssertEqual([gpConfig.beta1, gpConfig.beta2, gpConfig.generatorLearningRate, gpConfig.penaltyWeight], [0, 0.9, 1e-4, 10])
         _ = try trainAndSample("lsgan", ["--channels", "8", "--lr", "1e-3"], dir: dir)
         let sn = try trainAndSample("sngan", ["--channels", "8"], dir: dir)
-        XCTAssertNotNil(try Checkpoint(contentsOf: URL(fileURLWithPath: sn)).tensors["discriminator.net.2.weight_orig"])
+        XCTAssertNotNil(try Checkpoint(contentsOf: URL(fileURLWithPath: sn)).tensors["discriminator.c3_0.weight_orig"])
+        let snReference = try trainAndSample("sngan", ["--channels", "8", "--generator", "dcgan", "--critic", "reference"],
+                                             dir: dir.appendingPathComponent("reference"))
+        let referenceConfig = try GANTraining.configuration(in: try Checkpoint(contentsOf: URL(fileURLWithPath: snReference)))
+        XCTAssertEqual(referenceConfig.zDim, 100)
+        XCTAssertNotNil(try Checkpoint(contentsOf: URL(fileURLWithPath: snReference)).tensors["discriminator.net.2.weight_orig"])
         let cgan = try trainAndSample("cgan", ["--channels", "8"], dir: dir)
         let one = dir.appendingPathComponent("class4.npy")
         let labels = dir.appendingPathComponent("labels.npy")
@@ -119,6 +124,8 @@ final class GANCommandTests: CommandTestCase {
         XCTAssertTrue(errorMessage(["train", "wgan", "--clip", "0", "--out", dir.path])?.contains("clipping") ?? false)
         XCTAssertTrue(errorMessage(["train", "lsgan", "--ema-decay", "1"])?.contains("--ema-decay") ?? false)
         XCTAssertNotNil(errorMessage(["train", "wgan-gp", "--gp-weight", "x"]))
+        XCTAssertTrue(errorMessage(["train", "sngan", "--critic", "resnet50"])?.contains("--critic") ?? false)
+        XCTAssertTrue(errorMessage(["train", "dcgan", "--generator", "sn-cnn"])?.contains("--generator") ?? false)
         let missing = dir.appendingPathComponent("nope").path
         XCTAssertTrue(errorMessage(["train", "gan", "--data", missing, "--out", dir.path])?.contains(missing) ?? false)
         let notCheckpoint = dir.appendingPathComponent("x.safetensors")

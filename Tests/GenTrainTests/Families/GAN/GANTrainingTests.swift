@@ -28,6 +28,13 @@ final class GANTrainingTests: XCTestCase {
         return c
     }
 
+    /// The reference networks (DCGAN generator, three-convolution critic) of a critic variant.
+    func referenceNetworks(_ c: inout GANConfiguration) {
+        c.generatorArchitecture = .dcgan
+        c.criticArchitecture = .reference
+        c.zDim = 100
+    }
+
     func tempDir(_ name: String) -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("gen-gan-\(name)-\(UUID().uuidString)")
         addTeardownBlock { try? FileManager.default.removeItem(at: url) }
@@ -76,7 +83,7 @@ final class GANTrainingTests: XCTestCase {
             let fakeLabels = cg == nil ? nil : Tensor.randomIntegers([n], low: 0, high: c.classCount, generator: rng)
             let fake = G(z, fakeLabels)
             if k == 1 { kept = (fake, fakeLabels) }
-            if let sn = gan.discriminator as? SNGANCritic { sn.powerIterate(1) }
+            (gan.discriminator as? PowerIterating)?.powerIterate(1)
             let r = D(real, realLabels), f = D(fake.detached(), fakeLabels)
             var loss = dLoss(r, f)
             if c.variant == .wganGP {
@@ -134,12 +141,15 @@ final class GANTrainingTests: XCTestCase {
         checkStepMatchesHand(config(.dcgan))
         checkStepMatchesHand(config(.lsgan))
         checkStepMatchesHand(config(.sngan))
+        checkStepMatchesHand(config(.sngan, referenceNetworks))
         checkStepMatchesHand(config(.cgan))
     }
 
     func testWGANStepsMatchHandComputedLosses() {
         checkStepMatchesHand(config(.wgan) { $0.discriminatorSteps = 2 })
         checkStepMatchesHand(config(.wganGP) { $0.discriminatorSteps = 2 })
+        checkStepMatchesHand(config(.wganGP) { referenceNetworks(&$0); $0.discriminatorSteps = 2 })
+        checkStepMatchesHand(config(.wgan) { $0.criticArchitecture = .snCNN; $0.generatorArchitecture = .snCNN })
     }
 
     /// `--d-steps k` on a BCE GAN: k discriminator updates, each on its own part of the batch.
@@ -253,6 +263,27 @@ final class GANTrainingTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(GANConfiguration.self, from: Data(stored.utf8)).emaDecay, 0.999)
     }
 
+    /// sngan and wgan-gp default to the standard-CNN networks and a 128-dimensional latent; their
+    /// configurations from before the networks could be picked decode with the reference ones.
+    func testCriticVariantsDefaultToTheStandardCNNAndOldOnesKeepTheReference() throws {
+        for variant in [GANVariant.sngan, .wganGP] {
+            let c = GANConfiguration(variant: variant)
+            XCTAssertEqual([c.generatorArchitecture.rawValue, c.criticArchitecture.rawValue, String(c.zDim)], ["sn-cnn", "sn-cnn", "128"])
+            let gan = GANTraining(config: config(variant), seed: 0)
+            XCTAssertTrue(gan.generator is StandardCNNGenerator && gan.discriminator is StandardCNNCritic)
+            XCTAssertEqual((gan.discriminator as! StandardCNNCritic).spectralNorm, variant == .sngan)
+            let old = #"{"variant":"\#(variant.rawValue)","zDim":16,"channels":8}"#
+            let decoded = try JSONDecoder().decode(GANConfiguration.self, from: Data(old.utf8))
+            XCTAssertEqual(decoded.generatorArchitecture, .dcgan)
+            XCTAssertEqual(decoded.criticArchitecture, .reference)
+            XCTAssertEqual(try JSONDecoder().decode(GANConfiguration.self, from: JSONEncoder().encode(c)), c)
+        }
+        XCTAssertEqual(GANConfiguration(variant: .wgan).criticArchitecture, .reference)
+        var dcgan = GANConfiguration(variant: .dcgan)
+        dcgan.criticArchitecture = .snCNN
+        XCTAssertEqual(dcgan.problem, "only sngan, wgan-gp and wgan pick their generator and critic networks")
+    }
+
     /// The EMA generator's BatchNorm statistics are re-measured on its own weights: they differ
     /// from the raw generator's, and sampling twice gives the same images.
     func testEMAGeneratorRecalibratesItsBatchNormStatistics() {
@@ -347,6 +378,7 @@ final class GANTrainingTests: XCTestCase {
         try checkResumeIsBitExact(config(.wganGP) { $0.discriminatorSteps = 2 })
         try checkResumeIsBitExact(config(.lsgan))
         try checkResumeIsBitExact(config(.sngan))
+        try checkResumeIsBitExact(config(.sngan, referenceNetworks))
         try checkResumeIsBitExact(config(.cgan))
     }
 
