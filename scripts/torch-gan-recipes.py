@@ -14,7 +14,8 @@ Recipes (batch 64, data scaled to [-1, 1], seed 0). The defaults are the toolkit
 train RECIPE`): Radford et al.'s initialisation (--init dcgan: convolution weights, spectrally
 normalised ones included, from N(0, 0.02), the standard-CNN networks' linear weights too,
 BatchNorm scales from N(1, 0.02) and shifts 0; --init pytorch keeps each layer's default), and the
-networks below (--generator dcgan|sn-cnn, --critic reference|sn-cnn pick others):
+networks below (--generator dcgan|sn-cnn|resnet, --critic reference|sn-cnn|resnet pick others;
+the ResNets are Miyato et al.'s appendix networks adapted to 28x28, width 128):
   dcgan    DCGANGenerator + DCGANDiscriminator, BCE non-saturating loss, Adam 2e-4 (0.5, 0.999),
            one D step then one G step on the same fake batch
   dcgan-nobn  the same with the BatchNorm of the discriminator removed (WGANCritic's shape, no biases)
@@ -93,12 +94,92 @@ class StandardCNNGenerator(nn.Module):
         return torch.tanh(self.c3(h))
 
 
+class ResNetCriticBlock(nn.Module):
+    """A residual block of the ResNet critic (the toolkit's ResNetCriticBlock): the first block is
+    conv3x3, ReLU, conv3x3, avg-pool 2 with shortcut avg-pool then conv1x1; the others ReLU, conv3x3,
+    ReLU, conv3x3 (avg-pool when down) with shortcut conv1x1 (then avg-pool) or the identity."""
+
+    def __init__(self, inputs, outputs, first, down, wrap):
+        super().__init__()
+        self.first, self.down = first, down
+        self.conv1 = wrap(nn.Conv2d(inputs, outputs, 3, 1, 1))
+        self.conv2 = wrap(nn.Conv2d(outputs, outputs, 3, 1, 1))
+        self.shortcut = wrap(nn.Conv2d(inputs, outputs, 1)) if down or inputs != outputs else None
+
+    def forward(self, x):
+        h = self.conv2(F.relu(self.conv1(x if self.first else F.relu(x))))
+        if self.down:
+            h = F.avg_pool2d(h, 2)
+        s = x
+        if self.shortcut is not None:
+            s = self.shortcut(F.avg_pool2d(x, 2)) if self.first else self.shortcut(x)
+            if self.down and not self.first:
+                s = F.avg_pool2d(s, 2)
+        return h + s
+
+
+class ResNetCritic(nn.Module):
+    """Miyato et al.'s ResNet critic adapted to 28x28x1 (the toolkit's ResNetCritic): blocks down to
+    14 and 7, two more at 7x7, ReLU, sum over positions, linear to one score."""
+
+    def __init__(self, width=128, spectral_norm=True):
+        super().__init__()
+        wrap = nn.utils.spectral_norm if spectral_norm else (lambda m: m)
+        self.block1 = ResNetCriticBlock(1, width, True, True, wrap)
+        self.block2 = ResNetCriticBlock(width, width, False, True, wrap)
+        self.block3 = ResNetCriticBlock(width, width, False, False, wrap)
+        self.block4 = ResNetCriticBlock(width, width, False, False, wrap)
+        self.l5 = wrap(nn.Linear(width, 1))
+
+    def forward(self, x):
+        h = self.block4(self.block3(self.block2(self.block1(x))))
+        return self.l5(F.relu(h).sum(dim=(2, 3))).view(-1)
+
+
+class ResNetGeneratorBlock(nn.Module):
+    """BatchNorm, ReLU, nearest 2x upsampling, conv3x3, BatchNorm, ReLU, conv3x3; shortcut upsampling
+    then conv1x1 (the toolkit's ResNetGeneratorBlock)."""
+
+    def __init__(self, inputs, outputs):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(inputs)
+        self.conv1 = nn.Conv2d(inputs, outputs, 3, 1, 1)
+        self.bn2 = nn.BatchNorm2d(outputs)
+        self.conv2 = nn.Conv2d(outputs, outputs, 3, 1, 1)
+        self.shortcut = nn.Conv2d(inputs, outputs, 1)
+
+    def forward(self, x):
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class ResNetGenerator(nn.Module):
+    """Miyato et al.'s ResNet generator adapted to 28x28x1 (the toolkit's ResNetGenerator): linear to
+    width x 7 x 7, two upsampling blocks, BatchNorm, ReLU, conv3x3 to one channel, tanh."""
+
+    def __init__(self, z_dim=128, width=128):
+        super().__init__()
+        self.width = width
+        self.l0 = nn.Linear(z_dim, width * 49)
+        self.block1 = ResNetGeneratorBlock(width, width)
+        self.block2 = ResNetGeneratorBlock(width, width)
+        self.bn = nn.BatchNorm2d(width)
+        self.c3 = nn.Conv2d(width, 1, 3, 1, 1)
+
+    def forward(self, z):
+        h = self.l0(z).view(z.shape[0], self.width, 7, 7)
+        return torch.tanh(self.c3(F.relu(self.bn(self.block2(self.block1(h))))))
+
+
 def default_networks(recipe):
     """The toolkit's default (generator, critic) of a recipe."""
     return ("sn-cnn", "sn-cnn") if recipe in ("sngan", "wgan-gp") else ("dcgan", "reference")
 
 
 def generator(name, z_dim):
+    if name == "resnet":
+        return ResNetGenerator(z_dim)
     return StandardCNNGenerator(z_dim) if name == "sn-cnn" else DCGANGenerator()
 
 
@@ -111,6 +192,8 @@ def critic(recipe, name="reference"):
         return d
     if name == "sn-cnn":
         return StandardCNNCritic(spectral_norm=recipe == "sngan")
+    if name == "resnet":
+        return ResNetCritic(spectral_norm=recipe == "sngan")
     c = WGANCritic()
     if recipe == "sngan":
         for i in (0, 2, 4):
@@ -120,9 +203,10 @@ def critic(recipe, name="reference"):
 
 def dcgan_init(module):
     """Radford et al.'s initialisation, as the toolkit's `--init-scheme dcgan`: convolution weights from
-    N(0, 0.02) (the standard-CNN networks' linear weights too), BatchNorm scales from N(1, 0.02) and
+    N(0, 0.02) (the standard-CNN and ResNet networks' linear weights too), BatchNorm scales from N(1, 0.02) and
     shifts 0; biases keep their values."""
-    ranks = (2, 4) if isinstance(module, (StandardCNNGenerator, StandardCNNCritic)) else (4,)
+    own = (StandardCNNGenerator, StandardCNNCritic, ResNetGenerator, ResNetCritic)
+    ranks = (2, 4) if isinstance(module, own) else (4,)
     for name, p in module.named_parameters():
         if p.dim() in ranks and (name.endswith("weight") or name.endswith("weight_orig")):
             nn.init.normal_(p, 0.0, 0.02)
@@ -137,36 +221,53 @@ def hinge_d(s_real, s_fake):
 
 
 def fixtures(out, seed=0, batch=4, z_dim=16, ch=8):
-    """Parity fixtures of the standard-CNN networks (width ch, latent z_dim), in Tests/Fixtures/gan:
-    sncnn_g / sncnn_d_sn / sncnn_d .params (state_dicts after Radford et al.'s initialisation),
-    sncnn.io with the inputs (z, real, alpha; images NCHW) and PyTorch's answers:
+    """Parity fixtures of the standard-CNN (width ch) and ResNet (width 2 ch) networks with latent
+    z_dim, in Tests/Fixtures/gan, for NAME in sncnn and resnet: NAME_g / NAME_d_sn / NAME_d .params
+    (state_dicts after Radford et al.'s initialisation, biases from N(0, 0.1)), NAME.io with the
+    inputs (z, real, alpha; images NCHW) and PyTorch's answers:
       fake                  G(z) in training mode (batch statistics)
-      bn0.running_mean/var  G's first BatchNorm after that forward
-      power.NAME.weight_u/v the spectrally normalised critic's u and v after one training-mode forward
+      bn.running_mean/var   G's first BatchNorm after that forward
+      power.LAYER.weight_u/v the spectrally normalised critic's u and v after one training-mode forward
       s_real, s_fake        its scores afterwards (eval mode: no further power iteration)
       loss_d, grad_d.*      the hinge loss and its gradients for the critic's parameters
       loss_g, grad_g.*      -mean critic(G(z)) and its gradients for the generator's parameters
       gp, grad_x_hat, loss_gp, grad_gp.*  WGAN-GP on the critic without spectral norm: the penalty,
                             d critic / d x_hat, the critic loss with penalty weight 10, and its
                             gradients (second order through the penalty)."""
-    from safetensors.torch import save_file
     import json
     os.makedirs(out, exist_ok=True)
+    cases = {"sncnn": (lambda: StandardCNNGenerator(z_dim, ch), lambda sn: StandardCNNCritic(ch, spectral_norm=sn), "bn0"),
+             "resnet": (lambda: ResNetGenerator(z_dim, 2 * ch), lambda sn: ResNetCritic(2 * ch, spectral_norm=sn), "block1.bn1")}
+    for i, (name, (make_g, make_d, first_bn)) in enumerate(cases.items()):
+        fixture_case(out, name, make_g, make_d, first_bn, seed + i, batch, z_dim)
+    with open(os.path.join(out, "versions.json"), "w") as f:
+        json.dump({"torch": torch.__version__, "numpy": np.__version__, "seed": seed, "batch": batch,
+                   "z_dim": z_dim, "channels": ch}, f, indent=1)
+        f.write("\n")
+    print(f"wrote the standard-CNN and ResNet fixtures to {out}")
+
+
+def fixture_case(out, name, make_g, make_d, first_bn, seed, batch, z_dim):
+    from safetensors.torch import save_file
     torch.manual_seed(seed)
-    g = StandardCNNGenerator(z_dim, ch)
-    d_sn = StandardCNNCritic(ch, spectral_norm=True)
-    d = StandardCNNCritic(ch, spectral_norm=False)
+    g, d_sn, d = make_g(), make_d(True), make_d(False)
     for m in (g, d_sn, d):
         dcgan_init(m)
         with torch.no_grad():  # biases away from PyTorch's tiny defaults, so that they matter
-            for name, p in m.named_parameters():
-                if name.endswith("bias"):
+            for n, p in m.named_parameters():
+                if n.endswith("bias"):
                     p.normal_(0.0, 0.1)
+
     def state(m):
         return {k: v.detach().clone().contiguous() for k, v in m.state_dict().items()}
-    save_file(state(g), os.path.join(out, "sncnn_g.params.safetensors"))
-    save_file(state(d_sn), os.path.join(out, "sncnn_d_sn.params.safetensors"))
-    save_file(state(d), os.path.join(out, "sncnn_d.params.safetensors"))
+    save_file(state(g), os.path.join(out, f"{name}_g.params.safetensors"))
+    save_file(state(d_sn), os.path.join(out, f"{name}_d_sn.params.safetensors"))
+    save_file(state(d), os.path.join(out, f"{name}_d.params.safetensors"))
+
+    def grads(prefix, loss, module):
+        params = list(module.named_parameters())
+        for (n, _), grad in zip(params, torch.autograd.grad(loss, [p for _, p in params])):
+            io[prefix + n] = grad
     io = {}
     z = torch.randn(batch, z_dim)
     real = torch.rand(batch, 1, 28, 28) * 2 - 1
@@ -174,9 +275,8 @@ def fixtures(out, seed=0, batch=4, z_dim=16, ch=8):
     io.update(z=z, real=real, alpha=alpha)
     g.train()
     fake = g(z)
-    io["fake"] = fake.detach().clone()
-    io["bn0.running_mean"] = g.bn0.running_mean.clone()
-    io["bn0.running_var"] = g.bn0.running_var.clone()
+    bn = g.get_submodule(first_bn)
+    io.update({"fake": fake.detach().clone(), "bn.running_mean": bn.running_mean.clone(), "bn.running_var": bn.running_var.clone()})
     d_sn.train()
     with torch.no_grad():
         d_sn(real)
@@ -186,27 +286,16 @@ def fixtures(out, seed=0, batch=4, z_dim=16, ch=8):
     d_sn.eval()
     s_real, s_fake = d_sn(real), d_sn(fake.detach())
     loss_d = hinge_d(s_real, s_fake)
-    params = [(n, p) for n, p in d_sn.named_parameters()]
-    for (n, _), grad in zip(params, torch.autograd.grad(loss_d, [p for _, p in params])):
-        io["grad_d." + n] = grad
+    grads("grad_d.", loss_d, d_sn)
     io.update(s_real=s_real.detach(), s_fake=s_fake.detach(), loss_d=loss_d.detach().reshape(1))
     loss_g = -d_sn(fake).mean()
-    params = [(n, p) for n, p in g.named_parameters()]
-    for (n, _), grad in zip(params, torch.autograd.grad(loss_g, [p for _, p in params])):
-        io["grad_g." + n] = grad
+    grads("grad_g.", loss_g, g)
     io["loss_g"] = loss_g.detach().reshape(1)
     gp, slope = gradient_penalty(d, real, fake.detach(), alpha)
     loss_gp = d(fake.detach()).mean() - d(real).mean() + 10 * gp
-    params = [(n, p) for n, p in d.named_parameters()]
-    for (n, _), grad in zip(params, torch.autograd.grad(loss_gp, [p for _, p in params])):
-        io["grad_gp." + n] = grad
+    grads("grad_gp.", loss_gp, d)
     io.update(gp=gp.detach().reshape(1), grad_x_hat=slope.detach(), loss_gp=loss_gp.detach().reshape(1))
-    save_file({k: v.detach().contiguous() for k, v in io.items()}, os.path.join(out, "sncnn.io.safetensors"))
-    with open(os.path.join(out, "versions.json"), "w") as f:
-        json.dump({"torch": torch.__version__, "numpy": np.__version__, "seed": seed, "batch": batch,
-                   "z_dim": z_dim, "channels": ch}, f, indent=1)
-        f.write("\n")
-    print(f"wrote the standard-CNN fixtures to {out}")
+    save_file({k: v.detach().contiguous() for k, v in io.items()}, os.path.join(out, f"{name}.io.safetensors"))
 
 
 def main():
@@ -218,8 +307,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--init", choices=["pytorch", "dcgan"], default="dcgan")
-    p.add_argument("--generator", choices=["dcgan", "sn-cnn"], help="default: the toolkit's for the recipe")
-    p.add_argument("--critic", choices=["reference", "sn-cnn"], help="default: the toolkit's for the recipe")
+    p.add_argument("--generator", choices=["dcgan", "sn-cnn", "resnet"], help="default: the toolkit's for the recipe")
+    p.add_argument("--critic", choices=["reference", "sn-cnn", "resnet"], help="default: the toolkit's for the recipe")
     p.add_argument("--lr", type=float, help="default: 1e-4 for wgan-gp, else 2e-4 (both networks)")
     p.add_argument("--data", default=DEFAULT_TRAIN_IMAGES)
     a = p.parse_args()
@@ -232,7 +321,7 @@ def main():
     feed = batches(data, 64, torch.Generator().manual_seed(a.seed))
     g_name, d_name = default_networks(a.recipe)
     g_name, d_name = a.generator or g_name, a.critic or d_name
-    z_dim = 128 if g_name == "sn-cnn" else 100
+    z_dim = 100 if g_name == "dcgan" else 128
     g, d = generator(g_name, z_dim), critic(a.recipe, d_name)
     if a.init == "dcgan":
         dcgan_init(g)

@@ -61,6 +61,8 @@ public enum GANGeneratorArchitecture: String, Sendable, CaseIterable, Codable {
     case dcgan
     /// Miyato et al.'s standard CNN adapted to 28x28 (`StandardCNNGenerator`).
     case snCNN = "sn-cnn"
+    /// Miyato et al.'s ResNet adapted to 28x28 (`ResNetGenerator`, width 2 * channels).
+    case resnet
 }
 
 /// The discriminator (critic) network of the critic variants (sngan, wgan-gp, wgan).
@@ -71,6 +73,9 @@ public enum GANCriticArchitecture: String, Sendable, CaseIterable, Codable {
     /// Miyato et al.'s standard CNN adapted to 28x28 (`StandardCNNCritic`), spectrally normalised
     /// for sngan only.
     case snCNN = "sn-cnn"
+    /// Miyato et al.'s ResNet adapted to 28x28 (`ResNetCritic`, width 2 * channels), spectrally
+    /// normalised for sngan only.
+    case resnet
 }
 
 /// Which optimizer both networks use.
@@ -123,7 +128,8 @@ public struct GANConfiguration: Codable, Equatable, Sendable {
     /// The papers' defaults for `variant` (and the issue's: Adam 2e-4 (0.5, 0.999) for gan, dcgan
     /// and lsgan; RMSprop 5e-5, c = 0.01, 5 critic steps for wgan; Adam 1e-4 (0, 0.9), lambda = 10,
     /// 5 critic steps for wgan-gp). sngan and wgan-gp use Miyato et al.'s standard-CNN generator
-    /// and critic with a 128-dimensional latent, the others the reference networks and 100.
+    /// and critic with a 128-dimensional latent, the others the reference networks and 100 (the
+    /// ResNet generator also takes 128).
     public init(variant: GANVariant) {
         self.variant = variant
         let standardCNN = variant == .sngan || variant == .wganGP

@@ -70,13 +70,14 @@ public final class GANTraining: TrainableModel {
 
     /// Radford et al.'s initialisation (their section 4 and PyTorch's DCGAN example) of `module`:
     /// every convolution weight (rank 4, spectrally normalised ones included) from N(0, 0.02),
-    /// BatchNorm scales from N(1, 0.02) and shifts 0. The standard-CNN networks' linear weights
+    /// BatchNorm scales from N(1, 0.02) and shifts 0. The standard-CNN and ResNet networks' linear weights
     /// (rank 2) too, as Miyato et al.'s code draws all its weights from N(0, 0.02); the other
     /// networks' linear layers, biases and embeddings keep their values.
     static func applyDCGANInitialization(_ module: Module, _ rng: RandomGenerator) {
         let named = module.namedParameters
         let byName = Dictionary(named, uniquingKeysWith: { first, _ in first })
-        let linearToo = module is StandardCNNGenerator || module is StandardCNNCritic
+        let linearToo = module is StandardCNNGenerator || module is StandardCNNCritic || module is ResNetGenerator
+            || module is ResNetCritic
         for (name, p) in named where p.isTrainable {
             let weightRank = linearToo ? [2, 4] : [4]
             if weightRank.contains(p.value.rank) && (name.hasSuffix("weight") || name.hasSuffix("weight_orig")) {
@@ -98,6 +99,8 @@ public final class GANTraining: TrainableModel {
         case .gan: return MLPGenerator(zDim: c.zDim, generator: rng)
         case _ where c.generatorArchitecture == .snCNN:
             return StandardCNNGenerator(zDim: c.zDim, channels: c.channels, generator: rng)
+        case _ where c.generatorArchitecture == .resnet:
+            return ResNetGenerator(zDim: c.zDim, width: 2 * c.channels, generator: rng)
         case .dcgan, .wgan, .wganGP, .lsgan, .sngan: return DCGANGenerator(zDim: c.zDim, channels: c.channels, generator: rng)
         case .cgan:
             return ConditionalDCGANGenerator(zDim: c.zDim, classCount: c.classCount, embeddingDim: c.classCount,
@@ -112,6 +115,8 @@ public final class GANTraining: TrainableModel {
             return DCGANDiscriminator(channels: c.channels, batchNorm: c.discriminatorBatchNorm, generator: rng)
         case _ where c.criticArchitecture == .snCNN:
             return StandardCNNCritic(channels: c.channels, spectralNorm: c.variant == .sngan, generator: rng)
+        case _ where c.criticArchitecture == .resnet:
+            return ResNetCritic(width: 2 * c.channels, spectralNorm: c.variant == .sngan, generator: rng)
         case .wgan, .wganGP: return WGANCritic(channels: c.channels, generator: rng)
         case .sngan: return SNGANCritic(channels: c.channels, generator: rng)
         case .cgan: return ProjectionDiscriminator(classCount: c.classCount, channels: c.channels, generator: rng)

@@ -79,18 +79,18 @@ struct GANTrainFlags: ParsableArguments {
 
 /// `--generator` and `--critic`, for the variants that pick their networks (sngan, wgan-gp, wgan).
 struct GANNetworkFlags: ParsableArguments {
-    @Option(help: "The generator: sn-cnn (Miyato et al.'s standard CNN, adapted to 28x28) or dcgan (the reference DCGAN generator). Default: the variant's.")
+    @Option(help: "The generator: sn-cnn (Miyato et al.'s standard CNN, adapted to 28x28), resnet (their ResNet, adapted) or dcgan (the reference DCGAN generator). Default: the variant's.")
     var generator: GANGeneratorArchitecture?
 
-    @Option(help: "The critic: sn-cnn (Miyato et al.'s standard CNN, adapted to 28x28; spectrally normalised for sngan) or reference (the three-convolution WGAN critic). Default: the variant's.")
+    @Option(help: "The critic: sn-cnn (Miyato et al.'s standard CNN, adapted to 28x28), resnet (their ResNet, adapted), both spectrally normalised for sngan, or reference (the three-convolution WGAN critic). Default: the variant's.")
     var critic: GANCriticArchitecture?
 
     /// `config` with the networks these flags pick; a generator whose latent size the user did not
-    /// set gets its own default (128 for sn-cnn, 100 for dcgan).
+    /// set gets its own default (128 for sn-cnn and resnet, 100 for dcgan).
     func apply(to config: inout GANConfiguration, zDimGiven: Bool) {
         if let generator {
             config.generatorArchitecture = generator
-            if !zDimGiven { config.zDim = generator == .snCNN ? 128 : 100 }
+            if !zDimGiven { config.zDim = generator == .dcgan ? 100 : 128 }
         }
         if let critic { config.criticArchitecture = critic }
     }

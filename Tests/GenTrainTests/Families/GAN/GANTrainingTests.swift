@@ -150,6 +150,8 @@ final class GANTrainingTests: XCTestCase {
         checkStepMatchesHand(config(.wganGP) { $0.discriminatorSteps = 2 })
         checkStepMatchesHand(config(.wganGP) { referenceNetworks(&$0); $0.discriminatorSteps = 2 })
         checkStepMatchesHand(config(.wgan) { $0.criticArchitecture = .snCNN; $0.generatorArchitecture = .snCNN })
+        checkStepMatchesHand(config(.wganGP) { $0.criticArchitecture = .resnet; $0.generatorArchitecture = .resnet; $0.discriminatorSteps = 2 })
+        checkStepMatchesHand(config(.sngan) { $0.criticArchitecture = .resnet; $0.generatorArchitecture = .resnet })
     }
 
     /// `--d-steps k` on a BCE GAN: k discriminator updates, each on its own part of the batch.
@@ -379,6 +381,7 @@ final class GANTrainingTests: XCTestCase {
         try checkResumeIsBitExact(config(.lsgan))
         try checkResumeIsBitExact(config(.sngan))
         try checkResumeIsBitExact(config(.sngan, referenceNetworks))
+        try checkResumeIsBitExact(config(.sngan) { $0.criticArchitecture = .resnet; $0.generatorArchitecture = .resnet })
         try checkResumeIsBitExact(config(.cgan))
     }
 
