@@ -30,6 +30,8 @@ public enum ModelRegistry {
                                                     note: "a noisy-classifier checkpoint: it guides a DDPM (sample ddpm --classifier) and makes no images"),
         CycleGANTraining.kind: AuxiliaryKind(kind: CycleGANTraining.kind,
                                              note: "a CycleGAN checkpoint: it translates images (generative translate) and samples none from noise"),
+        AutoencoderKLTraining.kind: AuxiliaryKind(kind: AutoencoderKLTraining.kind,
+                                                  note: "an autoencoder-kl checkpoint: latent diffusion's first stage; it reconstructs images and samples none from noise"),
     ]
     private static let lock = NSLock()
 

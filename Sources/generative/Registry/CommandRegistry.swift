@@ -30,6 +30,7 @@ enum CommandRegistry {
         classifierFamily,
         ganFamily,
         flowFamily,
+        latentDiffusionFamily,
     ]
 
     nonisolated(unsafe) private static var registered: [FamilyCommands] = []
