@@ -28,7 +28,8 @@ struct Eval: ParsableCommand {
             or a .npz of statistics in pytorch-fid's format (mu (d,), sigma (d, d)), such as --save-stats writes. \
             Against a .npz only FID, FID∞ and FID at N are computed: KID and precision/recall need the reference's \
             features. Its d must be the feature network's (128 for the shipped one, not pytorch-fid's 2048), and \
-            nothing in the file says which network made it: compare statistics of the same network only.
+            nothing in the file says which network made it: compare statistics of the same network only. \
+            --labels and --blur apply to INPUT only.
             The feature network is the shipped classifier (see Sources/GenEval/Resources/classifier.md) unless \
             --network names another. Progress goes to stderr, results to stdout.
             """)
