@@ -295,6 +295,18 @@ final class EvalCommandTests: CommandTestCase {
         XCTAssertLessThan(try XCTUnwrap(png["fid"] as? Double), 0.05)
     }
 
+    /// A checkpoint as the reference is sampled as INPUT is (same flags and seed): the same
+    /// checkpoint on both sides scores ~0, and --count sets how many it samples.
+    func testCheckpointReferenceIsSampled() throws {
+        let checkpoint = OutputStreamTests.vaeCheckpoint
+        let (report, err) = try evalJSON([checkpoint, "--reference", checkpoint, "--count", "200", "--kid-subsets", "2"])
+        XCTAssertEqual(report["reference_kind"] as? String, "checkpoint")
+        XCTAssertEqual(report["reference_count"] as? Int, 200)
+        XCTAssertEqual(report["input_kind"] as? String, "checkpoint")
+        XCTAssertEqual(try XCTUnwrap(report["fid"] as? Double), 0, accuracy: 1e-6)
+        XCTAssertEqual(err.components(separatedBy: "sampling 200 images from").count - 1, 2, err)
+    }
+
     /// --reference errors: one line on stderr naming --reference (and the accepted forms where the
     /// path is not usable), a non-zero exit, no crash.
     func testReferenceErrors() throws {
