@@ -101,6 +101,9 @@ struct Eval: ParsableCommand {
         if let saveStats {
             guard saveStats.lowercased().hasSuffix(".npz") else { throw ValidationError("--save-stats takes a .npz path, got \(saveStats)") }
         }
+        if likelihoodFlags.likelihood && (saveStats != nil || reference != "train") {
+            throw ValidationError("--likelihood measures bits/dim on test images (or --images); --reference and --save-stats do not apply")
+        }
     }
 
     /// The accepted forms of --reference, for its error messages.

@@ -347,5 +347,6 @@ final class EvalCommandTests: CommandTestCase {
         let (status, _, saveErr) = try runExecutable(["eval", a.path, "--save-stats", dir.appendingPathComponent("s.txt").path])
         XCTAssertNotEqual(status, 0)
         XCTAssertTrue(saveErr.contains("--save-stats"), saveErr)
+        XCTAssertTrue(errorMessage(["eval", a.path, "--likelihood", "--save-stats", "s.npz"])?.contains("do not apply") ?? false)
     }
 }
