@@ -101,6 +101,17 @@ struct Eval: ParsableCommand {
         if let saveStats {
             guard saveStats.lowercased().hasSuffix(".npz") else { throw ValidationError("--save-stats takes a .npz path, got \(saveStats)") }
         }
+        // A reference path that cannot be used fails now, not after INPUT was sampled.
+        if DatasetSplit(rawValue: reference) == nil {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: reference, isDirectory: &isDirectory) else {
+                throw ValidationError("--reference \(reference): no such file or folder; \(Self.referenceForms)")
+            }
+            let known = ["npy", "npz", "safetensors"].contains(URL(fileURLWithPath: reference).pathExtension.lowercased())
+            guard isDirectory.boolValue || known else {
+                throw ValidationError("--reference \(reference): not a kind of file eval reads (by its extension); \(Self.referenceForms)")
+            }
+        }
         if likelihoodFlags.likelihood && (saveStats != nil || reference != "train") {
             throw ValidationError("--likelihood measures bits/dim on test images (or --images); --reference and --save-stats do not apply")
         }
@@ -138,6 +149,8 @@ struct Eval: ParsableCommand {
         } catch let error as EvaluationError {
             throw ValidationError("--reference \(error.description)")
         } catch let error as DataError {
+            throw ValidationError("--reference \(error.description)")
+        } catch let error as SafeTensorsError {
             throw ValidationError("--reference \(error.description)")
         }
     }
