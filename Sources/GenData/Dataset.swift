@@ -25,6 +25,9 @@ public struct ImageDataset: Sendable {
     /// Where the images came from, in words (for logs), for example
     /// "IDX files /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz".
     public let source: String
+    /// What loading changed, in words, for PNG folders: how many images were resized, how many were
+    /// colour and converted to grey. Empty when nothing was converted.
+    public internal(set) var conversionNotes: [String] = []
 
     /// The number of images.
     public var count: Int { images.shape[0] }
@@ -218,28 +221,37 @@ public struct ImageDataset: Sendable {
         let n = files.count
         var values = [Float](repeating: 0, count: n * imageSize * imageSize)
         var errors = [DataError?](repeating: nil, count: n)
+        // Per image: bit 0 resized, bit 1 colour (RGB, RGBA or palette).
+        var conversions = [UInt8](repeating: 0, count: n)
         values.withUnsafeMutableBufferPointer { pixels in
             errors.withUnsafeMutableBufferPointer { errorSlots in
-                let target = pixels.baseAddress!
-                parallelFor(n, costPerItem: 50_000) { range in
-                    var temp: [Float] = []
-                    for i in range {
-                        do {
-                            let image = try PNGReader.decodeGrayPixels(FileIO.read(files[i].url), path: files[i].url.path)
-                            if !resize && (image.height != imageSize || image.width != imageSize) {
-                                throw DataError(path: files[i].url.path, kind: .unsupported,
-                                                problem: "the image is \(image.width) x \(image.height) pixels; \(imageSize) x \(imageSize) are needed (resize the images first)")
+                conversions.withUnsafeMutableBufferPointer { converted in
+                    let target = pixels.baseAddress!
+                    parallelFor(n, costPerItem: 50_000) { range in
+                        var temp: [Float] = []
+                        for i in range {
+                            do {
+                                let bytes = try FileIO.read(files[i].url)
+                                let image = try PNGReader.decodeGrayPixels(bytes, path: files[i].url.path)
+                                // The IHDR colour type, at byte 25 of a file the decoder accepted.
+                                let colourType = bytes[bytes.startIndex + 25]
+                                converted[i] = (image.height != imageSize || image.width != imageSize ? 1 : 0)
+                                    | (colourType == 2 || colourType == 3 || colourType == 6 ? 2 : 0)
+                                if !resize && (image.height != imageSize || image.width != imageSize) {
+                                    throw DataError(path: files[i].url.path, kind: .unsupported,
+                                                    problem: "the image is \(image.width) x \(image.height) pixels; \(imageSize) x \(imageSize) are needed (resize the images first)")
+                                }
+                                let dst = target + i * imageSize * imageSize
+                                image.pixels.withUnsafeBufferPointer { src in
+                                    resample(src.baseAddress!, height: image.height, width: image.width, channels: 1, into: dst,
+                                             rows: resampleWeights(from: image.height, to: imageSize),
+                                             columns: resampleWeights(from: image.width, to: imageSize), temp: &temp)
+                                }
+                            } catch let error as DataError {
+                                errorSlots[i] = error
+                            } catch {
+                                errorSlots[i] = DataError(path: files[i].url.path, kind: .io, problem: "\(error)")
                             }
-                            let dst = target + i * imageSize * imageSize
-                            image.pixels.withUnsafeBufferPointer { src in
-                                resample(src.baseAddress!, height: image.height, width: image.width, channels: 1, into: dst,
-                                         rows: resampleWeights(from: image.height, to: imageSize),
-                                         columns: resampleWeights(from: image.width, to: imageSize), temp: &temp)
-                            }
-                        } catch let error as DataError {
-                            errorSlots[i] = error
-                        } catch {
-                            errorSlots[i] = DataError(path: files[i].url.path, kind: .io, problem: "\(error)")
                         }
                     }
                 }
@@ -251,8 +263,16 @@ public struct ImageDataset: Sendable {
         if classNames != nil {
             labels = Tensor(files.map { $0.label ?? 0 }, shape: [n])
         }
-        return ImageDataset(images: Tensor(values, shape: [n, imageSize, imageSize, 1]), labels: labels, classNames: classNames,
-                            source: "\(n) PNG images in \(folder.path)" + (classNames.map { " (\($0.count) classes)" } ?? ""))
+        var data = ImageDataset(images: Tensor(values, shape: [n, imageSize, imageSize, 1]), labels: labels, classNames: classNames,
+                                source: "\(n) PNG images in \(folder.path)" + (classNames.map { " (\($0.count) classes)" } ?? ""))
+        let resized = conversions.filter { $0 & 1 != 0 }.count, colour = conversions.filter { $0 & 2 != 0 }.count
+        if resized > 0 {
+            data.conversionNotes.append("\(resized) of the \(n) PNGs in \(folder.path) are not \(imageSize) x \(imageSize); resized to it (area averaging where an axis shrinks, bilinear where it grows)")
+        }
+        if colour > 0 {
+            data.conversionNotes.append("\(colour) of the \(n) PNGs in \(folder.path) are colour (RGB, RGBA or palette); converted to grey with ITU-R BT.601 luma, (299 R + 587 G + 114 B) / 1000, alpha dropped")
+        }
+        return data
     }
 }
 

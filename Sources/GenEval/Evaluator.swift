@@ -27,6 +27,9 @@ public struct EvaluationOptions: Sendable {
     public var fidInfinityPoints = 15
     /// Also report FID of seeded random subsets of these sizes (those not above n).
     public var fidAt: [Int] = []
+    /// Where to write the evaluated images' feature statistics (all d dimensions) as pytorch-fid's
+    /// .npz (`mu`, `sigma`); nil writes none.
+    public var saveStatistics: URL?
 
     public init(reference: DatasetSplit = .train, seed: UInt64 = 0, batchSize: Int = 500) {
         self.reference = reference
@@ -71,8 +74,10 @@ public struct EvaluationReport: Codable, Sendable {
     public var inputKind: String
     /// The number of images scored.
     public var sampleCount: Int
-    /// The reference split and its size.
+    /// The reference as given (a split's name or a path), its kind (split, npy, png-folder,
+    /// checkpoint, npz, ...) and its size (0 for a .npz of statistics, which does not store it).
     public var reference: String
+    public var referenceKind: String
     public var referenceCount: Int
     public var referenceSource: String
     public var seed: UInt64
@@ -86,6 +91,8 @@ public struct EvaluationReport: Codable, Sendable {
     public var fid: Double
     /// The feature dimensions FID used: those active (non-zero) for some reference image or sample.
     public var fidDimensions: Int
+    /// The .npz the evaluated images' statistics were written to (--save-stats).
+    public var savedStatistics: String?
     /// FID∞ (Chong & Forsyth 2020): intercept and slope of FID = a + b / N, and the measured points.
     public var fidInfinity: Double?
     public var fidInfinitySlope: Double?
@@ -95,8 +102,9 @@ public struct EvaluationReport: Codable, Sendable {
     public var inceptionScore: Double
     public var inceptionScoreStd: Double
     public var inceptionScoreSplits: Int
-    public var kid: Double
-    public var kidStd: Double
+    /// nil when the reference is statistics only (a .npz); so are precision and recall.
+    public var kid: Double?
+    public var kidStd: Double?
     public var kidSubsets: Int
     public var kidSubsetSize: Int
     public var precision: Double?
@@ -126,6 +134,11 @@ public struct EvaluationReport: Codable, Sendable {
         return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 
+    /// Whether the reference was statistics only (a .npz), so that KID and precision/recall could not be computed.
+    var statisticsOnly: Bool { referenceKind == "npz" }
+
+    static let unavailable = "unavailable (the reference is a .npz of statistics, without features)"
+
     /// A readable table.
     public func table() -> String {
         var lines: [String] = []
@@ -133,10 +146,15 @@ public struct EvaluationReport: Codable, Sendable {
         func f(_ v: Double, _ digits: Int = 4) -> String { String(format: "%.\(digits)f", v) }
         row("input", "\(input) (\(inputKind))")
         row("samples", "\(sampleCount)")
-        row("reference", "\(reference) split, \(referenceCount) images (\(referenceSource))")
+        switch referenceKind {
+        case "split": row("reference", "\(reference) split, \(referenceCount) images (\(referenceSource))")
+        case "npz": row("reference", "\(reference) (npz statistics: mu and sigma only)")
+        default: row("reference", "\(reference) (\(referenceKind)), \(referenceCount) images")
+        }
         row("seed", "\(seed)")
         row("feature network", "sha256 \(networkSHA256) (\(networkSource))")
         if let checkpointSHA256 { row("checkpoint", "sha256 \(checkpointSHA256)") }
+        if let savedStatistics { row("statistics saved to", savedStatistics) }
         lines.append("")
         row("FID", f(fid) + (fidDimensions < 128 ? " (\(fidDimensions) feature dimensions: \(128 - fidDimensions) are zero on every image)" : ""))
         if let fidInfinity {
@@ -147,11 +165,15 @@ public struct EvaluationReport: Codable, Sendable {
         }
         for p in fidAt { row("FID at \(p.count)", f(p.fid)) }
         row("Inception Score", "\(f(inceptionScore, 3)) ± \(f(inceptionScoreStd, 3)) (\(inceptionScoreSplits) splits)")
-        row("KID", "\(f(kid, 5)) ± \(f(kidStd, 5)) (\(kidSubsets) subsets of \(kidSubsetSize))")
+        if let kid, let kidStd {
+            row("KID", "\(f(kid, 5)) ± \(f(kidStd, 5)) (\(kidSubsets) subsets of \(kidSubsetSize))")
+        } else {
+            row("KID", Self.unavailable)
+        }
         if let precision, let recall {
             row("precision / recall", "\(f(precision, 3)) / \(f(recall, 3)) (k = \(precisionRecallK), \(precisionRecallReferenceCount) real images)")
         } else {
-            row("precision / recall", "not computed (too few samples)")
+            row("precision / recall", statisticsOnly ? Self.unavailable : "not computed (too few samples)")
         }
         let total = max(classHistogram.reduce(0, +), 1)
         let hist = classHistogram.enumerated().map { i, c in
@@ -195,17 +217,33 @@ public enum Evaluator {
         guard reference.networkHash == network.hash else {
             throw EvaluationError("the reference statistics were computed with feature network \(reference.networkHash), not \(network.hash)")
         }
+        guard reference.statistics.dimension == network.featureDimension else {
+            throw EvaluationError("the reference \(reference.name) has statistics of dimension \(reference.statistics.dimension), but the feature network's features have \(network.featureDimension)")
+        }
         log("extracting features of \(n) images")
         let featureStart = Date()
         let outputs = network.outputs(x, batchSize: options.batchSize)
         let featureSeconds = Date().timeIntervalSince(featureStart)
         // Units that never fire on the reference nor on the samples are left out of FID: they add
         // exactly 0 to each of its terms but would make both covariances singular.
-        let live = liveDimensions(reference.features, outputs.features)
+        let live = reference.features.map { liveDimensions($0, outputs.features) }
+            ?? liveDimensions(reference.statistics, outputs.features)
         let d = live.count
         let fidFeatures = d == outputs.features.columns ? outputs.features : selectingColumns(outputs.features, live)
         let fidReference = d == outputs.features.columns ? reference.statistics : try restricted(reference.statistics, to: live)
         let generator = RandomGenerator(seed: options.seed)
+        if let url = options.saveStatistics {
+            let all = try FeatureStatistics(features: outputs.features)
+            try all.writeNPZ(to: url)
+            log("wrote the feature statistics of the \(n) images (mu, sigma; d = \(all.dimension)) to \(url.path)")
+        }
+        // A reference of statistics only (a .npz) allows FID, FID∞ and FID at N (they subsample the
+        // evaluated images only, against the reference's mean and covariance); KID and
+        // precision/recall need the reference's features.
+        let referenceFeatures = reference.features
+        if referenceFeatures == nil {
+            log("note: the reference \(reference.name) is statistics only (mu, sigma): KID and precision/recall are unavailable (they need its features); FID, FID∞ and FID at N are computed")
+        }
 
         // FID and its dependence on the sample count.
         log("FID")
@@ -248,25 +286,30 @@ public enum Evaluator {
         let inception = try InceptionScore.compute(probabilities: outputs.probabilities, splits: splits)
 
         // KID.
-        log("KID")
-        let kid = try KernelInceptionDistance.compute(outputs.features, reference.features, subsets: options.kidSubsets,
+        var kid: KernelInceptionDistanceResult?
+        if let referenceFeatures {
+            log("KID")
+            kid = try KernelInceptionDistance.compute(outputs.features, referenceFeatures, subsets: options.kidSubsets,
                                                       subsetSize: options.kidSubsetSize, seed: options.seed ^ 0x41D)
-        if let w = kid.warning { allWarnings.append(w) }
+            if let w = kid?.warning { allWarnings.append(w) }
+        }
 
         // Precision and recall against an equally large random subset of the reference.
-        log("precision and recall")
         var precisionRecall: PrecisionRecallResult?
         let realCount = min(n, options.precisionRecallMaxCount, reference.count)
         var generated = outputs.features
-        if n > options.precisionRecallMaxCount {
-            generated = generated.selectingRows(Array(generator.permutation(n)[0..<options.precisionRecallMaxCount]))
-            allWarnings.append("precision/recall on a random \(options.precisionRecallMaxCount) of the \(n) samples")
-        }
-        if realCount > options.precisionRecallK && generated.rows > options.precisionRecallK {
-            let real = reference.features.selectingRows(Array(generator.permutation(reference.count)[0..<realCount]))
-            precisionRecall = try PrecisionRecall.compute(real: real, generated: generated, k: options.precisionRecallK)
-        } else {
-            allWarnings.append("precision/recall need more than k = \(options.precisionRecallK) samples; not computed")
+        if let referenceFeatures {
+            log("precision and recall")
+            if n > options.precisionRecallMaxCount {
+                generated = generated.selectingRows(Array(generator.permutation(n)[0..<options.precisionRecallMaxCount]))
+                allWarnings.append("precision/recall on a random \(options.precisionRecallMaxCount) of the \(n) samples")
+            }
+            if realCount > options.precisionRecallK && generated.rows > options.precisionRecallK {
+                let real = referenceFeatures.selectingRows(Array(generator.permutation(reference.count)[0..<realCount]))
+                precisionRecall = try PrecisionRecall.compute(real: real, generated: generated, k: options.precisionRecallK)
+            } else {
+                allWarnings.append("precision/recall need more than k = \(options.precisionRecallK) samples; not computed")
+            }
         }
 
         // Classes.
@@ -282,13 +325,13 @@ public enum Evaluator {
         var seen = Set<String>()
         let uniqueWarnings = allWarnings.filter { seen.insert($0).inserted }
         return EvaluationReport(
-            input: input, inputKind: inputKind, sampleCount: n, reference: reference.split.rawValue,
+            input: input, inputKind: inputKind, sampleCount: n, reference: reference.name, referenceKind: reference.kind,
             referenceCount: reference.count, referenceSource: reference.source, seed: options.seed,
             networkSHA256: network.hash, networkSource: network.source, checkpointSHA256: checkpointSHA256,
-            fid: fid.value, fidDimensions: d, fidInfinity: infinity?.fidInfinity, fidInfinitySlope: infinity?.slope,
+            fid: fid.value, fidDimensions: d, savedStatistics: options.saveStatistics?.path, fidInfinity: infinity?.fidInfinity, fidInfinitySlope: infinity?.slope,
             fidInfinityPoints: infinity?.points.map { FIDPoint(count: $0.size, fid: $0.fid) } ?? [], fidAt: fidAt,
             inceptionScore: inception.mean, inceptionScoreStd: inception.std, inceptionScoreSplits: splits,
-            kid: kid.mean, kidStd: kid.std, kidSubsets: options.kidSubsets, kidSubsetSize: kid.subsetSize,
+            kid: kid?.mean, kidStd: kid?.std, kidSubsets: options.kidSubsets, kidSubsetSize: kid?.subsetSize ?? options.kidSubsetSize,
             precision: precisionRecall?.precision, recall: precisionRecall?.recall,
             precisionRecallK: options.precisionRecallK, precisionRecallReferenceCount: precisionRecall == nil ? 0 : realCount,
             classHistogram: histogram, classNames: ImageDataset.fashionMNISTClassNames, classAgreement: agreement,
@@ -308,6 +351,15 @@ public enum Evaluator {
             }
         }
         return (0..<d).filter { live[$0] }
+    }
+
+    /// The columns that are non-zero in some row of `features` or live in `statistics` (a non-zero
+    /// mean or variance: exactly the columns non-zero in some row of the features they summarise).
+    static func liveDimensions(_ statistics: FeatureStatistics, _ features: Matrix64) -> [Int] {
+        let fromFeatures = Set(liveDimensions(features, Matrix64(rows: 0, columns: features.columns)))
+        return (0..<features.columns).filter {
+            fromFeatures.contains($0) || statistics.mean[$0] != 0 || statistics.covariance[$0, $0] != 0
+        }
     }
 
     static func selectingColumns(_ m: Matrix64, _ columns: [Int]) -> Matrix64 {
@@ -334,5 +386,30 @@ public enum Evaluator {
                                          if let dataDirectory { return try ImageDataset.load(directory: dataDirectory, split: split) }
                                          return try ImageDataset.fashionMNIST(split: split)
                                      }, log: log)
+    }
+
+    /// A reference set from images (N, H, W, 1) in [0, 1] (validated first, as the evaluated ones
+    /// are): their features under `network`, not cached. `name` is the reference as the user gave
+    /// it, `kind` its input kind (npy, png-folder, checkpoint, ...).
+    public static func reference(images: Tensor, name: String, kind: String, network: FeatureNetwork, batchSize: Int = 500,
+                                 log: (String) -> Void = { _ in }) throws -> (reference: ReferenceSet, warnings: [String]) {
+        let (x, warnings) = try ImageValidation.validate(images, source: name)
+        guard x.shape[0] >= 2 else { throw EvaluationError("the reference \(name) has \(x.shape[0]) image; the statistics need at least 2") }
+        log("extracting features of the \(x.shape[0]) reference images of \(name)")
+        let features = network.outputs(x, batchSize: batchSize).features
+        let set = ReferenceSet(name: name, kind: kind, statistics: try FeatureStatistics(features: features), features: features,
+                               networkHash: network.hash, source: "\(x.shape[0]) images of \(name)")
+        return (set, warnings)
+    }
+
+    /// A reference set of statistics only (pytorch-fid's .npz): FID, FID∞ and FID at N can be
+    /// computed against it, KID and precision/recall cannot. Throws when its dimension is not the
+    /// feature network's (pytorch-fid's Inception statistics have 2048).
+    public static func reference(statistics: FeatureStatistics, name: String, network: FeatureNetwork) throws -> ReferenceSet {
+        guard statistics.dimension == network.featureDimension else {
+            throw EvaluationError("\(name) holds statistics of dimension \(statistics.dimension), but the feature network's features have dimension \(network.featureDimension)\(statistics.dimension == 2048 ? " (2048 is pytorch-fid's Inception features; statistics must come from this toolkit's feature network, e.g. eval --save-stats)" : "")")
+        }
+        return ReferenceSet(name: name, kind: "npz", statistics: statistics, features: nil, networkHash: network.hash,
+                            source: "statistics in \(name)")
     }
 }

@@ -84,6 +84,47 @@ public struct FeatureStatistics: Sendable, Equatable {
         }
         try self.init(mean: mu.doubleScalars(), covariance: Matrix64(sigma), count: n)
     }
+
+    /// Writes the statistics as pytorch-fid keeps them: a NumPy .npz (uncompressed, as `np.savez`)
+    /// with `mu` (float64 (d,)) and `sigma` (float64 (d, d)). The sample count is not stored.
+    public func writeNPZ(to url: URL) throws {
+        let mu = mean.withUnsafeBytes { Data($0) }
+        let sigma = covariance.values.withUnsafeBytes { Data($0) }
+        try NPZ.write([
+            Self.meanName: NPYArray(elementType: .float64, shape: [dimension], data: mu),
+            Self.covarianceName: NPYArray(elementType: .float64, shape: [dimension, dimension], data: sigma),
+        ], to: url)
+    }
+
+    /// Reads pytorch-fid's .npz statistics (`np.savez` or `np.savez_compressed`): `mu` (d,) and
+    /// `sigma` (d, d), float64 or float32 (widened); other members are ignored. The count reads as 0
+    /// (unknown). Errors name the file: not a .npz, a missing key, wrong shapes, non-finite values.
+    public init(npz url: URL) throws {
+        let arrays: [String: NPYArray]
+        do { arrays = try NPZ.read(url) } catch let error as DataError { throw MetricError(error.description) }
+        func vector(_ name: String) throws -> (shape: [Int], values: [Double]) {
+            guard let a = arrays[name] else {
+                throw MetricError("\(url.path): no '\(name)' array (pytorch-fid statistics hold 'mu' and 'sigma'; this file has \(arrays.keys.sorted().map { "'\($0)'" }.joined(separator: ", ")))")
+            }
+            switch a.elementType {
+            case .float64:
+                return (a.shape, a.data.withUnsafeBytes { raw in (0..<raw.count / 8).map { raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self) } })
+            case .float32:
+                return (a.shape, a.data.withUnsafeBytes { raw in (0..<raw.count / 4).map { Double(raw.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self)) } })
+            default: throw MetricError("\(url.path): '\(name)' is \(a.elementType.rawValue); float64 or float32 is needed")
+            }
+        }
+        let mu = try vector(Self.meanName), sigma = try vector(Self.covarianceName)
+        guard mu.shape.count == 1 else { throw MetricError("\(url.path): 'mu' has shape \(mu.shape); a vector (d,) is needed") }
+        let d = mu.shape[0]
+        guard sigma.shape == [d, d] else {
+            throw MetricError("\(url.path): 'sigma' has shape \(sigma.shape); (\(d), \(d)) is needed for 'mu' of length \(d)")
+        }
+        guard mu.values.allSatisfy(\.isFinite), sigma.values.allSatisfy(\.isFinite) else {
+            throw MetricError("\(url.path): 'mu' or 'sigma' holds NaN or infinity")
+        }
+        try self.init(mean: mu.values, covariance: Matrix64(rows: d, columns: d, values: sigma.values), count: 0)
+    }
 }
 
 /// The result of a Fréchet distance: the value, its two terms, and a warning when a covariance was

@@ -5,26 +5,44 @@ import GenNN
 import GenModels
 import GenData
 
-/// The real images' side of every metric: their feature statistics (for FID and FID∞) and their
-/// features themselves (for KID and precision/recall), for one split, under one feature network.
+/// The reference side of every metric: its feature statistics (for FID and FID∞) and, unless it
+/// was given as statistics only (a pytorch-fid .npz), its features themselves (for KID,
+/// precision/recall, FID∞ and FID at N), under one feature network.
 public struct ReferenceSet: Sendable {
-    /// Which split of the data.
-    public let split: DatasetSplit
+    /// What the reference is, as the user named it: a split ("train", "test") or a path.
+    public let name: String
+    /// split, npy, png-folder, checkpoint, dataset, noise or npz (statistics only).
+    public let kind: String
+    /// Which split of the data, for the cached Fashion-MNIST (or --data) splits.
+    public let split: DatasetSplit?
     /// Mean and covariance of the features.
     public let statistics: FeatureStatistics
-    /// The (n, 128) features, in the dataset's order.
-    public let features: Matrix64
+    /// The (n, d) features, in the reference's order; nil when only statistics were given.
+    public let features: Matrix64?
     /// SHA-256 of the feature network's weights file.
     public let networkHash: String
-    /// The dataset, in words.
+    /// The reference, in words.
     public let source: String
-    /// The cache file.
-    public let cacheURL: URL
-    /// True when read from the cache, false when computed (and written) in this call.
+    /// The cache file (cached splits only).
+    public let cacheURL: URL?
+    /// True when read from the cache, false when computed in this call.
     public let fromCache: Bool
 
-    /// The number of reference images.
-    public var count: Int { features.rows }
+    /// The number of reference images (0 when only statistics were given: pytorch-fid's .npz does not store it).
+    public var count: Int { features?.rows ?? statistics.count }
+
+    public init(name: String, kind: String, split: DatasetSplit? = nil, statistics: FeatureStatistics, features: Matrix64?,
+                networkHash: String, source: String, cacheURL: URL? = nil, fromCache: Bool = false) {
+        self.name = name
+        self.kind = kind
+        self.split = split
+        self.statistics = statistics
+        self.features = features
+        self.networkHash = networkHash
+        self.source = source
+        self.cacheURL = cacheURL
+        self.fromCache = fromCache
+    }
 }
 
 /// Reference statistics and features cached on disk, keyed by the feature network's hash.
@@ -102,8 +120,8 @@ public enum ReferenceCache {
         } catch {
             log("warning: could not write the reference cache \(file.path): \(error)")
         }
-        return ReferenceSet(split: split, statistics: statistics, features: outputs.features, networkHash: network.hash,
-                            source: data.source, cacheURL: file, fromCache: false)
+        return ReferenceSet(name: split.rawValue, kind: "split", split: split, statistics: statistics, features: outputs.features,
+                            networkHash: network.hash, source: data.source, cacheURL: file, fromCache: false)
     }
 
     /// The cached set at `file` when it exists and matches; nil (after saying why) otherwise.
@@ -132,8 +150,8 @@ public enum ReferenceCache {
                 log("the reference cache \(file.path) has inconsistent shapes; rebuilding it")
                 return nil
             }
-            return ReferenceSet(split: split, statistics: statistics, features: features, networkHash: networkHash,
-                                source: m["dataset_source"] ?? datasetKey, cacheURL: file, fromCache: true)
+            return ReferenceSet(name: split.rawValue, kind: "split", split: split, statistics: statistics, features: features,
+                                networkHash: networkHash, source: m["dataset_source"] ?? datasetKey, cacheURL: file, fromCache: true)
         } catch {
             log("the reference cache \(file.path) cannot be read (\(error)); rebuilding it")
             return nil

@@ -12,6 +12,8 @@ final class Inflater {
         case gzip
         /// zlib (RFC 1950), as in PNG IDAT chunks.
         case zlib
+        /// Raw deflate (RFC 1951) without header or checksum, as in zip entries.
+        case raw
     }
 
     private var stream = z_stream()
@@ -29,7 +31,7 @@ final class Inflater {
         _ = input.initializeMemory(as: UInt8.self, from: bytes)
         stream.next_in = input.baseAddress!.assumingMemoryBound(to: Bytef.self)
         stream.avail_in = 0
-        let windowBits: Int32 = format == .gzip ? 15 + 32 : 15
+        let windowBits: Int32 = format == .gzip ? 15 + 32 : format == .raw ? -15 : 15
         let status = inflateInit2_(&stream, windowBits, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
         guard status == Z_OK else {
             input.deallocate()
@@ -48,7 +50,7 @@ final class Inflater {
         input.deallocate()
     }
 
-    private var containerName: String { format == .gzip ? "gzip" : "zlib" }
+    private var containerName: String { [.gzip: "gzip", .zlib: "zlib", .raw: "deflate"][format]! }
 
     /// Fills `buffer` with decompressed bytes; returns how many it wrote, which is less than the
     /// buffer's size only when the compressed stream has ended.

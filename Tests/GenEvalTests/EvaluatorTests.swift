@@ -108,8 +108,9 @@ final class ReferenceCacheTests: XCTestCase {
         XCTAssertEqual(third.networkHash, b.hash)
 
         // A file at the right name whose recorded hash differs (e.g. written by other weights) is rebuilt.
-        try FileManager.default.removeItem(at: first.cacheURL)
-        try FileManager.default.copyItem(at: third.cacheURL, to: first.cacheURL)
+        let firstURL = try XCTUnwrap(first.cacheURL), thirdURL = try XCTUnwrap(third.cacheURL)
+        try FileManager.default.removeItem(at: firstURL)
+        try FileManager.default.copyItem(at: thirdURL, to: firstURL)
         var messages: [String] = []
         let fourth = try ReferenceCache.reference(split: .test, network: a, datasetKey: "t", directory: dir, loadDataset: load,
                                                   log: { messages.append($0) })
@@ -145,7 +146,7 @@ final class EvaluatorTests: XCTestCase {
         XCTAssertGreaterThan(report.inceptionScore, 1)
         XCTAssertEqual(report.inceptionScoreSplits, 10)
         // KID is unbiased: for the same distribution its mean over subsets is within noise of 0.
-        XCTAssertLessThan(abs(report.kid), report.kidStd)
+        XCTAssertLessThan(abs(try XCTUnwrap(report.kid)), try XCTUnwrap(report.kidStd))
         XCTAssertGreaterThan(report.precision ?? 0, 0.5)
         XCTAssertGreaterThan(report.recall ?? 0, 0.5)
         XCTAssertEqual(report.classHistogram.reduce(0, +), 2000)
@@ -219,8 +220,9 @@ final class EvaluatorTests: XCTestCase {
         let train = try Shared.reference(.train)
         let order = RandomGenerator(seed: 7).permutation(train.count)
         let half = train.count / 2
-        let a = train.features.selectingRows(Array(order[0..<half]))
-        let b = try FeatureStatistics(features: train.features.selectingRows(Array(order[half...])))
+        let features = try XCTUnwrap(train.features)
+        let a = features.selectingRows(Array(order[0..<half]))
+        let b = try FeatureStatistics(features: features.selectingRows(Array(order[half...])))
         let subset = a.selectingRows(Array(RandomGenerator(seed: 8).permutation(half)[0..<1000]))
         let fid1k = try FrechetDistance.compute(FeatureStatistics(features: subset), b).value
         let fidHalf = try FrechetDistance.compute(FeatureStatistics(features: a), b).value

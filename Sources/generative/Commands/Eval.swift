@@ -15,21 +15,33 @@ struct Eval: ParsableCommand {
         discussion: """
             INPUT is one of
               a .npy file: float32/float64 in [0, 1] or uint8 in 0-255, N x 28 x 28, N x 1 x 28 x 28 or N x 28 x 28 x 1;
-              a folder of 28 x 28 PNGs (or of class sub-folders of PNGs, named 0-9 or by Fashion-MNIST class, for class agreement);
+              a folder of PNGs (or of class sub-folders of PNGs, named 0-9 or by Fashion-MNIST class, for class agreement); \
+            PNGs of another size are resized to 28 x 28 and colour ones converted to grey (ITU-R BT.601 luma), with a warning;
               a checkpoint of `generative train` (vae, a GAN or ddpm): N images are sampled from it and timed \
             (EMA weights where there are; class-conditional models with balanced labels, for class agreement);
               fashion-mnist:train or fashion-mnist:test (the real images, for calibration);
               noise (uniform noise in [0, 1], for calibration).
+            --reference B is train or test (the data's splits; their features are cached in $GENERATIVE_CACHE or \
+            ~/.cache/generative, keyed by the feature network's SHA-256, and rebuilt when it changes), or a path: \
+            a .npy of images, a folder of PNGs or a checkpoint, read as INPUT is (a checkpoint is sampled with the \
+            same flags and seed; --count applies to it but not to files and folders, which are used whole), \
+            or a .npz of statistics in pytorch-fid's format (mu (d,), sigma (d, d)), such as --save-stats writes. \
+            Against a .npz only FID, FID∞ and FID at N are computed: KID and precision/recall need the reference's \
+            features. Its d must be the feature network's (128 for the shipped one, not pytorch-fid's 2048), and \
+            nothing in the file says which network made it: compare statistics of the same network only. \
+            --labels and --blur apply to INPUT only.
             The feature network is the shipped classifier (see Sources/GenEval/Resources/classifier.md) unless \
-            --network names another. Reference statistics are cached in $GENERATIVE_CACHE or ~/.cache/generative, \
-            keyed by the network's SHA-256, and rebuilt when it changes. Progress goes to stderr.
+            --network names another. Progress goes to stderr, results to stdout.
             """)
 
     @Argument(help: "A .npy file, a folder of PNGs, a checkpoint, fashion-mnist:train|test, or noise.")
     var input: String
 
-    @Option(help: "The real images to compare with: train or test.")
-    var reference: DatasetSplit = .train
+    @Option(help: "What to compare with: train or test (the data's splits), or a .npy of images, a folder of PNGs, a checkpoint, or a .npz of statistics (mu, sigma).")
+    var reference: String = "train"
+
+    @Option(help: "Also write INPUT's feature statistics to this .npz (pytorch-fid's format: mu, sigma).")
+    var saveStats: String?
 
     @Option(parsing: .unconditional, help: "How many images: the first N of a file or folder (default all); samples to draw from a checkpoint or noise (default 10000).")
     var count: Int?
@@ -86,6 +98,61 @@ struct Eval: ParsableCommand {
         guard kidSubsets >= 1 else { throw ValidationError("--kid-subsets must be at least 1") }
         guard blur >= 0, blur <= 10 else { throw ValidationError("--blur must be in [0, 10]") }
         _ = try fidAtSizes()
+        if let saveStats {
+            guard saveStats.lowercased().hasSuffix(".npz") else { throw ValidationError("--save-stats takes a .npz path, got \(saveStats)") }
+        }
+        // A reference path that cannot be used fails now, not after INPUT was sampled.
+        if DatasetSplit(rawValue: reference) == nil {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: reference, isDirectory: &isDirectory) else {
+                throw ValidationError("--reference \(reference): no such file or folder; \(Self.referenceForms)")
+            }
+            let known = ["npy", "npz", "safetensors"].contains(URL(fileURLWithPath: reference).pathExtension.lowercased())
+            guard isDirectory.boolValue || known else {
+                throw ValidationError("--reference \(reference): not a kind of file eval reads (by its extension); \(Self.referenceForms)")
+            }
+        }
+        if likelihoodFlags.likelihood && (saveStats != nil || reference != "train") {
+            throw ValidationError("--likelihood measures bits/dim on test images (or --images); --reference and --save-stats do not apply")
+        }
+    }
+
+    /// The accepted forms of --reference, for its error messages.
+    static let referenceForms = "use train, test, a .npy of images, a folder of PNGs, a checkpoint (.safetensors) or a .npz of statistics (mu, sigma)"
+
+    /// The reference set `--reference` names, and warnings from loading it.
+    func referenceSet(network: FeatureNetwork, sampling settings: CheckpointSampling,
+                      log: @escaping (String) -> Void) throws -> (ReferenceSet, [String]) {
+        if let split = DatasetSplit(rawValue: reference) {
+            return (try Evaluator.reference(split, network: network, dataDirectory: data.map { URL(fileURLWithPath: $0) },
+                                            cacheDirectory: cache.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? ReferenceCache.defaultDirectory,
+                                            batchSize: batchSize, log: log), [])
+        }
+        let url = URL(fileURLWithPath: reference)
+        do {
+            if url.pathExtension.lowercased() == "npz" {
+                guard FileManager.default.fileExists(atPath: url.path) else {
+                    throw ValidationError("--reference \(reference): no such file; \(Self.referenceForms)")
+                }
+                return (try Evaluator.reference(statistics: try FeatureStatistics(npz: url), name: reference, network: network), [])
+            }
+            // A checkpoint is sampled --count times (or the default); files and folders are used whole.
+            let isCheckpoint = url.pathExtension.lowercased() == "safetensors"
+            let loaded = try EvalInput.load(reference, count: isCheckpoint ? count : nil, seed: seed, sampling: settings, pathsOnly: true, log: log)
+            let (set, warnings) = try Evaluator.reference(images: loaded.images, name: reference, kind: loaded.kind, network: network,
+                                                          batchSize: batchSize, log: log)
+            return (set, (loaded.warnings + warnings).map { "reference: " + $0 })
+        } catch let error as ValidationError where !error.message.hasPrefix("--reference") {
+            throw ValidationError("--reference \(error.message); \(Self.referenceForms)")
+        } catch let error as MetricError {
+            throw ValidationError("--reference \(error.description)")
+        } catch let error as EvaluationError {
+            throw ValidationError("--reference \(error.description)")
+        } catch let error as DataError {
+            throw ValidationError("--reference \(error.description)")
+        } catch let error as SafeTensorsError {
+            throw ValidationError("--reference \(error.description)")
+        }
     }
 
     func fidAtSizes() throws -> [Int] {
@@ -135,17 +202,15 @@ struct Eval: ParsableCommand {
             imageLabels = t.shape[0] == images.shape[0] ? t : t.sliced(axis: 0, 0..<images.shape[0])
         }
         let featureNetwork = try network.map { try FeatureNetwork(contentsOf: URL(fileURLWithPath: $0)) } ?? FeatureNetwork.shared()
-        let referenceSet = try Evaluator.reference(reference, network: featureNetwork,
-                                                   dataDirectory: data.map { URL(fileURLWithPath: $0) },
-                                                   cacheDirectory: cache.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? ReferenceCache.defaultDirectory,
-                                                   batchSize: batchSize, log: log)
-        var options = EvaluationOptions(reference: reference, seed: seed, batchSize: batchSize)
+        let (referenceSet, referenceWarnings) = try referenceSet(network: featureNetwork, sampling: settings, log: log)
+        var options = EvaluationOptions(reference: referenceSet.split ?? .train, seed: seed, batchSize: batchSize)
         options.fidAt = try fidAtSizes()
         options.kidSubsets = kidSubsets
+        options.saveStatistics = saveStats.map { URL(fileURLWithPath: $0) }
         return try Evaluator.evaluate(images: images, labels: imageLabels, input: inputName, inputKind: loaded.kind,
                                       network: featureNetwork, reference: referenceSet, options: options,
                                       checkpointSHA256: loaded.checkpointSHA256, sampling: loaded.sampling,
-                                      warnings: warnings, log: log)
+                                      warnings: warnings + referenceWarnings, log: log)
     }
 }
 
@@ -166,13 +231,15 @@ struct EvalInput {
     /// Samples drawn from checkpoints and noise when --count is not given.
     static let defaultSampleCount = 10_000
 
-    static func load(_ input: String, count: Int?, seed: UInt64, sampling: CheckpointSampling,
+    /// Loads `input`; with `pathsOnly`, `noise` and `fashion-mnist:...` are paths like any other
+    /// (for --reference, where every form other than train and test is a path).
+    static func load(_ input: String, count: Int?, seed: UInt64, sampling: CheckpointSampling, pathsOnly: Bool = false,
                      log: @escaping (String) -> Void) throws -> EvalInput {
-        if input == "noise" {
+        if input == "noise" && !pathsOnly {
             let n = count ?? defaultSampleCount
             return EvalInput(images: Tensor.uniform([n] + featureImageShape, generator: RandomGenerator(seed: seed)), kind: "noise")
         }
-        if input.hasPrefix("fashion-mnist:") {
+        if input.hasPrefix("fashion-mnist:") && !pathsOnly {
             guard let split = DatasetSplit(rawValue: String(input.dropFirst("fashion-mnist:".count))) else {
                 throw ValidationError("\(input): use fashion-mnist:train or fashion-mnist:test")
             }
@@ -198,7 +265,9 @@ struct EvalInput {
         case "safetensors":
             return try sampleCheckpoint(url, count: count ?? defaultSampleCount, seed: seed, settings: sampling, log: log)
         default:
-            throw ValidationError("\(input): expected a .npy file, a folder of PNGs, a .safetensors checkpoint, fashion-mnist:train|test or noise")
+            if pathsOnly { throw ValidationError("\(input): not a file kind eval reads (by its extension)") }
+            throw ValidationError("\(input): expected a .npy file, a folder of PNGs, a .safetensors checkpoint, fashion-mnist:train|test or noise"
+                                  + (url.pathExtension.lowercased() == "npz" ? " (a .npz of statistics is read by --reference only)" : ""))
         }
     }
 
@@ -215,29 +284,31 @@ struct EvalInput {
         return out
     }
 
-    /// PNGs directly in the folder, or class sub-folders of PNGs (GenData's loader, without
-    /// resampling: images of another size than the feature network's are refused). Class folders
-    /// give labels for the class agreement when all are named 0-9 or after the Fashion-MNIST classes.
+    /// PNGs directly in the folder, or class sub-folders of PNGs (GenData's loader: images of another
+    /// size than the feature network's are resized, colour ones converted to grey, each with a
+    /// warning since either changes the score). Class folders give labels for the class agreement
+    /// when all are named 0-9 or after the Fashion-MNIST classes.
     static func loadPNGFolder(_ url: URL, imageSize: Int) throws -> EvalInput {
         let data: ImageDataset
-        do { data = try ImageDataset.load(directory: url, split: .train, imageSize: imageSize, resize: false) } catch let error as DataError {
+        do { data = try ImageDataset.load(directory: url, split: .train, imageSize: imageSize, resize: true) } catch let error as DataError {
             if error.kind == .emptyDirectory {
                 throw ValidationError("\(url.path): the folder holds no PNG images (nor class sub-folders of PNGs)")
             }
             throw ValidationError("\(error.path): \(error.problem)")
         }
+        let notes = data.conversionNotes
         guard let names = data.classNames, let folderLabels = data.labels else {
-            return EvalInput(images: data.images, kind: "png-folder")
+            return EvalInput(images: data.images, kind: "png-folder", warnings: notes)
         }
         let classes = names.map { name in
             Int64(name).flatMap { (0..<10).contains($0) ? $0 : nil }
                 ?? ImageDataset.fashionMNISTClassNames.firstIndex(of: name).map { Int64($0) }
         }
         let unnamed = zip(names, classes).filter { $0.1 == nil }.map { url.appendingPathComponent($0.0).path }
-        let warnings = unnamed.map { "\($0): the folder name is not a class (0-9 or a Fashion-MNIST class name); no class agreement" }
+        let warnings = notes + unnamed.map { "\($0): the folder name is not a class (0-9 or a Fashion-MNIST class name); no class agreement" }
         guard unnamed.isEmpty else { return EvalInput(images: data.images, kind: "png-folder", warnings: warnings) }
         let labels = folderLabels.scalars(as: Int64.self).map { classes[Int($0)]! }
-        return EvalInput(images: data.images, labels: Tensor(labels, shape: [labels.count]), kind: "png-folder")
+        return EvalInput(images: data.images, labels: Tensor(labels, shape: [labels.count]), kind: "png-folder", warnings: notes)
     }
 
     /// Samples `count` images from a checkpoint through the model interface, timing the sampling

@@ -95,7 +95,15 @@ final class EvalCommandTests: CommandTestCase {
         try FileManager.default.createDirectory(at: pngs, withIntermediateDirectories: true)
         try PNGWriter.write(Tensor.zeros([28, 28, 1]), to: pngs.appendingPathComponent("a.png"))
         try PNGWriter.write(Tensor.zeros([30, 28, 1]), to: pngs.appendingPathComponent("b.png"))
-        XCTAssertTrue(evalErrorMessage([pngs.path]).contains("b.png"), evalErrorMessage([pngs.path]))
+        try PNGWriter.write(Tensor.zeros([28, 28, 3]), to: pngs.appendingPathComponent("c.png"))
+        try "not a PNG".write(to: pngs.appendingPathComponent("d.png"), atomically: true, encoding: .utf8)
+        XCTAssertTrue(evalErrorMessage([pngs.path]).contains("d.png"), evalErrorMessage([pngs.path]))
+        try FileManager.default.removeItem(at: pngs.appendingPathComponent("d.png"))
+        // Another size is resized and colour converted to grey, each with a warning.
+        let converted = try evaluate([pngs.path, "--reference", "test", "--kid-subsets", "2"])
+        XCTAssertEqual(converted.sampleCount, 3)
+        XCTAssertTrue(converted.warnings.contains { $0.contains("1 of the 3 PNGs") && $0.contains("resized") }, "\(converted.warnings)")
+        XCTAssertTrue(converted.warnings.contains { $0.contains("1 of the 3 PNGs") && $0.contains("BT.601") }, "\(converted.warnings)")
         XCTAssertTrue(evalErrorMessage([dir.appendingPathComponent("missing.npy").path]).contains("no such file"))
         let weights = dir.appendingPathComponent("w.safetensors")
         try SafeTensorsFile.write(["x": Tensor.zeros([2])], to: weights)
@@ -210,10 +218,135 @@ final class EvalCommandTests: CommandTestCase {
         let blurred = try XCTUnwrap(try Generative.parseAsRoot(["eval", "fashion-mnist:test", "--blur", "1", "--fid-at", "1000,5000"]) as? Eval)
         XCTAssertEqual(try blurred.fidAtSizes(), [1000, 5000])
         XCTAssertEqual(blurred.blur, 1)
-        XCTAssertEqual(blurred.reference, .train)
+        XCTAssertEqual(blurred.reference, "train")
         XCTAssertThrowsError(try Generative.parseAsRoot(["eval", "noise", "--fid-at", "1000,x"]))
         let noise = try evaluate(["noise", "--count", "200", "--reference", "test", "--kid-subsets", "2", "--seed", "4"])
         XCTAssertEqual(noise.inputKind, "noise")
         XCTAssertGreaterThan(noise.fid, 100)
+    }
+
+    /// Runs the built executable's eval with --json; returns the parsed object and stderr.
+    func evalJSON(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> (object: [String: Any], err: String) {
+        let (status, out, err) = try runExecutable(["eval"] + arguments + ["--json", "--threads", "2"])
+        XCTAssertEqual(status, 0, err, file: file, line: line)
+        let object = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
+        return (try XCTUnwrap(object, "stdout is not one JSON object: \(out)", file: file, line: line), err)
+    }
+
+    /// `eval A --reference B` with B a .npy, a PNG folder or a .npz of statistics, through the real
+    /// executable: a set against itself scores ~0, against another set > 0; --save-stats then
+    /// --reference stats.npz gives the direct comparison's FID; the report names the reference.
+    func testReferencePathsThroughTheExecutable() throws {
+        let dir = tempDir()
+        let test = try testSet()
+        let a = dir.appendingPathComponent("a.npy"), b = dir.appendingPathComponent("b.npy")
+        try NPY.writeImages(test.images.rows(Array(0..<400)), to: a)
+        let other = test.images.rows(Array(400..<800))
+        try NPY.writeImages(other * other, to: b)  // darker: another distribution
+        let common = ["--kid-subsets", "2", "--seed", "5"]
+
+        let same = try evalJSON([a.path, "--reference", a.path] + common).object
+        XCTAssertEqual(same["reference"] as? String, a.path)
+        XCTAssertEqual(same["reference_kind"] as? String, "npy")
+        XCTAssertEqual(same["reference_count"] as? Int, 400)
+        XCTAssertEqual(try XCTUnwrap(same["fid"] as? Double), 0, accuracy: 1e-6)
+        XCTAssertNotNil(same["kid"])
+
+        let statsA = dir.appendingPathComponent("a-stats.npz"), statsB = dir.appendingPathComponent("b-stats.npz")
+        let (direct, directErr) = try evalJSON([a.path, "--reference", b.path, "--save-stats", statsA.path] + common)
+        let fid = try XCTUnwrap(direct["fid"] as? Double)
+        XCTAssertGreaterThan(fid, 1)
+        XCTAssertNotNil(direct["precision"])
+        XCTAssertEqual(direct["saved_statistics"] as? String, statsA.path)
+        XCTAssertTrue(directErr.contains("wrote the feature statistics of the 400 images"), directErr)
+        let saved = try NPZ.read(statsA)
+        XCTAssertEqual(saved["mu"]?.shape, [128])
+        XCTAssertEqual(saved["sigma"]?.shape, [128, 128])
+        XCTAssertEqual(saved["sigma"]?.elementType, .float64)
+
+        // B's statistics as the reference: the same FID as the direct comparison, and KID and
+        // precision/recall left out (with a note on stderr) since a .npz holds no features.
+        _ = try evalJSON([b.path, "--reference", a.path, "--save-stats", statsB.path] + common)
+        let (fromStats, statsErr) = try evalJSON([a.path, "--reference", statsB.path] + common)
+        XCTAssertEqual(try XCTUnwrap(fromStats["fid"] as? Double), fid, accuracy: 1e-6 * fid)
+        let infinity = try XCTUnwrap(direct["fid_infinity"] as? Double)
+        XCTAssertEqual(try XCTUnwrap(fromStats["fid_infinity"] as? Double), infinity, accuracy: 1e-6 * abs(infinity))
+        XCTAssertEqual(fromStats["reference"] as? String, statsB.path)
+        XCTAssertEqual(fromStats["reference_kind"] as? String, "npz")
+        for key in ["kid", "kid_std", "precision", "recall"] { XCTAssertNil(fromStats[key], key) }
+        XCTAssertTrue(statsErr.contains("KID and precision/recall are unavailable"), statsErr)
+        // A's own statistics: ~0.
+        XCTAssertEqual(try XCTUnwrap(try evalJSON([a.path, "--reference", statsA.path] + common).object["fid"] as? Double), 0, accuracy: 1e-6)
+
+        // The table names the reference too, and says what is unavailable.
+        let (status, table, _) = try runExecutable(["eval", a.path, "--reference", statsB.path] + common)
+        XCTAssertEqual(status, 0)
+        XCTAssertTrue(table.contains("reference                 \(statsB.path) (npz statistics"), table)
+        XCTAssertTrue(table.contains("KID                       unavailable"), table)
+
+        // A PNG folder reference (the first 400 images of A as PNGs): ~0 against A, up to 8-bit rounding.
+        let pngs = dir.appendingPathComponent("pngs")
+        try FileManager.default.createDirectory(at: pngs, withIntermediateDirectories: true)
+        for i in 0..<400 {
+            try PNGWriter.write(test.images.rows([i]).reshaped([28, 28, 1]), to: pngs.appendingPathComponent(String(format: "%03d.png", i)))
+        }
+        let png = try evalJSON([a.path, "--reference", pngs.path] + common).object
+        XCTAssertEqual(png["reference_kind"] as? String, "png-folder")
+        XCTAssertLessThan(try XCTUnwrap(png["fid"] as? Double), 0.05)
+    }
+
+    /// A checkpoint as the reference is sampled as INPUT is (same flags and seed): the same
+    /// checkpoint on both sides scores ~0, and --count sets how many it samples.
+    func testCheckpointReferenceIsSampled() throws {
+        let checkpoint = OutputStreamTests.vaeCheckpoint
+        let (report, err) = try evalJSON([checkpoint, "--reference", checkpoint, "--count", "200", "--kid-subsets", "2"])
+        XCTAssertEqual(report["reference_kind"] as? String, "checkpoint")
+        XCTAssertEqual(report["reference_count"] as? Int, 200)
+        XCTAssertEqual(report["input_kind"] as? String, "checkpoint")
+        XCTAssertEqual(try XCTUnwrap(report["fid"] as? Double), 0, accuracy: 1e-6)
+        XCTAssertEqual(err.components(separatedBy: "sampling 200 images from").count - 1, 2, err)
+    }
+
+    /// --reference errors: one line on stderr naming --reference (and the accepted forms where the
+    /// path is not usable), a non-zero exit, no crash.
+    func testReferenceErrors() throws {
+        let dir = tempDir()
+        let a = dir.appendingPathComponent("a.npy")
+        try NPY.writeImages(Tensor.uniform([20, 28, 28, 1], generator: RandomGenerator(seed: 2)), to: a)
+        func failure(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
+            let (status, out, err) = try runExecutable(["eval", a.path] + arguments)
+            XCTAssertNotEqual(status, 0, file: file, line: line)
+            XCTAssertEqual(out, "", file: file, line: line)
+            let lines = err.split(separator: "\n")
+            XCTAssertEqual(lines.count, 1, err, file: file, line: line)
+            XCTAssertTrue(err.contains("--reference"), err, file: file, line: line)
+            return err
+        }
+        let forms = "use train, test, a .npy of images, a folder of PNGs, a checkpoint (.safetensors) or a .npz of statistics"
+        for missing in ["missing.npy", "missing.npz", "valid", "noise"] {
+            let err = try failure(["--reference", dir.appendingPathComponent(missing).path])
+            XCTAssertTrue(err.contains("no such file") && err.contains(forms), err)
+        }
+        let text = dir.appendingPathComponent("notes.txt")
+        try "hello".write(to: text, atomically: true, encoding: .utf8)
+        XCTAssertTrue(try failure(["--reference", text.path]).contains(forms))
+        let fake = dir.appendingPathComponent("fake.npz")
+        try "hello".write(to: fake, atomically: true, encoding: .utf8)
+        XCTAssertTrue(try failure(["--reference", fake.path]).contains("not a .npz file"))
+        // pytorch-fid's Inception statistics: 2048 dimensions against the feature network's 128.
+        let inception = dir.appendingPathComponent("inception.npz")
+        try FeatureStatistics(mean: [Double](repeating: 0, count: 2048), covariance: Matrix64(rows: 2048, columns: 2048), count: 0)
+            .writeNPZ(to: inception)
+        let err = try failure(["--reference", inception.path])
+        XCTAssertTrue(err.contains("dimension 2048") && err.contains("128"), err)
+        // Wrong keys.
+        let keys = dir.appendingPathComponent("keys.npz")
+        try NPZ.write(["m": NPYArray(elementType: .float64, shape: [1], data: Data(count: 8))], to: keys)
+        XCTAssertTrue(try failure(["--reference", keys.path]).contains("no 'mu'"))
+        // --save-stats needs a .npz name.
+        let (status, _, saveErr) = try runExecutable(["eval", a.path, "--save-stats", dir.appendingPathComponent("s.txt").path])
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(saveErr.contains("--save-stats"), saveErr)
+        XCTAssertTrue(errorMessage(["eval", a.path, "--likelihood", "--save-stats", "s.npz"])?.contains("do not apply") ?? false)
     }
 }
