@@ -143,7 +143,8 @@ public final class SelfAttention: Module {
 /// 3x3 conv between levels; then GroupNorm, SiLU, conv_out. The time embedding is
 /// time_mlp(timestepEmbedding(t, width)) (Linear, SiLU, Linear), plus class_emb(y) when conditional.
 ///
-/// - Input: x (B, H, W, inChannels) channels-last (H and W divisible by 2^(levels-1)), t int64 (B)
+/// - Input: x (B, H, W, inChannels) channels-last (an odd H or W halves by rounding up, and the way
+///   up crops its upsampled rows and columns to the skip connection's), t int64 (B)
 ///   0-based timesteps, y int64 (B) labels (required when `numClasses` > 0, ignored otherwise).
 /// - Output: predicted noise (B, H, W, inChannels).
 /// - Parameter names are the PyTorch state_dict names (`time_mlp.0.weight`, `down.2.0.weight`,
@@ -277,7 +278,12 @@ public final class UNet: Module {
                 h = block(Tensor.concatenate([h, hs.removeLast()], axis: 3), e)
                 if let attention { h = attention(h) }
             case let .upsample(conv):
-                h = conv(h.upsampleNearest(scale: 2))
+                // An odd size (7 halves to 4) comes back one row and column larger: crop to the skip's.
+                h = h.upsampleNearest(scale: 2)
+                if let skip = hs.last, h.shape[1] != skip.shape[1] || h.shape[2] != skip.shape[2] {
+                    h = h.sliced(axis: 1, 0..<skip.shape[1]).sliced(axis: 2, 0..<skip.shape[2])
+                }
+                h = conv(h)
             }
         }
         return convOut(normOut.withSiLU(h))

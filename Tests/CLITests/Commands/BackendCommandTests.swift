@@ -48,8 +48,8 @@ final class BackendCommandTests: CommandTestCase {
     /// Every command that computes takes --backend (found by `ComputeFlags.find` through its option groups).
     func testComputingCommandsCarryTheBackendFlags() throws {
         let trains = ["vae", "ddpm", "sgm", "gan", "dcgan", "wgan", "wgan-gp", "lsgan", "sngan", "cgan", "cyclegan",
-                      "classifier", "noisy-classifier"].map { ["train", $0] }
-        let samples = ["vae", "ddpm", "sgm", "gan", "dcgan", "wgan-gp", "sngan", "cgan", "cyclegan"]
+                      "classifier", "noisy-classifier", "realnvp", "autoencoder-kl"].map { ["train", $0] } + [["train", "ldm", "--autoencoder", "x"]]
+        let samples = ["vae", "ddpm", "sgm", "gan", "dcgan", "wgan-gp", "sngan", "cgan", "cyclegan", "realnvp", "ldm"]
             .map { ["sample", $0, "--checkpoint", "x"] }
         let others = [["eval", "x.npy"], ["bench"], ["reconstruct", "--checkpoint", "x"], ["interpolate", "--checkpoint", "x"],
                       ["translate", "--checkpoint", "x", "--input", "y"]]

@@ -68,3 +68,18 @@ final class AutoencoderKLTests: XCTestCase {
         XCTAssertNotNil(config.problem, "a height that does not halve twice")
     }
 }
+
+/// The U-Net on latents of odd size: 7x7 halves to 4x4 and comes back to 7x7.
+final class OddSizeUNetTests: XCTestCase {
+    func testSevenBySevenLatentsKeepTheirShape() {
+        let unet = UNet(UNetConfig(inChannels: 4, width: 8, channelMultipliers: [1, 2], numRes: 1), generator: RandomGenerator(seed: 0))
+        let x = Tensor.normal([2, 7, 7, 4], generator: RandomGenerator(seed: 1)).requiringGrad()
+        let y = unet(x, t: Tensor([Int64(3), 500], shape: [2]))
+        XCTAssertEqual(y.shape, [2, 7, 7, 4])
+        // The corner output sees the opposite corner's input through the 4x4 level's attention:
+        // the crop after upsampling cuts no path.
+        let g = gradients(of: y.sliced(axis: 1, 0..<1).sliced(axis: 2, 0..<1).sum(), wrt: [x])[0]
+        let far = g.sliced(axis: 0, 0..<1).sliced(axis: 1, 6..<7).sliced(axis: 2, 6..<7).doubleScalars()
+        XCTAssertTrue(far.contains { $0 != 0 }, "no gradient from (6, 6) to (0, 0)")
+    }
+}

@@ -22,6 +22,8 @@ public struct DDPMConfiguration: Codable, Equatable, Sendable {
     public var steps = 1000
     /// EMA decay, with the warm-up min(decay, (1 + n) / (10 + n)).
     public var emaDecay = 0.999
+    /// The U-Net's channel multiplier per resolution level (nil: the reference (1, 2, 2)).
+    public var channelMultipliers: [Int]?
 
     /// One image's shape [H, W, C], from the training data (H and W divisible by 4: the U-Net halves
     /// twice). nil in checkpoints written before it was stored, which hold Fashion-MNIST's.
@@ -32,7 +34,9 @@ public struct DDPMConfiguration: Codable, Equatable, Sendable {
     /// `imageShape`, or Fashion-MNIST's for older checkpoints.
     public var resolvedImageShape: [Int] { imageShape ?? ImageDataset.fashionMNISTImageShape }
 
-    public var unetConfig: UNetConfig { UNetConfig(inChannels: resolvedImageShape[2], width: width, numClasses: classes) }
+    public var unetConfig: UNetConfig {
+        UNetConfig(inChannels: resolvedImageShape[2], width: width, channelMultipliers: channelMultipliers ?? [1, 2, 2], numClasses: classes)
+    }
     public var noiseSchedule: NoiseSchedule { schedule.schedule(steps: steps) }
 }
 
@@ -56,8 +60,12 @@ public final class DDPMTraining: TrainableModel {
     }
 
     public func trainStep(images: Tensor, labels: Tensor?, rng: RandomGenerator, step: Int) -> [(String, Double)] {
-        let n = images.shape[0]
-        let x0 = images * 2 - 1
+        trainStep(x0: images * 2 - 1, labels: labels, rng: rng)
+    }
+
+    /// One step on data x0 (N, H, W, C) already in the model's space ([-1, 1] images, or scaled latents).
+    public func trainStep(x0: Tensor, labels: Tensor?, rng: RandomGenerator) -> [(String, Double)] {
+        let n = x0.shape[0]
         let t = Tensor.randomIntegers([n], low: 0, high: schedule.steps, generator: rng)
         let eps = Tensor.normal(x0.shape, generator: rng)
         let y = droppingLabels(labels, classes: config.classes, dropProbability: config.condDrop, rng: rng, model: Self.kind)

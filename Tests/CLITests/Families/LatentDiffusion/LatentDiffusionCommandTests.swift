@@ -1,0 +1,95 @@
+import Foundation
+@testable import generative
+import GenTrain
+import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenModels
+import GenEval
+import GenData
+
+/// The latent-diffusion commands on tiny settings: `train autoencoder-kl` through the real
+/// executable (the checkpoint with its latent scale, the reconstruction scores on stdout), `train
+/// ldm` on it, `sample ldm` with a class and guidance, resume refused with another autoencoder, and
+/// bad-input errors.
+final class LatentDiffusionCommandTests: CommandTestCase {
+    func testTrainsStoresTheLatentScaleAndScoresReconstructions() throws {
+        let dir = tempDir()
+        let run = dir.appendingPathComponent("ae").path
+        let result = try runExecutable(["train", "autoencoder-kl", "--out", run, "--width", "8", "--latent-channels", "3",
+                                        "--batch-size", "8", "--max-steps", "3", "--eval-count", "20", "--threads", "1"])
+        XCTAssertEqual(result.status, 0, result.err)
+        XCTAssertTrue(result.out.contains("PSNR") && result.out.contains("FID against the test split"), result.out)
+        XCTAssertTrue(result.out.contains("latent scale:"), result.out)
+        XCTAssertFalse(result.out.contains("epoch 1/"), "progress belongs on stderr")
+        let checkpoint = try Checkpoint(contentsOf: URL(fileURLWithPath: run + "/checkpoint.safetensors"))
+        XCTAssertEqual(checkpoint.metadata["model"], "autoencoder-kl")
+        XCTAssertNotNil(checkpoint.tensors["latent_scale"])
+        let model = try AutoencoderKLTraining.load(checkpoint)
+        XCTAssertEqual(model.config.latentShape, [7, 7, 3])
+        // It samples nothing from noise, and says so.
+        let message = errorMessage(["eval", run + "/checkpoint.safetensors", "--count", "4"]) ?? ""
+        XCTAssertTrue(message.contains("autoencoder-kl"), message)
+    }
+
+    func testBadInputsGetClearErrors() {
+        XCTAssertTrue(errorMessage(["train", "autoencoder-kl", "--width", "12"])?.contains("--width") ?? false)
+        XCTAssertTrue(errorMessage(["train", "autoencoder-kl", "--kl-weight", "-1"])?.contains("--kl-weight") ?? false)
+        XCTAssertTrue(errorMessage(["train", "autoencoder-kl", "--latent-channels", "0"])?.contains("--latent-channels") ?? false)
+        XCTAssertTrue(errorMessage(["train", "autoencoder-kl", "--reconstruction", "l3"])?.contains("reconstruction") ?? false)
+    }
+
+    /// A labelled PNG folder (one sub-folder per class) of `perClass` Fashion-MNIST images of classes 0-3.
+    func tinyLabelledFolder(_ dir: URL, perClass: Int = 6) throws -> String {
+        let data = try ImageDataset.fashionMNIST(split: .train).subset(Array(0..<200))
+        let labels = data.labels!.scalars(as: Int64.self)
+        let folder = dir.appendingPathComponent("tiny")
+        for k in 0..<4 {
+            let classFolder = folder.appendingPathComponent(String(k))
+            try FileManager.default.createDirectory(at: classFolder, withIntermediateDirectories: true)
+            for (j, i) in labels.indices.filter({ labels[$0] == Int64(k) }).prefix(perClass).enumerated() {
+                try PNGWriter.encode(data.images.sliced(axis: 0, i..<(i + 1)).reshaped([28, 28, 1]))
+                    .write(to: classFolder.appendingPathComponent("\(j).png"))
+            }
+        }
+        return folder.path
+    }
+
+    func testLatentModelTrainsSamplesAndRefusesAnotherAutoencoder() throws {
+        let dir = tempDir()
+        let data = try tinyLabelledFolder(dir)
+        let tinyAE = ["--width", "8", "--batch-size", "8", "--max-steps", "2", "--eval-count", "0", "--data", data]
+        try run(["train", "autoencoder-kl", "--out", dir.appendingPathComponent("ae").path] + tinyAE)
+        try run(["train", "autoencoder-kl", "--out", dir.appendingPathComponent("ae2").path, "--seed", "1"] + tinyAE)
+        let ae = dir.appendingPathComponent("ae/checkpoint.safetensors").path
+        let ldm = dir.appendingPathComponent("ldm").path
+        let tinyLDM = ["--width", "8", "--batch-size", "8", "--epochs", "1", "--max-steps", "2", "--condition", "class", "--data", data]
+        try run(["train", "ldm", "--autoencoder", ae, "--out", ldm] + tinyLDM)
+        let checkpoint = try Checkpoint(contentsOf: URL(fileURLWithPath: ldm + "/checkpoint.safetensors"))
+        XCTAssertEqual(checkpoint.metadata["model"], "ldm")
+        XCTAssertNotNil(checkpoint.tensors["autoencoder.decoder.conv_out.weight"], "the autoencoder travels in the checkpoint")
+        let model = try LatentDiffusionTraining.load(checkpoint)
+        XCTAssertEqual(model.diffusion.imageShape, [7, 7, 4])
+        XCTAssertEqual(model.classCount, 4)
+        XCTAssertEqual(model.config.autoencoderSHA256, try SHA256.hex(contentsOf: URL(fileURLWithPath: ae)))
+
+        let out = dir.appendingPathComponent("s.npy")
+        try run(["sample", "ldm", "--checkpoint", ldm + "/checkpoint.safetensors", "--count", "3", "--class", "2", "--guidance", "2",
+                 "--steps", "4", "--out", out.path])
+        let images = try NPY.readImages(out)
+        XCTAssertEqual(images.shape, [3, 28, 28, 1])
+        XCTAssertTrue(images.scalars(as: Float.self).allSatisfy { $0 >= 0 && $0 <= 1 })
+        // Another sampler of the DDPM's table runs on the latents too.
+        try run(["sample", "ldm", "--checkpoint", ldm + "/checkpoint.safetensors", "--count", "2", "--sampler", "ddpm", "--steps", "5",
+                 "--out", dir.appendingPathComponent("a.npy").path])
+
+        let other = dir.appendingPathComponent("ae2/checkpoint.safetensors").path
+        let message = errorMessage(["train", "ldm", "--autoencoder", other, "--out", ldm, "--resume"] + tinyLDM) ?? ""
+        XCTAssertTrue(message.contains("--autoencoder") && message.contains("not the autoencoder"), message)
+        XCTAssertTrue(errorMessage(["train", "ldm", "--autoencoder", dir.appendingPathComponent("nope").path, "--out",
+                                    dir.appendingPathComponent("x").path])?.contains("--autoencoder") ?? false)
+        XCTAssertTrue(errorMessage(["sample", "ldm", "--checkpoint", ldm + "/checkpoint.safetensors", "--guidance", "2"])?
+            .contains("--guidance") ?? false)
+    }
+}
