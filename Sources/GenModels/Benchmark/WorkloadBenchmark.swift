@@ -29,7 +29,7 @@ public enum WorkloadBenchmark {
     }
 
     /// The workloads' names, in the order they run (each has a train phase, a sample phase or both).
-    public static let names = ["vae", "dcgan", "unet", "classifier"]
+    public static let names = ["vae", "dcgan", "unet", "ddpm", "ldm", "classifier"]
 
     /// The framework tag printed in each result line.
     public static let framework = "generative-swift"
@@ -89,6 +89,45 @@ public enum WorkloadBenchmark {
         let ys = Tensor.randomIntegers([xs.shape[0]], low: 0, high: 11, generator: rng)
         list.append(Workload(name: "unet", phase: "sample", batch: xs.shape[0], flopsPerItem: 554.4e6) {
             withoutGradients { _ = unet(xs, t: ts, y: ys) }
+        })
+
+        // Latent diffusion against pixel diffusion, whole samples: DDIM-20 of the pixel U-Net (width
+        // 32, 28x28x1) against DDIM-20 of the latent U-Net (width 32, levels (1, 2), 7x7x4) plus one
+        // decoder pass of the KL autoencoder (width 32); and one training step of each (the pixel
+        // one is `unet train`). FLOPs are not counted for these (0).
+        let pixelSteps = 20
+        let xd = Tensor.normal([b(64)] + image, generator: rng)
+        let yd = Tensor.randomIntegers([xd.shape[0]], low: 0, high: 11, generator: rng)
+        list.append(Workload(name: "ddpm", phase: "sample", batch: xd.shape[0], flopsPerItem: 0) {
+            withoutGradients {
+                for i in 0..<pixelSteps {
+                    _ = unet(xd, t: Tensor([Int64](repeating: Int64(999 - 50 * i), count: xd.shape[0])), y: yd)
+                }
+            }
+        })
+        var aeConfig = AutoencoderKLConfiguration()
+        aeConfig.width = 32
+        let autoencoder = AutoencoderKL(aeConfig, generator: rng)
+        let latentNet = UNet(UNetConfig(inChannels: aeConfig.latentChannels, width: 32, channelMultipliers: [1, 2], numClasses: 10),
+                             generator: rng)
+        let adamL = Adam(latentNet.trainableParameters, learningRate: 2e-4)
+        let zl = Tensor.normal([b(64)] + aeConfig.latentShape, generator: rng)
+        let yl = Tensor.randomIntegers([zl.shape[0]], low: 0, high: 11, generator: rng)
+        list.append(Workload(name: "ldm", phase: "train", batch: zl.shape[0], flopsPerItem: 0) {
+            let t = Tensor.randomIntegers([zl.shape[0]], low: 0, high: schedule.steps, generator: rng)
+            let eps = Tensor.normal(zl.shape, generator: rng)
+            let loss = schedule.ddpmLoss(model: latentNet, x0: zl, t: t, eps: eps, y: yl)
+            adamL.step(gradients(of: loss, wrt: adamL.parameters.map { $0.value }))
+        })
+        let zs = Tensor.normal([b(64)] + aeConfig.latentShape, generator: rng)
+        let ysl = Tensor.randomIntegers([zs.shape[0]], low: 0, high: 11, generator: rng)
+        list.append(Workload(name: "ldm", phase: "sample", batch: zs.shape[0], flopsPerItem: 0) {
+            withoutGradients {
+                for i in 0..<pixelSteps {
+                    _ = latentNet(zs, t: Tensor([Int64](repeating: Int64(999 - 50 * i), count: zs.shape[0])), y: ysl)
+                }
+                _ = autoencoder.decode(zs)
+            }
         })
 
         // The evaluator CNN: feature extraction for FID / IS.

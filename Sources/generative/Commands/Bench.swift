@@ -12,13 +12,15 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time the reference workloads and print one JSON line each (as scripts/torch-bench.py does for PyTorch).",
         discussion: """
-            Workloads: vae, dcgan, unet (train and sample) and classifier (sample). Each line holds \
+            Workloads: vae, dcgan, unet (train and sample), classifier (sample), ddpm (sample: DDIM-20 of the \
+            width-32 pixel U-Net) and ldm (train: one step of the latent U-Net on 7x7x4 latents; sample: its DDIM-20 \
+            plus the autoencoder's decoder). ddpm and ldm report no FLOPs (0). Each line holds \
             workload, phase, batch, items_per_s, ms_per_step, gflops_per_s and framework. \
             With --kernels, times oneDNN's GEMM and convolutions on the workloads' shapes instead; with \
             --peak, measures the FP32 peak (a vector FMA loop and a large sgemm) to read those against.
             """)
 
-    @Option(help: "Only this workload (vae, dcgan, unet, classifier); with --kernels, only its shapes (vae, dcgan, unet).")
+    @Option(help: "Only this workload (vae, dcgan, unet, classifier, ddpm, ldm); with --kernels, only its shapes (vae, dcgan, unet).")
     var workload: String?
 
     @Option(help: "Only this phase (train, sample).")
@@ -54,8 +56,8 @@ struct Bench: ParsableCommand {
             throw ValidationError("unknown workload '\(workload)'; choose one of \(names.joined(separator: ", "))")
         }
         if peak && kernels { throw ValidationError("--peak and --kernels are separate measurements; give one") }
-        if kernels, workload == "classifier" {
-            throw ValidationError("--kernels times the shapes of vae, dcgan and unet; the classifier's are not in its list")
+        if kernels, let workload, !["vae", "dcgan", "unet"].contains(workload) {
+            throw ValidationError("--kernels times the shapes of vae, dcgan and unet; \(workload)'s are not in its list")
         }
         if let phase, !["train", "sample"].contains(phase) {
             throw ValidationError("unknown phase '\(phase)'; choose train or sample")
