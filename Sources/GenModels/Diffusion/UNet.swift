@@ -22,9 +22,11 @@ public struct UNetConfig: Sendable, Equatable {
     public var numClasses: Int
     /// GroupNorm groups.
     public var groups: Int
+    /// Channels out (nil: `inChannels`); fewer when conditioning channels are concatenated to the input.
+    public var outChannels: Int?
 
     public init(inChannels: Int = 1, width: Int = 64, channelMultipliers: [Int] = [1, 2, 2], numRes: Int = 2,
-                numClasses: Int = 0, groups: Int = 8) {
+                numClasses: Int = 0, groups: Int = 8, outChannels: Int? = nil) {
         precondition(!channelMultipliers.isEmpty, "UNetConfig: no channel multipliers")
         precondition(width % 2 == 0, "UNetConfig: width \(width) must be even (sinusoidal embedding)")
         self.inChannels = inChannels
@@ -33,6 +35,7 @@ public struct UNetConfig: Sendable, Equatable {
         self.numRes = numRes
         self.numClasses = numClasses
         self.groups = groups
+        self.outChannels = outChannels
     }
 
     /// Features of the time (and class) embedding: 4 * width.
@@ -146,7 +149,7 @@ public final class SelfAttention: Module {
 /// - Input: x (B, H, W, inChannels) channels-last (an odd H or W halves by rounding up, and the way
 ///   up crops its upsampled rows and columns to the skip connection's), t int64 (B)
 ///   0-based timesteps, y int64 (B) labels (required when `numClasses` > 0, ignored otherwise).
-/// - Output: predicted noise (B, H, W, inChannels).
+/// - Output: predicted noise (B, H, W, outChannels), outChannels = inChannels unless the config says.
 /// - Parameter names are the PyTorch state_dict names (`time_mlp.0.weight`, `down.2.0.weight`,
 ///   `up.3.1.weight`, ...), so `load(from:strict:)` reads a PyTorch checkpoint directly.
 public final class UNet: Module {
@@ -211,7 +214,7 @@ public final class UNet: Module {
         }
         self.up = up
         normOut = GroupNorm(groups: groups, channels: c)
-        convOut = Conv2d(c, config.inChannels, kernelSize: 3, padding: 1, generator: generator)
+        convOut = Conv2d(c, config.outChannels ?? config.inChannels, kernelSize: 3, padding: 1, generator: generator)
     }
 
     public var namedParameters: [(String, Parameter)] {

@@ -24,6 +24,9 @@ public struct DDPMConfiguration: Codable, Equatable, Sendable {
     public var emaDecay = 0.999
     /// The U-Net's channel multiplier per resolution level (nil: the reference (1, 2, 2)).
     public var channelMultipliers: [Int]?
+    /// Conditioning channels concatenated to the U-Net's input (nil: none), as latent diffusion's
+    /// inpainting and super-resolution models take a mask and a latent.
+    public var conditionChannels: Int?
 
     /// One image's shape [H, W, C], from the training data (H and W divisible by 4: the U-Net halves
     /// twice). nil in checkpoints written before it was stored, which hold Fashion-MNIST's.
@@ -35,7 +38,8 @@ public struct DDPMConfiguration: Codable, Equatable, Sendable {
     public var resolvedImageShape: [Int] { imageShape ?? ImageDataset.fashionMNISTImageShape }
 
     public var unetConfig: UNetConfig {
-        UNetConfig(inChannels: resolvedImageShape[2], width: width, channelMultipliers: channelMultipliers ?? [1, 2, 2], numClasses: classes)
+        UNetConfig(inChannels: resolvedImageShape[2] + (conditionChannels ?? 0), width: width, channelMultipliers: channelMultipliers ?? [1, 2, 2],
+                   numClasses: classes, outChannels: conditionChannels == nil ? nil : resolvedImageShape[2])
     }
     public var noiseSchedule: NoiseSchedule { schedule.schedule(steps: steps) }
 }
@@ -63,8 +67,9 @@ public final class DDPMTraining: TrainableModel {
         trainStep(x0: images * 2 - 1, labels: labels, rng: rng)
     }
 
-    /// One step on data x0 (N, H, W, C) already in the model's space ([-1, 1] images, or scaled latents).
-    public func trainStep(x0: Tensor, labels: Tensor?, rng: RandomGenerator) -> [(String, Double)] {
+    /// One step on data x0 (N, H, W, C) already in the model's space ([-1, 1] images, or scaled
+    /// latents), with `condition` (N, H, W, conditionChannels) concatenated to the noisy input.
+    public func trainStep(x0: Tensor, labels: Tensor?, rng: RandomGenerator, condition: Tensor? = nil) -> [(String, Double)] {
         let n = x0.shape[0]
         let t = Tensor.randomIntegers([n], low: 0, high: schedule.steps, generator: rng)
         let eps = Tensor.normal(x0.shape, generator: rng)
@@ -81,7 +86,8 @@ public final class DDPMTraining: TrainableModel {
             let abar = Tensor(schedule.alphaBars(at: t), shape: [n, 1, 1, 1])
             target = -eps / (1 - abar).sqrt()
         }
-        let loss = (model(xt, t: t, y: y) - target).square().mean()
+        let input = condition.map { Tensor.concatenate([xt, $0], axis: 3) } ?? xt
+        let loss = (model(input, t: t, y: y) - target).square().mean()
         state.step(loss)
         return [("loss", loss.item)]
     }
@@ -115,11 +121,17 @@ public final class DDPMTraining: TrainableModel {
     /// One image's shape [H, W, C], channels-last.
     public var imageShape: [Int] { config.resolvedImageShape }
 
-    /// A continuous-time denoiser over the chosen weights (the U-Net sees its table's indices).
-    public func denoiser(ema useEMA: Bool) -> DiscreteTimeDenoiser<FunctionDenoiser> {
-        let network = samplingNetwork(ema: useEMA)
-        return DiscreteTimeDenoiser(FunctionDenoiser(prediction: config.prediction) { x, t, y in network(x, t: t, y: y) },
-                                    steps: schedule.steps)
+    /// A continuous-time denoiser over the chosen weights (the U-Net sees its table's indices), with
+    /// `condition` (B, H, W, conditionChannels) concatenated to every input of a batch of B.
+    public func denoiser(ema useEMA: Bool, condition: Tensor? = nil) -> DiscreteTimeDenoiser<FunctionDenoiser> {
+        denoiser(network: samplingNetwork(ema: useEMA), condition: condition)
+    }
+
+    /// `denoiser(ema:condition:)` over a given network (to build one per batch without copying the EMA again).
+    public func denoiser(network: UNet, condition: Tensor?) -> DiscreteTimeDenoiser<FunctionDenoiser> {
+        DiscreteTimeDenoiser(FunctionDenoiser(prediction: config.prediction) { x, t, y in
+            network(condition.map { Tensor.concatenate([x, $0], axis: 3) } ?? x, t: t, y: y)
+        }, steps: schedule.steps)
     }
 
     /// Samples `count` images (count, H, W, C) in [0, 1]. `labels` condition a class-conditional

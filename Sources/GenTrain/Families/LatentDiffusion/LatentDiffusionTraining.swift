@@ -12,6 +12,22 @@ public enum LatentCondition: String, Codable, CaseIterable, Sendable {
     case none
     /// A class label, with label dropout for classifier-free guidance.
     case `class`
+    /// A mask (1: fill) and the masked image's latent, concatenated to the U-Net's input.
+    case inpaint
+    /// A 14x14 image, upsampled to 28x28 and encoded, concatenated to the U-Net's input.
+    case upscale
+
+    /// Whether the condition is concatenated to the latent (and training needs the pixels).
+    public var isConcatenated: Bool { self == .inpaint || self == .upscale }
+
+    /// Channels concatenated to a C-channel latent.
+    public func conditionChannels(latentChannels: Int) -> Int? {
+        switch self {
+        case .none, .class: return nil
+        case .inpaint: return latentChannels + 1
+        case .upscale: return latentChannels
+        }
+    }
 }
 
 /// The latent model's setup beside the DDPM's (metadata `ldm_config`, JSON).
@@ -53,14 +69,40 @@ public final class LatentDiffusionTraining: GenerativeModel {
         self.latentScale = latentScale
     }
 
-    /// The DDPM setup for an autoencoder's latents: U-Net width `width`, levels (1, 2) (7x7 and 4x4).
-    public static func diffusionConfiguration(for autoencoder: AutoencoderKLConfiguration, width: Int, classes: Int) -> DDPMConfiguration {
+    /// The DDPM setup for an autoencoder's latents: U-Net width `width`, levels (1, 2) (7x7 and 4x4),
+    /// the condition's channels concatenated to its input.
+    public static func diffusionConfiguration(for autoencoder: AutoencoderKLConfiguration, width: Int, classes: Int,
+                                              condition: LatentCondition = .none) -> DDPMConfiguration {
         var c = DDPMConfiguration()
         c.width = width
         c.classes = classes
         c.imageShape = autoencoder.latentShape
         c.channelMultipliers = [1, 2]
+        c.conditionChannels = condition.conditionChannels(latentChannels: autoencoder.latentChannels)
         return c
+    }
+
+    /// The side of the low-resolution images `upscale` takes (half the image's).
+    public var lowResolutionShape: [Int] { [imageShape[0] / 2, imageShape[1] / 2, imageShape[2]] }
+
+    /// The concatenated condition of an inpainting model: the mask averaged over each latent cell
+    /// (N, h, w, 1) and the scaled latent of the image with the masked pixels set to 0 in [-1, 1]
+    /// (mid-grey). Images and masks (N, H, W, C) and (N, H, W, 1) in [0, 1].
+    public func inpaintingCondition(images: Tensor, masks: Tensor) -> Tensor {
+        withoutGradients {
+            let factor = imageShape[0] / autoencoder.config.latentShape[0]
+            let kept = (images * 2 - 1) * (1 - masks)
+            return Tensor.concatenate([masks.avgPool2d(kernel: factor), autoencoder.encode(kept).mean * latentScale], axis: 3)
+        }
+    }
+
+    /// The concatenated condition of a super-resolution model: the scaled latent of the low-resolution
+    /// images (N, H/2, W/2, C) in [0, 1] upsampled bilinearly to (H, W).
+    public func upscalingCondition(lowResolution: Tensor) -> Tensor {
+        withoutGradients {
+            let up = resizeImages(lowResolution, height: imageShape[0], width: imageShape[1])
+            return autoencoder.encode(up * 2 - 1).mean * latentScale
+        }
     }
 
     /// Scaled posterior means of images (N, H, W, C) in [0, 1]: (N, h, w, C), in batches.
@@ -80,10 +122,26 @@ public final class LatentDiffusionTraining: GenerativeModel {
     public var imageShape: [Int] { autoencoder.config.imageShape }
     public var classCount: Int { diffusion.config.classes }
 
-    /// One DDPM step on a batch of scaled latents (the loop's "images").
-    public func trainStep(images latents: Tensor, labels: Tensor?, rng: RandomGenerator, step: Int) -> [(String, Double)] {
-        diffusion.trainStep(x0: latents, labels: config.condition == .class ? labels : nil, rng: rng)
+    /// One DDPM step. The loop's "images" are scaled latents for the unconditional and class models,
+    /// and pixels in [0, 1] for the concatenated conditions, which are built per batch: random masks
+    /// (`InpaintingMasks.random`) for inpainting, an area-averaged half-size copy for super-resolution.
+    public func trainStep(images: Tensor, labels: Tensor?, rng: RandomGenerator, step: Int) -> [(String, Double)] {
+        guard config.condition.isConcatenated else {
+            return diffusion.trainStep(x0: images, labels: config.condition == .class ? labels : nil, rng: rng)
+        }
+        let x0 = withoutGradients { autoencoder.encode(images * 2 - 1).mean * latentScale }
+        let condition: Tensor
+        if config.condition == .inpaint {
+            condition = inpaintingCondition(images: images, masks: InpaintingMasks.random(count: images.shape[0], height: imageShape[0],
+                                                                                           width: imageShape[1], generator: rng))
+        } else {
+            condition = upscalingCondition(lowResolution: resizeImages(images, height: lowResolutionShape[0], width: lowResolutionShape[1]))
+        }
+        return diffusion.trainStep(x0: x0, labels: nil, rng: rng, condition: condition)
     }
+
+    /// Whether the training loop feeds this model pixels (else scaled latents).
+    public var trainsOnPixels: Bool { config.condition.isConcatenated }
 
     public func store(into checkpoint: inout Checkpoint) {
         diffusion.store(into: &checkpoint)
@@ -133,6 +191,9 @@ public final class LatentDiffusionTraining: GenerativeModel {
 
     public func validate(_ options: SamplingOptions) throws {
         try refuseTemperature(options)
+        if config.condition.isConcatenated && options.guidance != nil {
+            throw ModelError("an \(config.condition.rawValue) ldm takes no --guidance")
+        }
         let sampler = latentSampler(options)
         try sampler.check(diffusion.process)
         guard (sampler.options.steps ?? 0) <= diffusion.schedule.steps else { throw ModelError("--steps must be at most \(diffusion.schedule.steps)") }
@@ -148,6 +209,10 @@ public final class LatentDiffusionTraining: GenerativeModel {
     public func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
                        progress: ((Int, Int) -> Void)?) throws -> Tensor {
         try validate(options)
+        if config.condition.isConcatenated {
+            let verb = config.condition == .inpaint ? "generative inpaint" : "generative upscale"
+            throw ModelError("an \(config.condition.rawValue) ldm samples from an input image: use \(verb)")
+        }
         let labels = labels ?? (classCount > 0 ? Array(repeating: classCount, count: count) : nil)
         let base = diffusion.denoiser(ema: options.ema)
         let model: any Denoiser = options.guidance.flatMap { scale in
@@ -166,6 +231,44 @@ public final class LatentDiffusionTraining: GenerativeModel {
         }
     }
 
+    /// Images in [0, 1] from the concatenated `condition` (N, h, w, channels): image i's latent is
+    /// sampled from noise keyed by (seed, i), then decoded.
+    public func sample(condition: Tensor, seed: UInt64, options: SamplingOptions, progress: ((Int, Int) -> Void)?) throws -> Tensor {
+        try validate(options)
+        let sampler = latentSampler(options)
+        let network = diffusion.samplingNetwork(ema: options.ema)
+        let count = condition.shape[0]
+        var parts: [Tensor] = []
+        for start in stride(from: 0, to: count, by: options.batchSize) {
+            let range = start..<min(count, start + options.batchSize)
+            let model = diffusion.denoiser(network: network, condition: condition.sliced(axis: 0, range))
+            let z = sampler.sample(model, process: diffusion.process, noise: SeededNoise(seed: seed),
+                                   batch: SampleBatch(indices: Array(range), imageShape: diffusion.imageShape)).sample
+            parts.append(withoutGradients { ((autoencoder.decode(z / latentScale) + 1) * 0.5).clamped(min: 0, max: 1) })
+            progress?(range.upperBound, count)
+        }
+        return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
+    }
+
+    /// Fills the masked pixels of images (N, H, W, C) in [0, 1]; masks (N, H, W, 1), 1 to fill. The
+    /// decoded sample is composited with the input, so the kept pixels are the input's exactly.
+    public func inpaint(images: Tensor, masks: Tensor, seed: UInt64, options: SamplingOptions,
+                        progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
+        guard config.condition == .inpaint else { throw ModelError("this ldm was trained with --condition \(config.condition.rawValue), not inpaint") }
+        let filled = try sample(condition: inpaintingCondition(images: images, masks: masks), seed: seed, options: options, progress: progress)
+        return withoutGradients { filled * masks + images * (1 - masks) }
+    }
+
+    /// Upscales images (N, H/2, W/2, C) in [0, 1] to (N, H, W, C).
+    public func upscale(_ lowResolution: Tensor, seed: UInt64, options: SamplingOptions,
+                        progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
+        guard config.condition == .upscale else { throw ModelError("this ldm was trained with --condition \(config.condition.rawValue), not upscale") }
+        return try sample(condition: upscalingCondition(lowResolution: lowResolution), seed: seed, options: options, progress: progress)
+    }
+
+    /// Images whose inpainting or upscaling the per-epoch grid shows (set by the command).
+    public var previewImages: Tensor?
+
     /// Network evaluations per image: the sampler's (twice with guidance), plus one decoder pass.
     public func evaluationsPerImage(_ options: SamplingOptions) throws -> Int {
         latentSampler(options).evaluations(on: diffusion.process) * (options.guidance == nil ? 1 : 2) + 1
@@ -180,8 +283,27 @@ public final class LatentDiffusionTraining: GenerativeModel {
 
     public var exportableNetworks: [String] { ["model", "autoencoder"] }
 
-    /// 64 EMA samples by DDIM-20 from fixed noise (one column per class when conditional).
+    /// 64 EMA samples by DDIM-20 from fixed noise (one column per class when conditional); for the
+    /// concatenated conditions, rows of preview images (with the centre masked, or halved) above
+    /// their inpainted or upscaled versions.
     public func sampleGrid(seed: UInt64) -> Tensor {
+        if config.condition.isConcatenated {
+            guard let preview = previewImages else { return imageGrid(Tensor.zeros([1] + imageShape), columns: 1) }
+            let x = preview.sliced(axis: 0, 0..<min(16, preview.shape[0]))
+            let options = SamplingOptions(batchSize: 64)
+            let masks = InpaintingMasks.centre(count: x.shape[0], height: imageShape[0], width: imageShape[1], side: imageShape[0] / 2)
+            let shown = config.condition == .inpaint ? x * (1 - masks) + masks * 0.5
+                : resizeImages(resizeImages(x, height: lowResolutionShape[0], width: lowResolutionShape[1]), height: imageShape[0], width: imageShape[1])
+            let made = (config.condition == .inpaint ? try? inpaint(images: x, masks: masks, seed: seed, options: options)
+                : try? upscale(resizeImages(x, height: lowResolutionShape[0], width: lowResolutionShape[1]), seed: seed, options: options))
+                ?? Tensor.zeros(x.shape)
+            var rows: [Tensor] = []
+            for start in stride(from: 0, to: x.shape[0], by: 8) {
+                let range = start..<min(x.shape[0], start + 8)
+                rows += [shown.sliced(axis: 0, range), made.sliced(axis: 0, range)]
+            }
+            return imageGrid(Tensor.concatenate(rows, axis: 0), columns: 8)
+        }
         let labels = classCount > 0 ? (0..<64).map { $0 % 8 % classCount } : nil
         let images = (try? sample(count: 64, seed: seed &+ 0x1D11, labels: labels, options: SamplingOptions(batchSize: 64), progress: nil))
             ?? Tensor.zeros([64] + imageShape)

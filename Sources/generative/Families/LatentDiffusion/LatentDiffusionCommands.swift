@@ -8,9 +8,11 @@ import GenModels
 import GenData
 import GenEval
 
-/// The latent-diffusion family: `train autoencoder-kl` (the first stage), `train ldm` and `sample ldm`.
+/// The latent-diffusion family: `train autoencoder-kl` (the first stage), `train ldm`, `sample ldm`,
+/// and the verbs `inpaint` and `upscale`.
 let latentDiffusionFamily = FamilyCommands(name: "latent-diffusion", train: [TrainAutoencoderKL.self, TrainLDM.self],
-                                           sample: [SampleLDM.self], models: [LatentDiffusionTraining.self])
+                                           sample: [SampleLDM.self], verbs: [Inpaint.self, Upscale.self],
+                                           models: [LatentDiffusionTraining.self])
 
 extension PixelLoss: ExpressibleByArgument {}
 
@@ -109,7 +111,7 @@ struct TrainLDM: ParsableCommand {
     @Option(help: "The autoencoder-kl checkpoint (from generative train autoencoder-kl).")
     var autoencoder: String
 
-    @Option(help: "Conditioning: none or class (labels from the data, dropped with --cond-drop for classifier-free guidance).")
+    @Option(help: "Conditioning: none, class (labels from the data, dropped with --cond-drop for classifier-free guidance), inpaint (random box and stroke masks) or upscale (14x14 inputs).")
     var condition: LatentCondition = .none
 
     func validate() throws {
@@ -146,7 +148,7 @@ struct TrainLDM: ParsableCommand {
             guard let labels = dataset.labels else { throw ValidationError("--condition class needs labelled data; \(dataset.source) has none") }
             classes = Int(labels.scalars(as: Int64.self).max() ?? 0) + 1
         }
-        var ddpm = LatentDiffusionTraining.diffusionConfiguration(for: ae.config, width: flags.width, classes: classes)
+        var ddpm = LatentDiffusionTraining.diffusionConfiguration(for: ae.config, width: flags.width, classes: classes, condition: condition)
         ddpm.condDrop = flags.condDrop
         ddpm.emaDecay = flags.emaDecay
         var config = LatentDiffusionConfiguration()
@@ -155,15 +157,23 @@ struct TrainLDM: ParsableCommand {
         config.autoencoderPath = autoencoder
         let model = LatentDiffusionTraining(config: config, diffusion: ddpm, autoencoder: ae.model, latentScale: scale,
                                             learningRate: flags.common.lr, seed: flags.common.seed)
-        logLine("encoding \(dataset.count) training images with \(autoencoder) (latent scale \(String(format: "%.4g", scale)))")
-        let latents = withProgress(count: dataset.count) { progress in
-            LatentDiffusionTraining.encode(dataset.images, with: ae.model, scale: scale, progress: progress)
+        let latents: Tensor
+        if model.trainsOnPixels {
+            // The condition is built per batch from the pixels (random masks, or halved images).
+            latents = dataset.images
+            if let test = try? flags.common.dataFlags.load(.test) { model.previewImages = test.images.sliced(axis: 0, 0..<min(16, test.count)) }
+        } else {
+            logLine("encoding \(dataset.count) training images with \(autoencoder) (latent scale \(String(format: "%.4g", scale)))")
+            latents = withProgress(count: dataset.count) { progress in
+                LatentDiffusionTraining.encode(dataset.images, with: ae.model, scale: scale, progress: progress)
+            }
         }
         let stored = flags.storedSettings(model: LatentDiffusionTraining.kind, classes: classes)
             .merging(["condition": condition.rawValue, "autoencoder_sha256": hash]) { $1 }
         let loop = TrainingLoop(model: model, options: flags.common.options(), run: run, config: stored)
-        logLine("training ldm (width \(flags.width), \(condition == .class ? "\(classes) classes" : "unconditional"), "
-                + "\(model.diffusion.model.parameterCount) parameters) on \(dataset.count) latents \(ae.config.latentShape)")
+        logLine("training ldm (width \(flags.width), \(condition == .class ? "\(classes) classes" : condition == .none ? "unconditional" : condition.rawValue), "
+                + "\(model.diffusion.model.parameterCount) parameters) on \(dataset.count) "
+                + (model.trainsOnPixels ? "images, encoded per batch" : "latents \(ae.config.latentShape)"))
         try loop.train(images: latents, labels: dataset.labels, resume: flags.common.resume)
         print("checkpoint: \(run.checkpoint.path)\nmetrics: \(run.metrics.path)")
     }
@@ -200,5 +210,110 @@ struct SampleLDM: ParsableCommand {
         options.guidance = guidance
         try sampleDiffusion(model, flags: flags, labels: try classLabels(`class`, count: flags.count, model: model, path: flags.checkpoint),
                             options: options)
+    }
+}
+
+/// The sampler flags and weights of `inpaint` and `upscale`, and the latent model they load.
+struct ConditionedSamplingFlags: ParsableArguments {
+    @Option(help: "The ldm checkpoint (trained with --condition inpaint or upscale).")
+    var checkpoint: String
+
+    @Option(help: "Output: .png grid, .npy or folder of PNGs.")
+    var out: String
+
+    @Option(help: "Seed of the sampling noise (image i's noise is keyed by (seed, i)).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Images per network batch.")
+    var batchSize: Int = 256
+
+    @Flag(help: "Use the raw weights instead of the EMA weights.")
+    var noEma = false
+
+    @OptionGroup var sampling: DiffusionSamplerFlags
+    @OptionGroup var compute: ComputeFlags
+
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    func options() throws -> SamplingOptions {
+        SamplingOptions(ema: !noEma, batchSize: batchSize,
+                        sampler: try sampling.sampler(default: LatentDiffusionTraining.defaultSampler, defaultSteps: LatentDiffusionTraining.defaultSteps))
+    }
+
+    /// The model, refused with a message naming --checkpoint unless it was trained with `condition`.
+    func model(for condition: LatentCondition) throws -> LatentDiffusionTraining {
+        let model = try loadModel(checkpoint, as: LatentDiffusionTraining.self)
+        guard model.config.condition == condition else {
+            throw ValidationError("--checkpoint \(checkpoint) was trained with --condition \(model.config.condition.rawValue), not \(condition.rawValue)")
+        }
+        return model
+    }
+
+    /// Runs `body` with progress on stderr, reports the speed, and writes the images.
+    func write(count: Int, model: LatentDiffusionTraining, _ body: (SamplingOptions, ((Int, Int) -> Void)?) throws -> Tensor) throws {
+        let options = try options()
+        let start = Date()
+        let images = try withProgress(count: count) { progress in try body(options, progress) }
+        reportSamplingSpeed(count: count, seconds: Date().timeIntervalSince(start), sampler: options.sampler?.name ?? "default",
+                            evaluations: try model.evaluationsPerImage(options))
+        print("wrote " + (try writeImages(images, to: out)) + " (\(model.samplingSummary(options)))")
+    }
+}
+
+/// `generative inpaint`.
+struct Inpaint: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fill the masked pixels of images with an inpainting ldm; the kept pixels are the input's exactly.")
+
+    @OptionGroup var flags: ConditionedSamplingFlags
+
+    @Option(help: "The images: a PNG, a folder of PNGs or a .npy (N x 28 x 28 in [0, 1] or 0-255).")
+    var input: String
+
+    @Option(help: "The masks, in the same form: 1 (white) marks a pixel to fill, 0 a pixel to keep; one mask for all images, or one each.")
+    var mask: String
+
+    func run() throws {
+        let model = try flags.model(for: .inpaint)
+        let images = try readImageInput(input, flag: "--input")
+        var masks = try readImageInput(mask, flag: "--mask")
+        guard Array(images.shape.dropFirst()) == model.imageShape else {
+            throw ValidationError("--input \(input): images \(Array(images.shape.dropFirst())), the model takes \(model.imageShape)")
+        }
+        guard Array(masks.shape.dropFirst()) == [model.imageShape[0], model.imageShape[1], 1] else {
+            throw ValidationError("--mask \(mask): masks \(Array(masks.shape.dropFirst())), expected \([model.imageShape[0], model.imageShape[1], 1])")
+        }
+        if masks.shape[0] == 1 && images.shape[0] > 1 { masks = Tensor.concatenate(Array(repeating: masks, count: images.shape[0]), axis: 0) }
+        guard masks.shape[0] == images.shape[0] else {
+            throw ValidationError("--mask \(mask) holds \(masks.shape[0]) masks for \(images.shape[0]) images (give one, or one each)")
+        }
+        masks = Tensor(masks.scalars(as: Float.self).map { $0 > 0.5 ? Float(1) : 0 }, shape: masks.shape)  // 1 above one half
+        try flags.write(count: images.shape[0], model: model) { options, progress in
+            try model.inpaint(images: images, masks: masks, seed: flags.seed, options: options, progress: progress)
+        }
+    }
+}
+
+/// `generative upscale`.
+struct Upscale: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Upscale 14x14 images to 28x28 with a super-resolution ldm.")
+
+    @OptionGroup var flags: ConditionedSamplingFlags
+
+    @Option(help: "The 14x14 images: a PNG, a folder of PNGs or a .npy (N x 14 x 14 in [0, 1] or 0-255).")
+    var input: String
+
+    func run() throws {
+        let model = try flags.model(for: .upscale)
+        let low = try readImageInput(input, flag: "--input", imageSize: model.lowResolutionShape[0])
+        guard Array(low.shape.dropFirst()) == model.lowResolutionShape else {
+            throw ValidationError("--input \(input): images \(Array(low.shape.dropFirst())), the model upscales \(model.lowResolutionShape)")
+        }
+        try flags.write(count: low.shape[0], model: model) { options, progress in
+            try model.upscale(low, seed: flags.seed, options: options, progress: progress)
+        }
     }
 }

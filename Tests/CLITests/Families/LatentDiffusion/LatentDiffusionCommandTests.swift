@@ -92,4 +92,50 @@ final class LatentDiffusionCommandTests: CommandTestCase {
         XCTAssertTrue(errorMessage(["sample", "ldm", "--checkpoint", ldm + "/checkpoint.safetensors", "--guidance", "2"])?
             .contains("--guidance") ?? false)
     }
+
+    /// Inpainting keeps every unmasked pixel of its input exactly; upscaling takes 14x14 inputs; each
+    /// verb refuses the other kind of model.
+    func testInpaintKeepsTheUnmaskedPixelsAndUpscaleDoubles() throws {
+        let dir = tempDir()
+        let data = try tinyLabelledFolder(dir, perClass: 3)
+        try run(["train", "autoencoder-kl", "--out", dir.appendingPathComponent("ae").path, "--width", "8", "--batch-size", "8",
+                 "--max-steps", "2", "--eval-count", "0", "--data", data])
+        let ae = dir.appendingPathComponent("ae/checkpoint.safetensors").path
+        let tiny = ["--width", "8", "--batch-size", "4", "--epochs", "1", "--max-steps", "2", "--data", data, "--autoencoder", ae]
+        try run(["train", "ldm", "--condition", "inpaint", "--out", dir.appendingPathComponent("inpaint").path] + tiny)
+        try run(["train", "ldm", "--condition", "upscale", "--out", dir.appendingPathComponent("upscale").path] + tiny)
+        let inpaintModel = dir.appendingPathComponent("inpaint/checkpoint.safetensors").path
+        let upscaleModel = dir.appendingPathComponent("upscale/checkpoint.safetensors").path
+
+        let images = try ImageDataset.fashionMNIST(split: .test).subset(Array(0..<3)).images
+        let input = dir.appendingPathComponent("x.npy"), maskFile = dir.appendingPathComponent("m.npy")
+        try NPY.write(images, to: input)
+        try NPY.write(InpaintingMasks.centre(count: 1), to: maskFile)
+        let out = dir.appendingPathComponent("filled.npy")
+        try run(["inpaint", "--checkpoint", inpaintModel, "--input", input.path, "--mask", maskFile.path, "--steps", "3", "--out", out.path])
+        let filled = try NPY.readImages(out).scalars(as: Float.self), original = images.scalars(as: Float.self)
+        let mask = InpaintingMasks.centre(count: 3).scalars(as: Float.self)
+        XCTAssertEqual(filled.count, original.count)
+        var changed = 0
+        for i in original.indices {
+            if mask[i] == 0 { XCTAssertEqual(filled[i], original[i], "pixel \(i) is outside the mask") } else if filled[i] != original[i] { changed += 1 }
+        }
+        XCTAssertGreaterThan(changed, 0, "the masked pixels were filled")
+
+        let low = dir.appendingPathComponent("low.npy")
+        try NPY.write(resizeImages(images, height: 14, width: 14), to: low)
+        let up = dir.appendingPathComponent("up.npy")
+        try run(["upscale", "--checkpoint", upscaleModel, "--input", low.path, "--steps", "3", "--out", up.path])
+        XCTAssertEqual(try NPY.readImages(up).shape, [3, 28, 28, 1])
+
+        XCTAssertTrue(errorMessage(["upscale", "--checkpoint", inpaintModel, "--input", low.path, "--out", up.path])?
+            .contains("--condition inpaint") ?? false)
+        XCTAssertTrue(errorMessage(["upscale", "--checkpoint", upscaleModel, "--input", input.path, "--out", up.path])?
+            .contains("--input") ?? false, "28x28 inputs to a 14x14 upscaler")
+        let twoMasks = dir.appendingPathComponent("m2.npy")
+        try NPY.write(InpaintingMasks.centre(count: 2), to: twoMasks)
+        XCTAssertTrue(errorMessage(["inpaint", "--checkpoint", inpaintModel, "--input", input.path, "--mask", twoMasks.path,
+                                    "--out", out.path])?.contains("--mask") ?? false)
+        XCTAssertTrue(errorMessage(["sample", "ldm", "--checkpoint", inpaintModel, "--count", "2"])?.contains("generative inpaint") ?? false)
+    }
 }
