@@ -24,9 +24,12 @@ public struct UNetConfig: Sendable, Equatable {
     public var groups: Int
     /// Channels out (nil: `inChannels`); fewer when conditioning channels are concatenated to the input.
     public var outChannels: Int?
+    /// Text conditioning (nil: none): the labels y are token ids (B, length), read by a `TextEncoder`
+    /// and cross-attention after every self-attention.
+    public var text: UNetTextConfig?
 
     public init(inChannels: Int = 1, width: Int = 64, channelMultipliers: [Int] = [1, 2, 2], numRes: Int = 2,
-                numClasses: Int = 0, groups: Int = 8, outChannels: Int? = nil) {
+                numClasses: Int = 0, groups: Int = 8, outChannels: Int? = nil, text: UNetTextConfig? = nil) {
         precondition(!channelMultipliers.isEmpty, "UNetConfig: no channel multipliers")
         precondition(width % 2 == 0, "UNetConfig: width \(width) must be even (sinusoidal embedding)")
         self.inChannels = inChannels
@@ -36,12 +39,25 @@ public struct UNetConfig: Sendable, Equatable {
         self.numClasses = numClasses
         self.groups = groups
         self.outChannels = outChannels
+        self.text = text
     }
 
     /// Features of the time (and class) embedding: 4 * width.
     public var timeEmbeddingDim: Int { width * 4 }
     /// The label that means "no label" (classifier-free guidance), or nil for an unconditional model.
     public var nullLabel: Int? { numClasses > 0 ? numClasses : nil }
+}
+
+/// The text conditioning of a `UNet`: vocabulary size, tokens per prompt, encoder width.
+public struct UNetTextConfig: Codable, Sendable, Equatable {
+    public var vocabulary: Int
+    public var length: Int
+    public var dimension: Int
+    public init(vocabulary: Int, length: Int, dimension: Int) {
+        self.vocabulary = vocabulary
+        self.length = length
+        self.dimension = dimension
+    }
 }
 
 /// Sinusoidal timestep embedding, as scripts/torch_reference/models.py's `sinusoidal_embedding` (float32 throughout).
@@ -173,6 +189,10 @@ public final class UNet: Module {
     public let mid1: ResBlock, midAttention: SelfAttention, mid2: ResBlock
     let up: [UpStage]
     public let normOut: GroupNorm, convOut: Conv2d
+    /// Text conditioning: the encoder, and a cross-attention after each self-attention (by stage index).
+    public let textEncoder: TextEncoder?
+    let downCross: [Int: CrossAttention], upCross: [Int: CrossAttention]
+    let midCross: CrossAttention?
 
     public init(_ config: UNetConfig = UNetConfig(), generator: RandomGenerator) {
         self.config = config
@@ -215,28 +235,52 @@ public final class UNet: Module {
         self.up = up
         normOut = GroupNorm(groups: groups, channels: c)
         convOut = Conv2d(c, config.outChannels ?? config.inChannels, kernelSize: 3, padding: 1, generator: generator)
+        if let text = config.text {
+            textEncoder = TextEncoder(vocabulary: text.vocabulary, length: text.length, dimension: text.dimension, generator: generator)
+            func cross(_ stages: [(Int, Int?)]) -> [Int: CrossAttention] {
+                Dictionary(uniqueKeysWithValues: stages.compactMap { index, channels in
+                    channels.map { (index, CrossAttention(channels: $0, contextDimension: text.dimension, groups: groups, generator: generator)) }
+                })
+            }
+            downCross = cross(self.down.enumerated().map { i, stage in
+                if case let .residual(_, attention?) = stage { return (i, attention.channels) } else { return (i, nil) }
+            })
+            upCross = cross(self.up.enumerated().map { i, stage in
+                if case let .residual(_, attention?) = stage { return (i, attention.channels) } else { return (i, nil) }
+            })
+            midCross = CrossAttention(channels: midAttention.channels, contextDimension: text.dimension, groups: groups, generator: generator)
+        } else {
+            textEncoder = nil
+            downCross = [:]
+            upCross = [:]
+            midCross = nil
+        }
     }
 
     public var namedParameters: [(String, Parameter)] {
         var out = prefixed("time_mlp.0", timeLinear1.namedParameters) + prefixed("time_mlp.2", timeLinear2.namedParameters)
         if let classEmbedding { out += prefixed("class_emb", classEmbedding.namedParameters) }
         out += prefixed("conv_in", convIn.namedParameters)
+        if let textEncoder { out += prefixed("text", textEncoder.namedParameters) }
         for (i, stage) in down.enumerated() {
             switch stage {
             case let .residual(block, attention):
                 out += prefixed("down.\(i).0", block.namedParameters)
                 if let attention { out += prefixed("down.\(i).1", attention.namedParameters) }
+                if let cross = downCross[i] { out += prefixed("down.\(i).2", cross.namedParameters) }
             case let .downsample(conv):
                 out += prefixed("down.\(i).0", conv.namedParameters)
             }
         }
         out += prefixed("mid1", mid1.namedParameters) + prefixed("mid_attn", midAttention.namedParameters)
-            + prefixed("mid2", mid2.namedParameters)
+        if let midCross { out += prefixed("mid_xattn", midCross.namedParameters) }
+        out += prefixed("mid2", mid2.namedParameters)
         for (i, stage) in up.enumerated() {
             switch stage {
             case let .residual(block, attention):
                 out += prefixed("up.\(i).0", block.namedParameters)
                 if let attention { out += prefixed("up.\(i).1", attention.namedParameters) }
+                if let cross = upCross[i] { out += prefixed("up.\(i).2", cross.namedParameters) }
             case let .upsample(conv):
                 // Index 0 of this nn.ModuleList is the parameterless nn.Upsample.
                 out += prefixed("up.\(i).1", conv.namedParameters)
@@ -261,25 +305,32 @@ public final class UNet: Module {
         precondition(x.rank == 4 && x.shape[3] == config.inChannels,
                      "UNet: input must be (B, H, W, \(config.inChannels)), got \(x.shape)")
         precondition(t.shape == [x.shape[0]], "UNet: timesteps \(t.shape) do not match batch \(x.shape[0])")
-        let e = embedding(t, y)
+        // Text models: y holds token ids (B, length), read by the encoder, not the time embedding.
+        let context = textEncoder.map { $0(y!) }
+        let bias = context == nil ? nil : paddingBias(y!)
+        let e = embedding(t, textEncoder == nil ? y : nil)
         var h = convIn(x)
         var hs = [h]
-        for stage in down {
+        for (i, stage) in down.enumerated() {
             switch stage {
             case let .residual(block, attention):
                 h = block(h, e)
                 if let attention { h = attention(h) }
+                if let cross = downCross[i], let context { h = cross(h, context: context, bias: bias) }
             case let .downsample(conv):
                 h = conv(h)
             }
             hs.append(h)
         }
-        h = mid2(midAttention(mid1(h, e)), e)
-        for stage in up {
+        h = midAttention(mid1(h, e))
+        if let midCross, let context { h = midCross(h, context: context, bias: bias) }
+        h = mid2(h, e)
+        for (i, stage) in up.enumerated() {
             switch stage {
             case let .residual(block, attention):
                 h = block(Tensor.concatenate([h, hs.removeLast()], axis: 3), e)
                 if let attention { h = attention(h) }
+                if let cross = upCross[i], let context { h = cross(h, context: context, bias: bias) }
             case let .upsample(conv):
                 // An odd size (7 halves to 4) comes back one row and column larger: crop to the skip's.
                 h = h.upsampleNearest(scale: 2)

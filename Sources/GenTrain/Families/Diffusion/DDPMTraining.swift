@@ -27,6 +27,8 @@ public struct DDPMConfiguration: Codable, Equatable, Sendable {
     /// Conditioning channels concatenated to the U-Net's input (nil: none), as latent diffusion's
     /// inpainting and super-resolution models take a mask and a latent.
     public var conditionChannels: Int?
+    /// Text conditioning of the U-Net (nil: none), as latent diffusion's prompt models.
+    public var text: UNetTextConfig?
 
     /// One image's shape [H, W, C], from the training data (H and W divisible by 4: the U-Net halves
     /// twice). nil in checkpoints written before it was stored, which hold Fashion-MNIST's.
@@ -39,7 +41,7 @@ public struct DDPMConfiguration: Codable, Equatable, Sendable {
 
     public var unetConfig: UNetConfig {
         UNetConfig(inChannels: resolvedImageShape[2] + (conditionChannels ?? 0), width: width, channelMultipliers: channelMultipliers ?? [1, 2, 2],
-                   numClasses: classes, outChannels: conditionChannels == nil ? nil : resolvedImageShape[2])
+                   numClasses: classes, outChannels: conditionChannels == nil ? nil : resolvedImageShape[2], text: text)
     }
     public var noiseSchedule: NoiseSchedule { schedule.schedule(steps: steps) }
 }
@@ -70,10 +72,18 @@ public final class DDPMTraining: TrainableModel {
     /// One step on data x0 (N, H, W, C) already in the model's space ([-1, 1] images, or scaled
     /// latents), with `condition` (N, H, W, conditionChannels) concatenated to the noisy input.
     public func trainStep(x0: Tensor, labels: Tensor?, rng: RandomGenerator, condition: Tensor? = nil) -> [(String, Double)] {
+        trainStep(x0: x0, rng: rng, condition: condition) { [config] rng in
+            droppingLabels(labels, classes: config.classes, dropProbability: config.condDrop, rng: rng, model: Self.kind)
+        }
+    }
+
+    /// One step whose network labels `y` (class labels, or token ids of a text model) are drawn by
+    /// `makeY` from `rng` after the timesteps and the noise.
+    public func trainStep(x0: Tensor, rng: RandomGenerator, condition: Tensor?, makeY: (RandomGenerator) -> Tensor?) -> [(String, Double)] {
         let n = x0.shape[0]
         let t = Tensor.randomIntegers([n], low: 0, high: schedule.steps, generator: rng)
         let eps = Tensor.normal(x0.shape, generator: rng)
-        let y = droppingLabels(labels, classes: config.classes, dropProbability: config.condDrop, rng: rng, model: Self.kind)
+        let y = makeY(rng)
         let xt = schedule.noised(x0: x0, t: t, eps: eps)
         let target: Tensor
         switch config.prediction {

@@ -14,6 +14,9 @@ public enum LatentCondition: String, Codable, CaseIterable, Sendable {
     case `class`
     /// A mask (1: fill) and the masked image's latent, concatenated to the U-Net's input.
     case inpaint
+    /// A text prompt (captions of the class and brightness), read by cross-attention, with prompt
+    /// dropout for classifier-free guidance.
+    case prompt
     /// A 14x14 image, upsampled to 28x28 and encoded, concatenated to the U-Net's input.
     case upscale
 
@@ -23,7 +26,7 @@ public enum LatentCondition: String, Codable, CaseIterable, Sendable {
     /// Channels concatenated to a C-channel latent.
     public func conditionChannels(latentChannels: Int) -> Int? {
         switch self {
-        case .none, .class: return nil
+        case .none, .class, .prompt: return nil
         case .inpaint: return latentChannels + 1
         case .upscale: return latentChannels
         }
@@ -37,6 +40,8 @@ public struct LatentDiffusionConfiguration: Codable, Equatable, Sendable {
     public var autoencoderSHA256 = ""
     /// Where that file was (for messages only: the weights travel in the checkpoint).
     public var autoencoderPath = ""
+    /// The prompt model's tokenizer.
+    public var vocabulary: PromptVocabulary?
     public init() {}
 }
 
@@ -79,7 +84,24 @@ public final class LatentDiffusionTraining: GenerativeModel {
         c.imageShape = autoencoder.latentShape
         c.channelMultipliers = [1, 2]
         c.conditionChannels = condition.conditionChannels(latentChannels: autoencoder.latentChannels)
+        if condition == .prompt {
+            let vocabulary = FashionCaptions.vocabulary
+            c.text = UNetTextConfig(vocabulary: vocabulary.size, length: vocabulary.length, dimension: 64)
+        }
         return c
+    }
+
+    /// The loop's labels for a prompt model: class + 10 * the image's attribute code (0 none, 1 dark,
+    /// 2 light), so that captions can name both.
+    public static func captionLabels(images: Tensor, labels: Tensor) -> Tensor {
+        let d = images.elementCount / max(images.shape[0], 1)
+        let values = images.scalars(as: Float.self), classes = labels.scalars(as: Int64.self)
+        let coded = classes.enumerated().map { i, label -> Int64 in
+            var sum = 0.0
+            for j in (i * d)..<((i + 1) * d) { sum += Double(values[j]) }
+            return label + 10 * Int64(FashionCaptions.attributeCode(meanGrey: sum / Double(d)))
+        }
+        return Tensor(coded, shape: [coded.count])
     }
 
     /// The side of the low-resolution images `upscale` takes (half the image's).
@@ -126,6 +148,16 @@ public final class LatentDiffusionTraining: GenerativeModel {
     /// and pixels in [0, 1] for the concatenated conditions, which are built per batch: random masks
     /// (`InpaintingMasks.random`) for inpainting, an area-averaged half-size copy for super-resolution.
     public func trainStep(images: Tensor, labels: Tensor?, rng: RandomGenerator, step: Int) -> [(String, Double)] {
+        if config.condition == .prompt, let vocabulary = config.vocabulary {
+            // Captions of (class, attribute) labels; dropped to the empty prompt with --cond-drop.
+            return diffusion.trainStep(x0: images, rng: rng, condition: nil) { [drop = diffusion.config.condDrop] rng in
+                let codes = labels!.scalars(as: Int64.self)
+                return vocabulary.tokens(codes.map { code in
+                    rng.nextUnitDouble() < drop ? ""
+                        : FashionCaptions.caption(label: Int(code % 10), attributeCode: Int(code / 10), generator: rng)
+                })
+            }
+        }
         guard config.condition.isConcatenated else {
             return diffusion.trainStep(x0: images, labels: config.condition == .class ? labels : nil, rng: rng)
         }
@@ -197,8 +229,8 @@ public final class LatentDiffusionTraining: GenerativeModel {
         let sampler = latentSampler(options)
         try sampler.check(diffusion.process)
         guard (sampler.options.steps ?? 0) <= diffusion.schedule.steps else { throw ModelError("--steps must be at most \(diffusion.schedule.steps)") }
-        if options.guidance != nil && classCount == 0 {
-            throw ModelError("the ldm is unconditional: --guidance needs one trained with --condition class")
+        if options.guidance != nil && classCount == 0 && config.condition != .prompt {
+            throw ModelError("the ldm is unconditional: --guidance needs one trained with --condition class or prompt")
         }
         if options.classifierGuidance != nil { throw ModelError("classifier guidance is for pixel ddpm models; the ldm takes --guidance") }
     }
@@ -209,6 +241,10 @@ public final class LatentDiffusionTraining: GenerativeModel {
     public func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
                        progress: ((Int, Int) -> Void)?) throws -> Tensor {
         try validate(options)
+        if config.condition == .prompt {
+            if labels != nil { throw ModelError("a prompt ldm samples from --prompt, not --class") }
+            return try sample(prompts: Array(repeating: "", count: count), seed: seed, options: options, progress: progress)
+        }
         if config.condition.isConcatenated {
             let verb = config.condition == .inpaint ? "generative inpaint" : "generative upscale"
             throw ModelError("an \(config.condition.rawValue) ldm samples from an input image: use \(verb)")
@@ -225,6 +261,45 @@ public final class LatentDiffusionTraining: GenerativeModel {
             var parts: [Tensor] = []
             for start in stride(from: 0, to: count, by: options.batchSize) {
                 let z = latents.sliced(axis: 0, start..<min(count, start + options.batchSize)) / latentScale
+                parts.append(((autoencoder.decode(z) + 1) * 0.5).clamped(min: 0, max: 1))
+            }
+            return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
+        }
+    }
+
+    /// Images of prompts (one per image; "" is the empty, unconditional prompt), with classifier-free
+    /// guidance at `options.guidance` against the empty prompt. A prompt that names no known item or
+    /// attribute is refused.
+    public func sample(prompts: [String], seed: UInt64, options: SamplingOptions, progress: ((Int, Int) -> Void)?) throws -> Tensor {
+        guard config.condition == .prompt, let vocabulary = config.vocabulary else {
+            throw ModelError("this ldm was trained with --condition \(config.condition.rawValue); --prompt needs --condition prompt")
+        }
+        try validate(options)
+        for prompt in Set(prompts) where !prompt.isEmpty {
+            if let problem = FashionCaptions.problem(with: prompt, vocabulary: vocabulary) { throw ModelError(problem) }
+        }
+        // Labels index a table of the distinct prompts; the last row is the empty prompt (the null label).
+        var distinct = Array(Set(prompts.filter { !$0.isEmpty })).sorted()
+        let labels = prompts.map { $0.isEmpty ? distinct.count : distinct.firstIndex(of: $0)! }
+        distinct.append("")
+        let table = vocabulary.tokens(distinct)
+        let network = diffusion.samplingNetwork(ema: options.ema)
+        let base = DiscreteTimeDenoiser(FunctionDenoiser(prediction: diffusion.config.prediction) { x, t, y in
+            network(x, t: t, y: table.rows(y!.scalars(as: Int64.self).map { Int($0) }))
+        }, steps: diffusion.schedule.steps)
+        let model: any Denoiser = options.guidance.map { ClassifierFreeGuidance(base, scale: $0, nullLabel: distinct.count - 1) } ?? base
+        let latents = latentSampler(options).sample(model, process: diffusion.process, noise: SeededNoise(seed: seed), count: prompts.count,
+                                                    batchSize: options.batchSize, labels: labels, imageShape: diffusion.imageShape,
+                                                    progress: progress)
+        return decode(latents, batchSize: options.batchSize)
+    }
+
+    /// Images in [0, 1] of scaled latents (N, h, w, C), decoded in batches.
+    func decode(_ latents: Tensor, batchSize: Int) -> Tensor {
+        withoutGradients {
+            var parts: [Tensor] = []
+            for start in stride(from: 0, to: latents.shape[0], by: batchSize) {
+                let z = latents.sliced(axis: 0, start..<min(latents.shape[0], start + batchSize)) / latentScale
                 parts.append(((autoencoder.decode(z) + 1) * 0.5).clamped(min: 0, max: 1))
             }
             return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
@@ -283,7 +358,8 @@ public final class LatentDiffusionTraining: GenerativeModel {
 
     public var exportableNetworks: [String] { ["model", "autoencoder"] }
 
-    /// 64 EMA samples by DDIM-20 from fixed noise (one column per class when conditional); for the
+    /// 64 EMA samples by DDIM-20 from fixed noise (one column per class when conditional, by class
+    /// label or by a prompt naming it at guidance 3); for the
     /// concatenated conditions, rows of preview images (with the centre masked, or halved) above
     /// their inpainted or upscaled versions.
     public func sampleGrid(seed: UInt64) -> Tensor {
@@ -305,8 +381,13 @@ public final class LatentDiffusionTraining: GenerativeModel {
             return imageGrid(Tensor.concatenate(rows, axis: 0), columns: 8)
         }
         let labels = classCount > 0 ? (0..<64).map { $0 % 8 % classCount } : nil
-        let images = (try? sample(count: 64, seed: seed &+ 0x1D11, labels: labels, options: SamplingOptions(batchSize: 64), progress: nil))
-            ?? Tensor.zeros([64] + imageShape)
-        return imageGrid(images, columns: 8)
+        let images: Tensor?
+        if config.condition == .prompt {
+            let prompts = (0..<64).map { "a \(FashionCaptions.names[$0 % 8][0])" }
+            images = try? sample(prompts: prompts, seed: seed &+ 0x1D11, options: SamplingOptions(batchSize: 64, guidance: 3), progress: nil)
+        } else {
+            images = try? sample(count: 64, seed: seed &+ 0x1D11, labels: labels, options: SamplingOptions(batchSize: 64), progress: nil)
+        }
+        return imageGrid(images ?? Tensor.zeros([64] + imageShape), columns: 8)
     }
 }

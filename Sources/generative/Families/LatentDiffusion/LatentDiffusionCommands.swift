@@ -111,7 +111,7 @@ struct TrainLDM: ParsableCommand {
     @Option(help: "The autoencoder-kl checkpoint (from generative train autoencoder-kl).")
     var autoencoder: String
 
-    @Option(help: "Conditioning: none, class (labels from the data, dropped with --cond-drop for classifier-free guidance), inpaint (random box and stroke masks) or upscale (14x14 inputs).")
+    @Option(help: "Conditioning: none, class (labels from the data, dropped with --cond-drop for classifier-free guidance), prompt (captions of the class and brightness, read by cross-attention, dropped the same way), inpaint (random box and stroke masks) or upscale (14x14 inputs).")
     var condition: LatentCondition = .none
 
     func validate() throws {
@@ -144,9 +144,19 @@ struct TrainLDM: ParsableCommand {
             throw ValidationError("\(dataset.source): images \(Array(dataset.images.shape.dropFirst())) but the autoencoder takes \(ae.config.imageShape)")
         }
         var classes = 0
-        if condition == .class {
-            guard let labels = dataset.labels else { throw ValidationError("--condition class needs labelled data; \(dataset.source) has none") }
+        var loopLabels = dataset.labels
+        if condition == .class || condition == .prompt {
+            guard let labels = dataset.labels else {
+                throw ValidationError("--condition \(condition.rawValue) needs labelled data; \(dataset.source) has none")
+            }
             classes = Int(labels.scalars(as: Int64.self).max() ?? 0) + 1
+            if condition == .prompt {
+                guard classes <= FashionCaptions.names.count else {
+                    throw ValidationError("--condition prompt captions Fashion-MNIST's 10 classes; \(dataset.source) has \(classes)")
+                }
+                loopLabels = LatentDiffusionTraining.captionLabels(images: dataset.images, labels: labels)
+                classes = 0
+            }
         }
         var ddpm = LatentDiffusionTraining.diffusionConfiguration(for: ae.config, width: flags.width, classes: classes, condition: condition)
         ddpm.condDrop = flags.condDrop
@@ -155,6 +165,7 @@ struct TrainLDM: ParsableCommand {
         config.condition = condition
         config.autoencoderSHA256 = hash
         config.autoencoderPath = autoencoder
+        if condition == .prompt { config.vocabulary = FashionCaptions.vocabulary }
         let model = LatentDiffusionTraining(config: config, diffusion: ddpm, autoencoder: ae.model, latentScale: scale,
                                             learningRate: flags.common.lr, seed: flags.common.seed)
         let latents: Tensor
@@ -174,7 +185,7 @@ struct TrainLDM: ParsableCommand {
         logLine("training ldm (width \(flags.width), \(condition == .class ? "\(classes) classes" : condition == .none ? "unconditional" : condition.rawValue), "
                 + "\(model.diffusion.model.parameterCount) parameters) on \(dataset.count) "
                 + (model.trainsOnPixels ? "images, encoded per batch" : "latents \(ae.config.latentShape)"))
-        try loop.train(images: latents, labels: dataset.labels, resume: flags.common.resume)
+        try loop.train(images: latents, labels: loopLabels, resume: flags.common.resume)
         print("checkpoint: \(run.checkpoint.path)\nmetrics: \(run.metrics.path)")
     }
 }
@@ -192,14 +203,18 @@ struct SampleLDM: ParsableCommand {
     @Option(help: "Sample this class (models trained with --condition class).")
     var `class`: Int?
 
-    @Option(help: "Classifier-free guidance scale (with --class).")
+    @Option(help: "A text prompt, such as \"a pair of trousers\" or \"a dark sneaker\" (models trained with --condition prompt).")
+    var prompt: String?
+
+    @Option(help: "Classifier-free guidance scale (with --class or --prompt).")
     var guidance: Double?
 
     @Flag(help: "Use the raw weights instead of the EMA weights.")
     var noEma = false
 
     func validate() throws {
-        if guidance != nil && `class` == nil { throw ValidationError("--guidance needs --class") }
+        if guidance != nil && `class` == nil && prompt == nil { throw ValidationError("--guidance needs --class or --prompt") }
+        if `class` != nil && prompt != nil { throw ValidationError("--class and --prompt are two conditions; give one") }
     }
 
     func run() throws {
@@ -208,6 +223,23 @@ struct SampleLDM: ParsableCommand {
                                       sampler: try sampling.sampler(default: LatentDiffusionTraining.defaultSampler,
                                                                     defaultSteps: LatentDiffusionTraining.defaultSteps))
         options.guidance = guidance
+        if let prompt {
+            guard model.config.condition == .prompt, let vocabulary = model.config.vocabulary else {
+                throw ValidationError("--prompt: \(flags.checkpoint) was trained with --condition \(model.config.condition.rawValue), not prompt")
+            }
+            if let problem = FashionCaptions.problem(with: prompt, vocabulary: vocabulary) { throw ValidationError("--prompt: \(problem)") }
+            let unknown = vocabulary.encode(prompt).unknown
+            if !unknown.isEmpty { logLine("warning: --prompt: unknown words ignored: \(unknown.joined(separator: ", "))") }
+            try model.validate(options)
+            let start = Date()
+            let images = try withProgress(count: flags.count) { progress in
+                try model.sample(prompts: Array(repeating: prompt, count: flags.count), seed: flags.seed, options: options, progress: progress)
+            }
+            reportSamplingSpeed(count: flags.count, seconds: Date().timeIntervalSince(start), sampler: options.sampler?.name ?? "default",
+                                evaluations: try model.evaluationsPerImage(options))
+            print("wrote " + (try writeImages(images, to: flags.out)) + " (\(model.samplingSummary(options)), prompt \"\(prompt)\")")
+            return
+        }
         try sampleDiffusion(model, flags: flags, labels: try classLabels(`class`, count: flags.count, model: model, path: flags.checkpoint),
                             options: options)
     }

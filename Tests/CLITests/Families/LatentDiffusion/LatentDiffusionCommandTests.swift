@@ -138,4 +138,29 @@ final class LatentDiffusionCommandTests: CommandTestCase {
                                     "--out", out.path])?.contains("--mask") ?? false)
         XCTAssertTrue(errorMessage(["sample", "ldm", "--checkpoint", inpaintModel, "--count", "2"])?.contains("generative inpaint") ?? false)
     }
+
+    /// A prompt model trains on captions, samples a prompt with guidance, and refuses a prompt that
+    /// names nothing it knows.
+    func testPromptModelSamplesAPromptAndRefusesAnUnknownOne() throws {
+        let dir = tempDir()
+        let data = try tinyLabelledFolder(dir, perClass: 3)
+        try run(["train", "autoencoder-kl", "--out", dir.appendingPathComponent("ae").path, "--width", "8", "--batch-size", "8",
+                 "--max-steps", "2", "--eval-count", "0", "--data", data])
+        let ae = dir.appendingPathComponent("ae/checkpoint.safetensors").path
+        let run = dir.appendingPathComponent("prompt").path
+        try self.run(["train", "ldm", "--condition", "prompt", "--out", run, "--width", "8", "--batch-size", "4", "--epochs", "1",
+                      "--max-steps", "2", "--data", data, "--autoencoder", ae])
+        let checkpoint = run + "/checkpoint.safetensors"
+        let model = try LatentDiffusionTraining.load(try Checkpoint(contentsOf: URL(fileURLWithPath: checkpoint)))
+        XCTAssertEqual(model.config.vocabulary, FashionCaptions.vocabulary, "the tokenizer travels in the checkpoint")
+        XCTAssertNotNil(model.diffusion.model.textEncoder)
+        let out = dir.appendingPathComponent("p.npy")
+        try self.run(["sample", "ldm", "--checkpoint", checkpoint, "--prompt", "a pair of trousers", "--guidance", "3", "--count", "2",
+                      "--steps", "3", "--out", out.path])
+        XCTAssertEqual(try NPY.readImages(out).shape, [2, 28, 28, 1])
+        let message = errorMessage(["sample", "ldm", "--checkpoint", checkpoint, "--prompt", "a photo of a cat", "--out", out.path]) ?? ""
+        XCTAssertTrue(message.contains("--prompt") && message.contains("names no clothing item"), message)
+        XCTAssertTrue(errorMessage(["sample", "ldm", "--checkpoint", checkpoint, "--prompt", "a bag", "--class", "1", "--out", out.path])?
+            .contains("--class and --prompt") ?? false)
+    }
 }
