@@ -19,16 +19,16 @@ the ResNets are Miyato et al.'s appendix networks adapted to 28x28, width 128):
   dcgan    DCGANGenerator + DCGANDiscriminator, BCE non-saturating loss, Adam 2e-4 (0.5, 0.999),
            one D step then one G step on the same fake batch
   dcgan-nobn  the same with the BatchNorm of the discriminator removed (WGANCritic's shape, no biases)
-  sngan    the standard-CNN generator (z 128) and critic (Miyato et al. 2018, Table 3, adapted to
-           28x28) with torch.nn.utils.spectral_norm on every critic layer, hinge loss,
+  sngan    DCGANGenerator + WGANCritic with torch.nn.utils.spectral_norm on every layer, hinge loss,
            Adam 2e-4 (0.5, 0.999), one D step then one G step on the same fake batch;
-           --critic reference is the WGANCritic with spectral_norm
-  wgan-gp  the standard-CNN generator and critic (no spectral norm), gradient penalty 10 on random
-           interpolates, Adam 1e-4 (0.0, 0.9), 5 critic steps (each on a fresh real batch and noise)
+           --generator sn-cnn --critic sn-cnn: Miyato et al.'s standard CNN (2018, Table 3, adapted
+           to 28x28; latent 128), spectral_norm on every critic layer
+  wgan-gp  DCGANGenerator + WGANCritic (or the standard CNN, without spectral norm), gradient
+           penalty 10 on random interpolates, Adam 1e-4 (0.0, 0.9), 5 critic steps (each on a fresh
+           real batch and noise)
 The samples are the raw generator's, in eval mode, (G(z) + 1) / 2 clamped to [0, 1], as uint8.
 
-Before the standard-CNN networks became the defaults of sngan and wgan-gp, the README's PyTorch
-rows were run with `--generator dcgan --critic reference --init pytorch`.
+The README's earlier PyTorch rows were run with `--init pytorch` (then the default).
 """
 import argparse
 import os
@@ -173,8 +173,8 @@ class ResNetGenerator(nn.Module):
 
 
 def default_networks(recipe):
-    """The toolkit's default (generator, critic) of a recipe."""
-    return ("sn-cnn", "sn-cnn") if recipe in ("sngan", "wgan-gp") else ("dcgan", "reference")
+    """The toolkit's default (generator, critic) of a recipe: the reference networks."""
+    return ("dcgan", "reference")
 
 
 def generator(name, z_dim):

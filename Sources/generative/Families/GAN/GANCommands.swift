@@ -79,10 +79,10 @@ struct GANTrainFlags: ParsableArguments {
 
 /// `--generator` and `--critic`, for the variants that pick their networks (sngan, wgan-gp, wgan).
 struct GANNetworkFlags: ParsableArguments {
-    @Option(help: "The generator: sn-cnn (Miyato et al.'s standard CNN, adapted to 28x28), resnet (their ResNet, adapted) or dcgan (the reference DCGAN generator). Default: the variant's.")
+    @Option(help: "The generator: sn-cnn (Miyato et al.'s standard CNN, adapted to 28x28), resnet (their ResNet, adapted) or dcgan (the reference DCGAN generator, the default).")
     var generator: GANGeneratorArchitecture?
 
-    @Option(help: "The critic: sn-cnn (Miyato et al.'s standard CNN, adapted to 28x28), resnet (their ResNet, adapted), both spectrally normalised for sngan, or reference (the three-convolution WGAN critic). Default: the variant's.")
+    @Option(help: "The critic: sn-cnn (Miyato et al.'s standard CNN, adapted to 28x28), resnet (their ResNet, adapted), both spectrally normalised for sngan, or reference (the three-convolution WGAN critic, the default).")
     var critic: GANCriticArchitecture?
 
     /// `config` with the networks these flags pick; a generator whose latent size the user did not
@@ -207,7 +207,7 @@ struct TrainWGAN: ParsableCommand {
 struct TrainWGANGP: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wgan-gp",
-        abstract: "Train a WGAN-GP (standard-CNN generator and critic, gradient penalty) with Adam 1e-4 (0, 0.9) and 5 critic steps.")
+        abstract: "Train a WGAN-GP (DCGAN generator, WGAN critic, gradient penalty; --generator/--critic pick others) with Adam 1e-4 (0, 0.9) and 5 critic steps.")
 
     @OptionGroup var flags: GANTrainFlags
 
@@ -254,7 +254,7 @@ struct TrainLSGAN: ParsableCommand {
 struct TrainSNGAN: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sngan",
-        abstract: "Train an SNGAN (standard-CNN generator and spectrally normalised critic, hinge loss) with Adam 2e-4 (0.5, 0.999) and one critic step.")
+        abstract: "Train an SNGAN (DCGAN generator, spectrally normalised critic, hinge loss; --generator/--critic pick others) with Adam 2e-4 (0.5, 0.999) and one critic step.")
 
     @OptionGroup var flags: GANTrainFlags
 

@@ -64,12 +64,14 @@ final class GANCommandTests: CommandTestCase {
         XCTAssertEqual([gpConfig.beta1, gpConfig.beta2, gpConfig.generatorLearningRate, gpConfig.penaltyWeight], [0, 0.9, 1e-4, 10])
         _ = try trainAndSample("lsgan", ["--channels", "8", "--lr", "1e-3"], dir: dir)
         let sn = try trainAndSample("sngan", ["--channels", "8"], dir: dir)
-        XCTAssertNotNil(try Checkpoint(contentsOf: URL(fileURLWithPath: sn)).tensors["discriminator.c3_0.weight_orig"])
-        let snReference = try trainAndSample("sngan", ["--channels", "8", "--generator", "dcgan", "--critic", "reference"],
-                                             dir: dir.appendingPathComponent("reference"))
-        let referenceConfig = try GANTraining.configuration(in: try Checkpoint(contentsOf: URL(fileURLWithPath: snReference)))
-        XCTAssertEqual(referenceConfig.zDim, 100)
-        XCTAssertNotNil(try Checkpoint(contentsOf: URL(fileURLWithPath: snReference)).tensors["discriminator.net.2.weight_orig"])
+        XCTAssertNotNil(try Checkpoint(contentsOf: URL(fileURLWithPath: sn)).tensors["discriminator.net.2.weight_orig"])
+        let standard = try trainAndSample("sngan", ["--channels", "8", "--generator", "sn-cnn", "--critic", "sn-cnn"],
+                                          dir: dir.appendingPathComponent("sn-cnn"))
+        let standardConfig = try GANTraining.configuration(in: try Checkpoint(contentsOf: URL(fileURLWithPath: standard)))
+        XCTAssertEqual(standardConfig.zDim, 128, "the standard-CNN generator's own latent size")
+        XCTAssertNotNil(try Checkpoint(contentsOf: URL(fileURLWithPath: standard)).tensors["discriminator.c3_0.weight_orig"])
+        _ = try trainAndSample("wgan-gp", ["--channels", "8", "--d-steps", "2", "--generator", "resnet", "--critic", "resnet"],
+                               dir: dir.appendingPathComponent("resnet"))
         let cgan = try trainAndSample("cgan", ["--channels", "8"], dir: dir)
         let one = dir.appendingPathComponent("class4.npy")
         let labels = dir.appendingPathComponent("labels.npy")

@@ -65,8 +65,6 @@ final class GANSpectralNormTests: XCTestCase {
     func testSNGANAdvancesOnePowerIterationPerStep() {
         var c = GANConfiguration(variant: .sngan)
         c.channels = 4
-        c.generatorArchitecture = .dcgan
-        c.criticArchitecture = .reference
         let gan = GANTraining(config: c, seed: 3)
         let critic = gan.discriminator as! SNGANCritic
         let twin = SNGANCritic(channels: 4, generator: RandomGenerator(seed: 0))

@@ -28,11 +28,11 @@ final class GANTrainingTests: XCTestCase {
         return c
     }
 
-    /// The reference networks (DCGAN generator, three-convolution critic) of a critic variant.
-    func referenceNetworks(_ c: inout GANConfiguration) {
-        c.generatorArchitecture = .dcgan
-        c.criticArchitecture = .reference
-        c.zDim = 100
+    /// Miyato et al.'s standard-CNN generator and critic (latent 128).
+    func standardCNN(_ c: inout GANConfiguration) {
+        c.generatorArchitecture = .snCNN
+        c.criticArchitecture = .snCNN
+        c.zDim = 128
     }
 
     func tempDir(_ name: String) -> URL {
@@ -141,14 +141,14 @@ final class GANTrainingTests: XCTestCase {
         checkStepMatchesHand(config(.dcgan))
         checkStepMatchesHand(config(.lsgan))
         checkStepMatchesHand(config(.sngan))
-        checkStepMatchesHand(config(.sngan, referenceNetworks))
+        checkStepMatchesHand(config(.sngan, standardCNN))
         checkStepMatchesHand(config(.cgan))
     }
 
     func testWGANStepsMatchHandComputedLosses() {
         checkStepMatchesHand(config(.wgan) { $0.discriminatorSteps = 2 })
         checkStepMatchesHand(config(.wganGP) { $0.discriminatorSteps = 2 })
-        checkStepMatchesHand(config(.wganGP) { referenceNetworks(&$0); $0.discriminatorSteps = 2 })
+        checkStepMatchesHand(config(.wganGP) { standardCNN(&$0); $0.discriminatorSteps = 2 })
         checkStepMatchesHand(config(.wgan) { $0.criticArchitecture = .snCNN; $0.generatorArchitecture = .snCNN })
         checkStepMatchesHand(config(.wganGP) { $0.criticArchitecture = .resnet; $0.generatorArchitecture = .resnet; $0.discriminatorSteps = 2 })
         checkStepMatchesHand(config(.sngan) { $0.criticArchitecture = .resnet; $0.generatorArchitecture = .resnet })
@@ -265,20 +265,22 @@ final class GANTrainingTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(GANConfiguration.self, from: Data(stored.utf8)).emaDecay, 0.999)
     }
 
-    /// sngan and wgan-gp default to the standard-CNN networks and a 128-dimensional latent; their
-    /// configurations from before the networks could be picked decode with the reference ones.
-    func testCriticVariantsDefaultToTheStandardCNNAndOldOnesKeepTheReference() throws {
+    /// The standard-CNN networks are picked by configuration (spectral norm for sngan only); every
+    /// variant defaults to the reference networks, and configurations stored before the networks
+    /// could be picked decode with them.
+    func testCriticVariantsPickTheStandardCNNAndOldOnesKeepTheReference() throws {
         for variant in [GANVariant.sngan, .wganGP] {
             let c = GANConfiguration(variant: variant)
-            XCTAssertEqual([c.generatorArchitecture.rawValue, c.criticArchitecture.rawValue, String(c.zDim)], ["sn-cnn", "sn-cnn", "128"])
-            let gan = GANTraining(config: config(variant), seed: 0)
+            XCTAssertEqual([c.generatorArchitecture.rawValue, c.criticArchitecture.rawValue, String(c.zDim)], ["dcgan", "reference", "100"])
+            let gan = GANTraining(config: config(variant, standardCNN), seed: 0)
             XCTAssertTrue(gan.generator is StandardCNNGenerator && gan.discriminator is StandardCNNCritic)
             XCTAssertEqual((gan.discriminator as! StandardCNNCritic).spectralNorm, variant == .sngan)
             let old = #"{"variant":"\#(variant.rawValue)","zDim":16,"channels":8}"#
             let decoded = try JSONDecoder().decode(GANConfiguration.self, from: Data(old.utf8))
             XCTAssertEqual(decoded.generatorArchitecture, .dcgan)
             XCTAssertEqual(decoded.criticArchitecture, .reference)
-            XCTAssertEqual(try JSONDecoder().decode(GANConfiguration.self, from: JSONEncoder().encode(c)), c)
+            let picked = config(variant, standardCNN)
+            XCTAssertEqual(try JSONDecoder().decode(GANConfiguration.self, from: JSONEncoder().encode(picked)), picked)
         }
         XCTAssertEqual(GANConfiguration(variant: .wgan).criticArchitecture, .reference)
         var dcgan = GANConfiguration(variant: .dcgan)
@@ -380,7 +382,7 @@ final class GANTrainingTests: XCTestCase {
         try checkResumeIsBitExact(config(.wganGP) { $0.discriminatorSteps = 2 })
         try checkResumeIsBitExact(config(.lsgan))
         try checkResumeIsBitExact(config(.sngan))
-        try checkResumeIsBitExact(config(.sngan, referenceNetworks))
+        try checkResumeIsBitExact(config(.sngan, standardCNN))
         try checkResumeIsBitExact(config(.sngan) { $0.criticArchitecture = .resnet; $0.generatorArchitecture = .resnet })
         try checkResumeIsBitExact(config(.cgan))
     }
