@@ -146,6 +146,21 @@ extension ScoreModelTraining: DiffusionSampling {}
 public func balancedClassLabels(count: Int, classes: Int) -> [Int] { (0..<count).map { $0 % classes } }
 
 extension Checkpoint {
+    /// Refuses a checkpoint whose metadata `model` is not `kind`, naming both.
+    public func requireKind(_ kind: String) throws {
+        guard metadata["model"] == kind else {
+            throw ModelError("\(path) is a '\(metadata["model"] ?? "unknown")' checkpoint, not \(kind.first.map { "aeiou".contains($0) } == true ? "an" : "a") \(kind) one")
+        }
+    }
+
+    /// The JSON value stored under metadata `key`, or an error naming the file and the key.
+    public func decodedMetadata<T: Decodable>(_ key: String, as type: T.Type = T.self) throws -> T {
+        guard let text = metadata[key], let value = try? JSONDecoder().decode(T.self, from: Data(text.utf8)) else {
+            throw ModelError("\(path): no readable \(key) in its metadata")
+        }
+        return value
+    }
+
     /// The run settings the training loop stored (metadata `config`, a JSON object of strings);
     /// empty when there are none.
     public var storedConfiguration: [String: String] {

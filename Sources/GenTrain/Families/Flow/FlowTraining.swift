@@ -65,13 +65,8 @@ public final class FlowTraining: GenerativeModel {
 
     /// Rebuilds a flow from its checkpoint: the configuration in `flow_config`, then the weights.
     public static func load(_ checkpoint: Checkpoint) throws -> FlowTraining {
-        guard checkpoint.metadata["model"] == kind else {
-            throw ModelError("\(checkpoint.path) is a '\(checkpoint.metadata["model"] ?? "unknown")' checkpoint, not a \(kind) one")
-        }
-        guard let text = checkpoint.metadata["flow_config"],
-              let config = try? JSONDecoder().decode(FlowConfiguration.self, from: Data(text.utf8)) else {
-            throw ModelError("\(checkpoint.path): no readable flow_config in its metadata")
-        }
+        try checkpoint.requireKind(kind)
+        let config = try checkpoint.decodedMetadata("flow_config", as: FlowConfiguration.self)
         if let problem = config.problem { throw ModelError("\(checkpoint.path): flow_config: \(problem)") }
         let stored = checkpoint.storedConfiguration
         let flow = FlowTraining(config: config, learningRate: Double(stored["lr"] ?? "") ?? 1e-3,

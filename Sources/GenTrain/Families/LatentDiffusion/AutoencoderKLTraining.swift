@@ -129,17 +129,10 @@ public final class AutoencoderKLTraining: TrainableModel {
 
     /// Rebuilds the autoencoder from its checkpoint.
     public static func load(_ checkpoint: Checkpoint) throws -> AutoencoderKLTraining {
-        guard checkpoint.metadata["model"] == kind else {
-            throw ModelError("\(checkpoint.path) is a '\(checkpoint.metadata["model"] ?? "unknown")' checkpoint, not an \(kind) one")
-        }
-        guard let text = checkpoint.metadata["autoencoder_config"],
-              let config = try? JSONDecoder().decode(AutoencoderKLConfiguration.self, from: Data(text.utf8)) else {
-            throw ModelError("\(checkpoint.path): no readable autoencoder_config in its metadata")
-        }
+        try checkpoint.requireKind(kind)
+        let config = try checkpoint.decodedMetadata("autoencoder_config", as: AutoencoderKLConfiguration.self)
         if let problem = config.problem { throw ModelError("\(checkpoint.path): autoencoder_config: \(problem)") }
-        let objective = checkpoint.metadata["autoencoder_training"].flatMap {
-            try? JSONDecoder().decode(AutoencoderKLObjective.self, from: Data($0.utf8))
-        } ?? AutoencoderKLObjective()
+        let objective = (try? checkpoint.decodedMetadata("autoencoder_training", as: AutoencoderKLObjective.self)) ?? AutoencoderKLObjective()
         let stored = checkpoint.storedConfiguration
         let model = AutoencoderKLTraining(config: config, objective: objective, learningRate: Double(stored["lr"] ?? "") ?? 5e-4, seed: 0)
         try model.restore(from: checkpoint)

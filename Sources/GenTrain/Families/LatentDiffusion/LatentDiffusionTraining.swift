@@ -189,25 +189,17 @@ public final class LatentDiffusionTraining: GenerativeModel {
     }
 
     public static func load(_ checkpoint: Checkpoint) throws -> LatentDiffusionTraining {
-        guard checkpoint.metadata["model"] == kind else {
-            throw ModelError("\(checkpoint.path) is a '\(checkpoint.metadata["model"] ?? "unknown")' checkpoint, not an \(kind) one")
-        }
-        func decode<T: Decodable>(_ key: String, as type: T.Type) throws -> T {
-            guard let text = checkpoint.metadata[key], let value = try? JSONDecoder().decode(T.self, from: Data(text.utf8)) else {
-                throw ModelError("\(checkpoint.path): no readable \(key) in its metadata")
-            }
-            return value
-        }
-        let aeConfig = try decode("autoencoder_config", as: AutoencoderKLConfiguration.self)
+        try checkpoint.requireKind(kind)
+        let aeConfig = try checkpoint.decodedMetadata("autoencoder_config", as: AutoencoderKLConfiguration.self)
         if let problem = aeConfig.problem { throw ModelError("\(checkpoint.path): autoencoder_config: \(problem)") }
-        let ddpm = try decode("ddpm_config", as: DDPMConfiguration.self)
+        let ddpm = try checkpoint.decodedMetadata("ddpm_config", as: DDPMConfiguration.self)
         guard ddpm.resolvedImageShape == aeConfig.latentShape else {
             throw ModelError("\(checkpoint.path): the diffusion model's data \(ddpm.resolvedImageShape) is not the autoencoder's latent \(aeConfig.latentShape)")
         }
         guard let scale = checkpoint.tensors["latent_scale"]?.doubleScalars().first, scale > 0, scale.isFinite else {
             throw ModelError("\(checkpoint.path): no positive latent_scale")
         }
-        let model = LatentDiffusionTraining(config: try decode("ldm_config", as: LatentDiffusionConfiguration.self), diffusion: ddpm,
+        let model = LatentDiffusionTraining(config: try checkpoint.decodedMetadata("ldm_config", as: LatentDiffusionConfiguration.self), diffusion: ddpm,
                                             autoencoder: AutoencoderKL(aeConfig, generator: RandomGenerator(seed: 0)),
                                             latentScale: scale, learningRate: 2e-4, seed: 0)
         try model.restore(from: checkpoint)
