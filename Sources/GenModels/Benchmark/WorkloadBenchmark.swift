@@ -95,15 +95,14 @@ public enum WorkloadBenchmark {
         // 32, 28x28x1) against DDIM-20 of the latent U-Net (width 32, levels (1, 2), 7x7x4) plus one
         // decoder pass of the KL autoencoder (width 32); and one training step of each (the pixel
         // one is `unet train`). FLOPs are not counted for these (0).
-        let pixelSteps = 20
+        // Twenty evaluations at DDIM-20's timesteps (999, 949, ..., 49).
+        func ddim20(_ net: UNet, _ x: Tensor, _ y: Tensor) {
+            for i in 0..<20 { _ = net(x, t: Tensor([Int64](repeating: Int64(999 - 50 * i), count: x.shape[0])), y: y) }
+        }
         let xd = Tensor.normal([b(64)] + image, generator: rng)
         let yd = Tensor.randomIntegers([xd.shape[0]], low: 0, high: 11, generator: rng)
         list.append(Workload(name: "ddpm", phase: "sample", batch: xd.shape[0], flopsPerItem: 0) {
-            withoutGradients {
-                for i in 0..<pixelSteps {
-                    _ = unet(xd, t: Tensor([Int64](repeating: Int64(999 - 50 * i), count: xd.shape[0])), y: yd)
-                }
-            }
+            withoutGradients { ddim20(unet, xd, yd) }
         })
         var aeConfig = AutoencoderKLConfiguration()
         aeConfig.width = 32
@@ -123,9 +122,7 @@ public enum WorkloadBenchmark {
         let ysl = Tensor.randomIntegers([zs.shape[0]], low: 0, high: 11, generator: rng)
         list.append(Workload(name: "ldm", phase: "sample", batch: zs.shape[0], flopsPerItem: 0) {
             withoutGradients {
-                for i in 0..<pixelSteps {
-                    _ = latentNet(zs, t: Tensor([Int64](repeating: Int64(999 - 50 * i), count: zs.shape[0])), y: ysl)
-                }
+                ddim20(latentNet, zs, ysl)
                 _ = autoencoder.decode(zs)
             }
         })

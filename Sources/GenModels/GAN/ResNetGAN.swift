@@ -4,23 +4,6 @@ import GenNN
 /// The ResNet generator and critic of Miyato et al. (2018, appendix B, after Gulrajani et al.
 /// 2017), adapted to 28x28x1 (the PyTorch twins: `scripts/torch-gan-recipes.py`, same names).
 
-/// A 2-D convolution whose weight may be spectrally normalised (`CriticWeight`).
-final class CriticConv: Module {
-    let conv: Conv2d
-    let weight: CriticWeight
-
-    init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int, spectralNorm: Bool, generator: RandomGenerator) {
-        conv = Conv2d(inChannels, outChannels, kernelSize: kernelSize, padding: padding, generator: generator)
-        weight = CriticWeight(raw: conv.weight, bias: conv.bias, spectralNorm: spectralNorm, generator: generator)
-    }
-
-    var namedParameters: [(String, Parameter)] { weight.namedParameters }
-
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        Tensor.conv2d(x, weight.value, bias: conv.bias!.value, stride: conv.stride, padding: conv.padding, dilation: conv.dilation)
-    }
-}
-
 /// One residual block of the ResNet critic, (N, H, W, in) -> (N, H', W', out), H' = H / 2 when
 /// `down`:
 /// - the first block (`first`): conv3x3, ReLU, conv3x3, 2x2 average pooling; shortcut: average
@@ -71,8 +54,7 @@ final class ResNetCriticBlock: Module {
 /// - `spectralNorm` normalises every weight, shortcuts and the linear layer included.
 public final class ResNetCritic: Module, PowerIterating, GANDiscriminator {
     let blocks: [ResNetCriticBlock]
-    let linear: Linear
-    let linearWeight: CriticWeight
+    let linear: CriticLinear
     public let spectralNorm: Bool
 
     public init(width: Int = 128, spectralNorm: Bool, generator: RandomGenerator) {
@@ -81,17 +63,16 @@ public final class ResNetCritic: Module, PowerIterating, GANDiscriminator {
                   ResNetCriticBlock(width, width, first: false, down: true, spectralNorm: spectralNorm, generator: generator),
                   ResNetCriticBlock(width, width, first: false, down: false, spectralNorm: spectralNorm, generator: generator),
                   ResNetCriticBlock(width, width, first: false, down: false, spectralNorm: spectralNorm, generator: generator)]
-        linear = Linear(width, 1, generator: generator)
-        linearWeight = CriticWeight(raw: linear.weight, bias: linear.bias, spectralNorm: spectralNorm, generator: generator)
+        linear = CriticLinear(width, 1, spectralNorm: spectralNorm, generator: generator)
     }
 
     public var namedParameters: [(String, Parameter)] {
         blocks.enumerated().flatMap { prefixed("block\($0.offset + 1)", $0.element.namedParameters) }
-            + prefixed("l5", linearWeight.namedParameters)
+            + prefixed("l5", linear.namedParameters)
     }
 
     public func powerIterate(_ iterations: Int) {
-        for w in blocks.flatMap(\.weights) + [linearWeight] { w.normalizer?.powerIterate(iterations) }
+        for w in blocks.flatMap(\.weights) + [linear.weight] { w.normalizer?.powerIterate(iterations) }
     }
 
     /// Scores images: (N, 28, 28, 1) -> (N).
@@ -100,7 +81,7 @@ public final class ResNetCritic: Module, PowerIterating, GANDiscriminator {
         var h = x
         for block in blocks { h = block(h) }
         let pooled = h.relu().sum(axes: [1, 2])
-        return Tensor.linear(pooled, linearWeight.value, bias: linear.bias?.value).reshaped([-1])
+        return linear(pooled).reshaped([-1])
     }
 
     public func callAsFunction(_ x: Tensor, training: Bool) -> Tensor { self(x) }

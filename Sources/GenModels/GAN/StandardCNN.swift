@@ -27,6 +27,49 @@ final class CriticWeight {
     }
 }
 
+/// A 2-D convolution with a bias whose weight may be spectrally normalised (`CriticWeight`).
+final class CriticConv: Module {
+    let conv: Conv2d
+    let weight: CriticWeight
+
+    convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, padding: Int, spectralNorm: Bool, generator: RandomGenerator) {
+        self.init(wrapping: Conv2d(inChannels, outChannels, kernelSize: kernelSize, padding: padding, generator: generator),
+                  spectralNorm: spectralNorm, generator: generator)
+    }
+
+    /// Wraps a convolution (with a bias) built earlier.
+    init(wrapping conv: Conv2d, spectralNorm: Bool, generator: RandomGenerator) {
+        self.conv = conv
+        weight = CriticWeight(raw: conv.weight, bias: conv.bias, spectralNorm: spectralNorm, generator: generator)
+    }
+
+    var namedParameters: [(String, Parameter)] { weight.namedParameters }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        Tensor.conv2d(x, weight.value, bias: conv.bias!.value, stride: conv.stride, padding: conv.padding, dilation: conv.dilation)
+    }
+}
+
+/// A linear layer with a bias whose weight may be spectrally normalised (`CriticWeight`).
+final class CriticLinear: Module {
+    let linear: Linear
+    let weight: CriticWeight
+
+    convenience init(_ inFeatures: Int, _ outFeatures: Int, spectralNorm: Bool, generator: RandomGenerator) {
+        self.init(wrapping: Linear(inFeatures, outFeatures, generator: generator), spectralNorm: spectralNorm, generator: generator)
+    }
+
+    /// Wraps a linear layer (with a bias) built earlier.
+    init(wrapping linear: Linear, spectralNorm: Bool, generator: RandomGenerator) {
+        self.linear = linear
+        weight = CriticWeight(raw: linear.weight, bias: linear.bias, spectralNorm: spectralNorm, generator: generator)
+    }
+
+    var namedParameters: [(String, Parameter)] { weight.namedParameters }
+
+    func callAsFunction(_ x: Tensor) -> Tensor { Tensor.linear(x, weight.value, bias: linear.bias?.value) }
+}
+
 /// The standard-CNN critic for 28x28x1 images: seven convolutions with biases and LeakyReLU 0.1,
 /// no normalisation layer, then a linear layer to one score. With base width ch (64 in the paper):
 ///
@@ -49,10 +92,8 @@ final class CriticWeight {
 ///   `weight_u`, `weight_v`); without it (WGAN-GP) the names are `weight` and `bias`.
 public final class StandardCNNCritic: Module, PowerIterating, GANDiscriminator {
     public static let layerNames = ["c0_0", "c0_1", "c1_0", "c1_1", "c2_0", "c2_1", "c3_0"]
-    let convolutions: [Conv2d]
-    let weights: [CriticWeight]
-    let linear: Linear
-    let linearWeight: CriticWeight
+    let convolutions: [CriticConv]
+    let linear: CriticLinear
     public let spectralNorm: Bool
     let finalChannels: Int
 
@@ -60,27 +101,25 @@ public final class StandardCNNCritic: Module, PowerIterating, GANDiscriminator {
         self.spectralNorm = spectralNorm
         let widths = [ch, ch, 2 * ch, 2 * ch, 4 * ch, 4 * ch, 8 * ch]
         var inputs = 1
-        var convolutions: [Conv2d] = []
+        var layers: [Conv2d] = []
         for (i, width) in widths.enumerated() {
             let down = i % 2 == 1
-            convolutions.append(Conv2d(inputs, width, kernelSize: down ? 4 : 3, stride: down ? 2 : 1, padding: 1,
-                                       generator: generator))
+            layers.append(Conv2d(inputs, width, kernelSize: down ? 4 : 3, stride: down ? 2 : 1, padding: 1, generator: generator))
             inputs = width
         }
-        self.convolutions = convolutions
         finalChannels = inputs
-        linear = Linear(inputs * 3 * 3, 1, generator: generator)
-        weights = convolutions.map { CriticWeight(raw: $0.weight, bias: $0.bias, spectralNorm: spectralNorm, generator: generator) }
-        linearWeight = CriticWeight(raw: linear.weight, bias: linear.bias, spectralNorm: spectralNorm, generator: generator)
+        // Every weight is drawn before the singular-vector estimates, so a seed gives the weights it gave before.
+        let dense = Linear(inputs * 3 * 3, 1, generator: generator)
+        convolutions = layers.map { CriticConv(wrapping: $0, spectralNorm: spectralNorm, generator: generator) }
+        linear = CriticLinear(wrapping: dense, spectralNorm: spectralNorm, generator: generator)
     }
 
     public var namedParameters: [(String, Parameter)] {
-        zip(Self.layerNames, weights).flatMap { prefixed($0.0, $0.1.namedParameters) }
-            + prefixed("l4", linearWeight.namedParameters)
+        zip(Self.layerNames, convolutions).flatMap { prefixed($0.0, $0.1.namedParameters) } + prefixed("l4", linear.namedParameters)
     }
 
     public func powerIterate(_ iterations: Int) {
-        for w in weights + [linearWeight] { w.normalizer?.powerIterate(iterations) }
+        for w in convolutions.map(\.weight) + [linear.weight] { w.normalizer?.powerIterate(iterations) }
     }
 
     /// Scores images: (N, 28, 28, 1) -> (N).
@@ -88,12 +127,8 @@ public final class StandardCNNCritic: Module, PowerIterating, GANDiscriminator {
         precondition(x.rank == 4 && Array(x.shape[1...]) == [28, 28, 1],
                      "StandardCNNCritic: images \(x.shape) should be (N, 28, 28, 1)")
         var h = x
-        for (conv, weight) in zip(convolutions, weights) {
-            h = Tensor.conv2d(h, weight.value, bias: weight.bias!.value, stride: conv.stride, padding: conv.padding,
-                              dilation: conv.dilation).leakyRelu(0.1)
-        }
-        let flat = h.permuted([0, 3, 1, 2]).reshaped([x.shape[0], finalChannels * 9])
-        return Tensor.linear(flat, linearWeight.value, bias: linear.bias?.value).reshaped([-1])
+        for conv in convolutions { h = conv(h).leakyRelu(0.1) }
+        return linear(h.permuted([0, 3, 1, 2]).reshaped([x.shape[0], finalChannels * 9])).reshaped([-1])
     }
 
     /// No BatchNorm: training and evaluation are the same (the power iteration is explicit).

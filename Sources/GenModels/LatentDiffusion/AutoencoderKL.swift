@@ -144,6 +144,32 @@ public final class AutoencoderKL: Module {
         return DiagonalGaussian(mean: parts[0], logVariance: parts[1])
     }
 
+    /// Posterior means (N, H/4, W/4, C) of images (N, H, W, channels) in [0, 1], without gradient,
+    /// in batches of `batchSize`; `progress` gets (images done, N) after each.
+    public func latentMeans(_ images: Tensor, batchSize: Int = 500, progress: ((Int, Int) -> Void)? = nil) -> Tensor {
+        withoutGradients {
+            var parts: [Tensor] = []
+            for start in stride(from: 0, to: images.shape[0], by: batchSize) {
+                let end = min(images.shape[0], start + batchSize)
+                parts.append(encode(images.sliced(axis: 0, start..<end) * 2 - 1).mean)
+                progress?(end, images.shape[0])
+            }
+            return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
+        }
+    }
+
+    /// Images (N, H, W, channels) in [0, 1] decoded from latents (N, H/4, W/4, C), without gradient,
+    /// in batches of `batchSize`.
+    public func images(fromLatents z: Tensor, batchSize: Int = 500) -> Tensor {
+        withoutGradients {
+            var parts: [Tensor] = []
+            for start in stride(from: 0, to: z.shape[0], by: batchSize) {
+                parts.append(((decode(z.sliced(axis: 0, start..<min(z.shape[0], start + batchSize))) + 1) * 0.5).clamped(min: 0, max: 1))
+            }
+            return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
+        }
+    }
+
     /// Images (N, H, W, channels), unbounded (about [-1, 1]), from latents z (N, H/4, W/4, C).
     public func decode(_ z: Tensor) -> Tensor {
         precondition(z.rank == 4 && Array(z.shape.dropFirst()) == config.latentShape,

@@ -131,13 +131,13 @@ public final class DDPMTraining: TrainableModel {
     /// One image's shape [H, W, C], channels-last.
     public var imageShape: [Int] { config.resolvedImageShape }
 
-    /// A continuous-time denoiser over the chosen weights (the U-Net sees its table's indices), with
-    /// `condition` (B, H, W, conditionChannels) concatenated to every input of a batch of B.
-    public func denoiser(ema useEMA: Bool, condition: Tensor? = nil) -> DiscreteTimeDenoiser<FunctionDenoiser> {
-        denoiser(network: samplingNetwork(ema: useEMA), condition: condition)
+    /// A continuous-time denoiser over the chosen weights (the U-Net sees its table's indices).
+    public func denoiser(ema useEMA: Bool) -> DiscreteTimeDenoiser<FunctionDenoiser> {
+        denoiser(network: samplingNetwork(ema: useEMA), condition: nil)
     }
 
-    /// `denoiser(ema:condition:)` over a given network (to build one per batch without copying the EMA again).
+    /// A denoiser over `network`, with `condition` (B, H, W, conditionChannels) concatenated to every
+    /// input of a batch of B (one per batch, without copying the EMA again).
     public func denoiser(network: UNet, condition: Tensor?) -> DiscreteTimeDenoiser<FunctionDenoiser> {
         DiscreteTimeDenoiser(FunctionDenoiser(prediction: config.prediction) { x, t, y in
             network(condition.map { Tensor.concatenate([x, $0], axis: 3) } ?? x, t: t, y: y)

@@ -75,16 +75,7 @@ public final class AutoencoderKLTraining: TrainableModel {
     }
 
     /// Posterior means of images (N, H, W, C) in [0, 1], unscaled, in batches: (N, h, w, C).
-    public func latentMeans(_ images: Tensor, batchSize: Int = 500) -> Tensor {
-        withoutGradients {
-            var parts: [Tensor] = []
-            for start in stride(from: 0, to: images.shape[0], by: batchSize) {
-                let rows = images.sliced(axis: 0, start..<min(images.shape[0], start + batchSize))
-                parts.append(model.encode(rows * 2 - 1).mean)
-            }
-            return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
-        }
-    }
+    public func latentMeans(_ images: Tensor, batchSize: Int = 500) -> Tensor { model.latentMeans(images, batchSize: batchSize) }
 
     /// 1 / the standard deviation of all elements of the posterior means of `images`.
     public func measureLatentScale(_ images: Tensor) -> Double {
@@ -94,19 +85,9 @@ public final class AutoencoderKLTraining: TrainableModel {
         return 1 / max(variance.squareRoot(), 1e-12)
     }
 
-    /// Images in [0, 1] decoded from unscaled latents (N, h, w, C).
-    public func decodeImages(_ z: Tensor) -> Tensor {
-        withoutGradients { ((model.decode(z) + 1) * 0.5).clamped(min: 0, max: 1) }
-    }
-
     /// Reconstructions in [0, 1] of images in [0, 1] (decoded posterior means), in batches.
     public func reconstruct(_ images: Tensor, batchSize: Int = 500) -> Tensor {
-        var parts: [Tensor] = []
-        for start in stride(from: 0, to: images.shape[0], by: batchSize) {
-            let rows = images.sliced(axis: 0, start..<min(images.shape[0], start + batchSize))
-            parts.append(decodeImages(latentMeans(rows, batchSize: batchSize)))
-        }
-        return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
+        model.images(fromLatents: model.latentMeans(images, batchSize: batchSize), batchSize: batchSize)
     }
 
     public func store(into checkpoint: inout Checkpoint) {

@@ -50,7 +50,7 @@ public struct LatentDiffusionConfiguration: Codable, Equatable, Sendable {
 /// sampled by any sampler of the DDPM's discrete table (latents are never clipped), then decoded.
 ///
 /// The training loop's "images" are the scaled posterior means of the training set (N, h, w, C),
-/// encoded once (`encodeTrainingSet`). The autoencoder's weights and latent scale travel in the
+/// encoded once (`AutoencoderKL.latentMeans` times the scale). The autoencoder's weights and latent scale travel in the
 /// checkpoint (`autoencoder.*`, `latent_scale`), with the SHA-256 of the file they came from, so
 /// sampling needs no other file and a resume with another autoencoder is refused.
 ///
@@ -124,20 +124,6 @@ public final class LatentDiffusionTraining: GenerativeModel {
         withoutGradients {
             let up = resizeImages(lowResolution, height: imageShape[0], width: imageShape[1])
             return autoencoder.encode(up * 2 - 1).mean * latentScale
-        }
-    }
-
-    /// Scaled posterior means of images (N, H, W, C) in [0, 1]: (N, h, w, C), in batches.
-    public static func encode(_ images: Tensor, with autoencoder: AutoencoderKL, scale: Double, batchSize: Int = 500,
-                              progress: ((Int, Int) -> Void)? = nil) -> Tensor {
-        withoutGradients {
-            var parts: [Tensor] = []
-            for start in stride(from: 0, to: images.shape[0], by: batchSize) {
-                let end = min(images.shape[0], start + batchSize)
-                parts.append(autoencoder.encode(images.sliced(axis: 0, start..<end) * 2 - 1).mean * scale)
-                progress?(end, images.shape[0])
-            }
-            return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
         }
     }
 
@@ -232,11 +218,11 @@ public final class LatentDiffusionTraining: GenerativeModel {
     /// model are unconditional (the null label).
     public func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
                        progress: ((Int, Int) -> Void)?) throws -> Tensor {
-        try validate(options)
         if config.condition == .prompt {
             if labels != nil { throw ModelError("a prompt ldm samples from --prompt, not --class") }
             return try sample(prompts: Array(repeating: "", count: count), seed: seed, options: options, progress: progress)
         }
+        try validate(options)
         if config.condition.isConcatenated {
             let verb = config.condition == .inpaint ? "generative inpaint" : "generative upscale"
             throw ModelError("an \(config.condition.rawValue) ldm samples from an input image: use \(verb)")
@@ -249,14 +235,7 @@ public final class LatentDiffusionTraining: GenerativeModel {
         let latents = latentSampler(options).sample(model, process: diffusion.process, noise: SeededNoise(seed: seed), count: count,
                                                     batchSize: options.batchSize, labels: labels, imageShape: diffusion.imageShape,
                                                     progress: progress)
-        return withoutGradients {
-            var parts: [Tensor] = []
-            for start in stride(from: 0, to: count, by: options.batchSize) {
-                let z = latents.sliced(axis: 0, start..<min(count, start + options.batchSize)) / latentScale
-                parts.append(((autoencoder.decode(z) + 1) * 0.5).clamped(min: 0, max: 1))
-            }
-            return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
-        }
+        return decode(latents, batchSize: options.batchSize)
     }
 
     /// Images of prompts (one per image; "" is the empty, unconditional prompt), with classifier-free
@@ -288,14 +267,7 @@ public final class LatentDiffusionTraining: GenerativeModel {
 
     /// Images in [0, 1] of scaled latents (N, h, w, C), decoded in batches.
     func decode(_ latents: Tensor, batchSize: Int) -> Tensor {
-        withoutGradients {
-            var parts: [Tensor] = []
-            for start in stride(from: 0, to: latents.shape[0], by: batchSize) {
-                let z = latents.sliced(axis: 0, start..<min(latents.shape[0], start + batchSize)) / latentScale
-                parts.append(((autoencoder.decode(z) + 1) * 0.5).clamped(min: 0, max: 1))
-            }
-            return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
-        }
+        autoencoder.images(fromLatents: withoutGradients { latents / latentScale }, batchSize: batchSize)
     }
 
     /// Images in [0, 1] from the concatenated `condition` (N, h, w, channels): image i's latent is
@@ -311,7 +283,7 @@ public final class LatentDiffusionTraining: GenerativeModel {
             let model = diffusion.denoiser(network: network, condition: condition.sliced(axis: 0, range))
             let z = sampler.sample(model, process: diffusion.process, noise: SeededNoise(seed: seed),
                                    batch: SampleBatch(indices: Array(range), imageShape: diffusion.imageShape)).sample
-            parts.append(withoutGradients { ((autoencoder.decode(z / latentScale) + 1) * 0.5).clamped(min: 0, max: 1) })
+            parts.append(decode(z, batchSize: z.shape[0]))
             progress?(range.upperBound, count)
         }
         return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)

@@ -137,11 +137,18 @@ struct DiffusionSamplerFlags: ParsableArguments {
 /// Samples a diffusion model as the flags say, reporting progress and speed on stderr, and writes the images.
 func sampleDiffusion(_ model: any GenerativeModel, flags: SampleFlags, labels: [Int]?, options: SamplingOptions) throws {
     try model.validate(options)
-    let start = Date()
-    let images = try withProgress(count: flags.count) { progress in
+    try runSampling(model, count: flags.count, out: flags.out, options: options) { progress in
         try model.sample(count: flags.count, seed: flags.seed, labels: labels, options: options, progress: progress)
     }
-    reportSamplingSpeed(count: flags.count, seconds: Date().timeIntervalSince(start), sampler: options.sampler?.name ?? "default",
+}
+
+/// Runs `body` (which makes `count` images, calling its progress closure) with progress on
+/// stderr, reports the speed, and writes the images to `out`; `note` follows the written path.
+func runSampling(_ model: any GenerativeModel, count: Int, out: String, options: SamplingOptions, note: String = "",
+                 _ body: (((Int, Int) -> Void)?) throws -> Tensor) throws {
+    let start = Date()
+    let images = try withProgress(count: count) { progress in try body(progress) }
+    reportSamplingSpeed(count: count, seconds: Date().timeIntervalSince(start), sampler: options.sampler?.name ?? "default",
                         evaluations: try model.evaluationsPerImage(options))
-    print("wrote " + (try writeImages(images, to: flags.out)))
+    print("wrote " + (try writeImages(images, to: out)) + note)
 }

@@ -176,7 +176,7 @@ struct TrainLDM: ParsableCommand {
         } else {
             logLine("encoding \(dataset.count) training images with \(autoencoder) (latent scale \(String(format: "%.4g", scale)))")
             latents = withProgress(count: dataset.count) { progress in
-                LatentDiffusionTraining.encode(dataset.images, with: ae.model, scale: scale, progress: progress)
+                ae.model.latentMeans(dataset.images, progress: progress) * scale
             }
         }
         let stored = flags.storedSettings(model: LatentDiffusionTraining.kind, classes: classes)
@@ -231,13 +231,10 @@ struct SampleLDM: ParsableCommand {
             let unknown = vocabulary.encode(prompt).unknown
             if !unknown.isEmpty { logLine("warning: --prompt: unknown words ignored: \(unknown.joined(separator: ", "))") }
             try model.validate(options)
-            let start = Date()
-            let images = try withProgress(count: flags.count) { progress in
+            try runSampling(model, count: flags.count, out: flags.out, options: options,
+                            note: " (\(model.samplingSummary(options)), prompt \"\(prompt)\")") { progress in
                 try model.sample(prompts: Array(repeating: prompt, count: flags.count), seed: flags.seed, options: options, progress: progress)
             }
-            reportSamplingSpeed(count: flags.count, seconds: Date().timeIntervalSince(start), sampler: options.sampler?.name ?? "default",
-                                evaluations: try model.evaluationsPerImage(options))
-            print("wrote " + (try writeImages(images, to: flags.out)) + " (\(model.samplingSummary(options)), prompt \"\(prompt)\")")
             return
         }
         try sampleDiffusion(model, flags: flags, labels: try classLabels(`class`, count: flags.count, model: model, path: flags.checkpoint),
@@ -286,11 +283,9 @@ struct ConditionedSamplingFlags: ParsableArguments {
     /// Runs `body` with progress on stderr, reports the speed, and writes the images.
     func write(count: Int, model: LatentDiffusionTraining, _ body: (SamplingOptions, ((Int, Int) -> Void)?) throws -> Tensor) throws {
         let options = try options()
-        let start = Date()
-        let images = try withProgress(count: count) { progress in try body(options, progress) }
-        reportSamplingSpeed(count: count, seconds: Date().timeIntervalSince(start), sampler: options.sampler?.name ?? "default",
-                            evaluations: try model.evaluationsPerImage(options))
-        print("wrote " + (try writeImages(images, to: out)) + " (\(model.samplingSummary(options)))")
+        try runSampling(model, count: count, out: out, options: options, note: " (\(model.samplingSummary(options)))") { progress in
+            try body(options, progress)
+        }
     }
 }
 
