@@ -47,7 +47,10 @@ let package = Package(
         .target(name: "GenData", dependencies: ["GenTensor", "GenFormats"], swiftSettings: fastFlags),
         .target(name: "GenEval", dependencies: ["GenTensor", "GenNN", "GenModels", "GenData"], resources: [.copy("Resources")],
                 swiftSettings: fastFlags),
-        .target(name: "GenTrain", dependencies: ["GenModels", "GenData", "GenEval"], swiftSettings: fastFlags),
+        .target(name: "GenTrain", dependencies: ["GenModels", "GenData", "GenEval"], swiftSettings: fastFlags,
+                plugins: ["BuildInfo"]),
+        /// Records the source commit in GenTrain (`buildCommit`) for `--version` and checkpoints.
+        .plugin(name: "BuildInfo", capability: .buildTool()),
         .target(name: "GenerativeKit",
                 dependencies: ["GenTensor", "GenFormats", "GenNN", "GenModels", "GenData", "GenEval", "GenTrain"]),
         .executableTarget(

@@ -31,6 +31,8 @@ public struct DataError: Error, CustomStringConvertible, Sendable {
         case unsupported
         /// An image file and a label file that disagree on the number of items, or data of the wrong size.
         case countMismatch
+        /// A record file (a TensorBoard event file) whose framing or checksums are wrong.
+        case corruptRecord
         /// Arguments that cannot be written (for example a tensor of the wrong rank).
         case invalidArgument
     }

@@ -16,6 +16,19 @@ public protocol Optimizer: AnyObject {
     var namedState: [(String, Tensor)] { get }
     /// Restores state written by `namedState` (a checkpoint); fails on a missing or misshapen tensor.
     func loadState(_ state: [String: Tensor]) throws
+    /// The gradients of the last `step` (empty before the first), kept for `lastGradientNorm`.
+    var lastGradients: [Tensor] { get }
+}
+
+extension Optimizer {
+    /// The global L2 norm of the last step's gradients (all parameters together, as PyTorch's
+    /// `clip_grad_norm_` measures it); nil before the first step. Computed when asked, in float64.
+    public var lastGradientNorm: Double? {
+        guard !lastGradients.isEmpty else { return nil }
+        var sum = 0.0
+        for g in lastGradients { for x in g.scalars(as: Float.self) { sum += Double(x) * Double(x) } }
+        return sum.squareRoot()
+    }
 }
 
 /// A checkpoint's optimizer state does not fit the optimizer.
@@ -50,6 +63,7 @@ extension Optimizer {
 public final class SGD: Optimizer {
     public let parameters: [Parameter]
     public var learningRate: Double
+    public private(set) var lastGradients: [Tensor] = []
     public let momentum: Double, weightDecay: Double
     var buffers: [Tensor?]
 
@@ -79,6 +93,7 @@ public final class SGD: Optimizer {
 
     public func step(_ gradients: [Tensor]) {
         checkGradients(gradients, "SGD")
+        lastGradients = gradients
         let backend = Backend.current
         for (i, (param, grad)) in zip(parameters, gradients).enumerated() {
             let first = momentum != 0 && buffers[i] == nil
@@ -97,6 +112,7 @@ public final class SGD: Optimizer {
 public final class Adam: Optimizer {
     public let parameters: [Parameter]
     public var learningRate: Double
+    public private(set) var lastGradients: [Tensor] = []
     public let beta1: Double, beta2: Double, eps: Double, weightDecay: Double
     /// Whether weight decay is decoupled (AdamW) rather than added to the gradient.
     public let decoupledWeightDecay: Bool
@@ -141,6 +157,7 @@ public final class Adam: Optimizer {
 
     public func step(_ gradients: [Tensor]) {
         checkGradients(gradients, decoupledWeightDecay ? "AdamW" : "Adam")
+        lastGradients = gradients
         stepCount += 1
         let t = Double(stepCount)
         let bc1 = 1 - Double.pow(beta1, t), bc2 = 1 - Double.pow(beta2, t)
@@ -161,6 +178,7 @@ public final class Adam: Optimizer {
 public final class RMSprop: Optimizer {
     public let parameters: [Parameter]
     public var learningRate: Double
+    public private(set) var lastGradients: [Tensor] = []
     public let alpha: Double, eps: Double, weightDecay: Double
     var v: [Tensor]
 
@@ -182,6 +200,7 @@ public final class RMSprop: Optimizer {
 
     public func step(_ gradients: [Tensor]) {
         checkGradients(gradients, "RMSprop")
+        lastGradients = gradients
         let rule = ParameterUpdate.rmsprop(learningRate: Float(learningRate), alpha: Float(alpha), eps: Float(eps),
                                            weightDecay: Float(weightDecay))
         let backend = Backend.current

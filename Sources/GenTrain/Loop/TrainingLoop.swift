@@ -23,6 +23,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var keepCheckpoints: Int = 0
     /// Check every op for NaN and infinity while training (`AnomalyDetection`), to name the first bad op.
     public var detectAnomaly = false
+    /// Write a step line to the metrics log every N steps (0: epoch lines only).
+    public var logEvery = 50
+    /// Also write the step and epoch scalars to a TensorBoard event file under `RUN/tensorboard/`.
+    public var tensorboard = false
 
     public init(epochs: Int = 10, batchSize: Int = 128, learningRate: Double = 1e-3, seed: UInt64 = 0,
                 saveEvery: Int = 0, maxSteps: Int = 0) {
@@ -50,10 +54,14 @@ public protocol TrainableModel: AnyObject {
     func sampleGrid(seed: UInt64) -> Tensor
     /// Whether the model makes images (a sample grid per epoch); true unless a model says otherwise.
     var makesImages: Bool { get }
+    /// The optimisers whose learning rate and last gradient norm the step log records, by name:
+    /// "" for a model with one (`lr`, `grad_norm`), or a suffix each ("g" and "d": `lr_g`, `grad_norm_d`).
+    var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { get }
 }
 
 extension TrainableModel {
     public var makesImages: Bool { true }
+    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [] }
 }
 
 /// Where a run writes its files.
@@ -62,6 +70,8 @@ public struct RunDirectory {
     public init(_ url: URL) { self.url = url }
     public var checkpoint: URL { url.appendingPathComponent("checkpoint.safetensors") }
     public var metrics: URL { url.appendingPathComponent("metrics.jsonl") }
+    /// The folder of TensorBoard event files (`--tensorboard`).
+    public var tensorboard: URL { url.appendingPathComponent("tensorboard") }
     public var lossPlot: URL { url.appendingPathComponent("loss.png") }
     public func samples(epoch: Int) -> URL { url.appendingPathComponent(String(format: "samples_epoch%03d.png", epoch)) }
     public var latestSamples: URL { url.appendingPathComponent("samples.png") }
@@ -78,8 +88,9 @@ public struct RunDirectory {
     }
 }
 
-/// One line of the metrics log (JSON lines).
+/// One epoch line of the metrics log (JSON lines; `kind` "epoch", absent in logs of older versions).
 public struct EpochRecord: Codable, Equatable {
+    public var kind: String? = "epoch"
     public var epoch: Int
     public var step: Int
     /// Mean of each loss over the epoch's examples.
@@ -192,7 +203,8 @@ public final class TrainingLoop {
             if let partial = checkpoint.metadata["epoch_sums"], let data = partial.data(using: .utf8) {
                 sums = (try? JSONDecoder().decode([String: Double].self, from: data)) ?? [:]
             }
-            history = history.filter { $0.epoch < epoch }
+            history = history.filter { $0.epoch <= epoch }
+            try Self.truncateMetrics(run.metrics, epochsDone: epoch, step: step)
             log("resuming \(run.checkpoint.path) at epoch \(epoch + 1), batch \(batchIndex), step \(step)")
         } else if !resume {
             history = []
@@ -205,6 +217,7 @@ public final class TrainingLoop {
         let progress = ProgressReporter(log: log, deadline: options.maxSeconds > 0 ? started.addingTimeInterval(options.maxSeconds) : nil)
         var outOfTime: Bool { options.maxSeconds > 0 && Date().timeIntervalSince(started) >= options.maxSeconds }
         var written: [EpochRecord] = []
+        let steps = try StepLog(run: run, options: options, model: model)
         func save() throws {
             var c = Checkpoint()
             model.store(into: &c)
@@ -212,6 +225,7 @@ public final class TrainingLoop {
             c.metadata["batch"] = String(batchIndex)
             c.metadata["step"] = String(step)
             c.metadata["model"] = type(of: model).kind
+            c.metadata["generative_version"] = ToolkitVersion.line
             c.store(rng, as: "rng")
             if let data = try? JSONEncoder().encode(sums) { c.metadata["epoch_sums"] = String(decoding: data, as: UTF8.self) }
             if let data = try? JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]) {
@@ -255,6 +269,7 @@ public final class TrainingLoop {
                 step += 1
                 seen += idx.count
                 let elapsed = Date().timeIntervalSince(start)
+                try steps.record(step: step, epoch: epoch + 1, losses: losses, images: idx.count)
                 progress.update(epoch: epoch + 1, epochs: options.epochs, batch: batchIndex, batches: batchesPerEpoch,
                                 losses: losses, imagesPerSecond: Double(seen) / max(elapsed, 1e-9),
                                 stepsLeft: options.maxSteps > 0 ? options.maxSteps - step : nil)
@@ -274,6 +289,7 @@ public final class TrainingLoop {
             history.append(record)
             written.append(record)
             try Self.appendMetrics(record, to: run.metrics)
+            try steps.record(record)
             epoch += 1
             batchIndex = 0
             sums = [:]
@@ -362,6 +378,11 @@ public final class TrainingLoop {
         encoder.outputFormatting = [.sortedKeys]
         var line = try encoder.encode(record)
         line.append(0x0A)
+        try appendLine(line, to: url)
+    }
+
+    /// Appends a line (ending in a newline) to a log, creating it if need be.
+    static func appendLine(_ line: Data, to url: URL) throws {
         if let handle = try? FileHandle(forWritingTo: url) {
             defer { try? handle.close() }
             try handle.seekToEnd()
@@ -371,9 +392,42 @@ public final class TrainingLoop {
         }
     }
 
-    /// Reads a metrics log.
+    /// Reads a metrics log's epoch lines.
     public static func readMetrics(_ url: URL) throws -> [EpochRecord] {
-        let text = try String(contentsOf: url, encoding: .utf8)
-        return try text.split(separator: "\n").map { try JSONDecoder().decode(EpochRecord.self, from: Data($0.utf8)) }
+        try metricsLines(url).filter { kind(of: $0) != "step" }.map { try JSONDecoder().decode(EpochRecord.self, from: Data($0.utf8)) }
+    }
+
+    /// Reads a metrics log's step lines (`--log-every`), each a flat object of numbers: `step`,
+    /// `epoch`, the loss terms, `lr`, `grad_norm`, `images_per_s`, `wall_time`.
+    public static func readStepMetrics(_ url: URL) throws -> [[String: Double]] {
+        try metricsLines(url).filter { kind(of: $0) == "step" }.map { line in
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+            return object.compactMapValues { ($0 as? NSNumber)?.doubleValue }
+        }
+    }
+
+    private static func metricsLines(_ url: URL) throws -> [Substring] {
+        try String(contentsOf: url, encoding: .utf8).split(separator: "\n")
+    }
+
+    /// A line's `kind` ("epoch", "step"; nil in logs of older versions, which hold epoch lines only).
+    private static func kind(of line: Substring) -> String? {
+        struct Kind: Decodable { var kind: String? }
+        return (try? JSONDecoder().decode(Kind.self, from: Data(line.utf8)))?.kind
+    }
+
+    /// On resume, drops what a run wrote after its checkpoint (it is written again, identically):
+    /// epoch lines past `epochsDone` and step lines past `step`.
+    static func truncateMetrics(_ url: URL, epochsDone: Int, step: Int) throws {
+        guard let lines = try? metricsLines(url) else { return }
+        let kept = lines.filter { line in
+            if kind(of: line) == "step" {
+                let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                return ((object?["step"] as? NSNumber)?.intValue ?? 0) <= step
+            }
+            return ((try? JSONDecoder().decode(EpochRecord.self, from: Data(line.utf8)))?.epoch ?? 0) <= epochsDone
+        }
+        guard kept.count != lines.count else { return }
+        try Data(kept.map { $0 + "\n" }.joined().utf8).write(to: url, options: .atomic)
     }
 }

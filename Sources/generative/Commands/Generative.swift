@@ -11,15 +11,12 @@ import GenTrain
 /// The `generative` command line: thin wrappers over the library APIs.
 @main
 struct Generative: ParsableCommand {
-    /// The toolkit's version (`generative --version`), raised with each release of the command line.
-    static let version = "0.13.0"
-
     /// `train` and `sample`, the verbs the families register, then `export`, `bench` and `eval`.
     static var configuration: CommandConfiguration {
         CommandConfiguration(
             commandName: "generative",
             abstract: "Train, sample and evaluate generative models (VAE, GANs, flows, diffusion) on Fashion-MNIST.",
-            version: version,
+            version: ToolkitVersion.line,
             subcommands: [Train.self, Sample.self] + CommandRegistry.verbs + [Export.self, Bench.self, Eval.self])
     }
 

@@ -39,7 +39,7 @@ struct RunFolderFlags<D: TrainingDefaults>: ParsableArguments {
     @Option(help: "The run folder: checkpoint, metrics log, loss plot, sample grids (default: runs/MODEL).")
     var out: String?
 
-    @Flag(help: resumeHelp("--epochs, --minutes, --max-steps, --save-every, --keep-checkpoints and --threads"))
+    @Flag(help: resumeHelp("--epochs, --minutes, --max-steps, --save-every, --keep-checkpoints, --log-every, --tensorboard and --threads"))
     var resume = false
 
     @Flag(help: overwriteHelp)
@@ -122,6 +122,18 @@ struct EMAFlags: ParsableArguments {
     }
 }
 
+/// `--log-every`, `--tensorboard`: the per-step log.
+struct StepLogFlags: ParsableArguments {
+    @Option(help: "Write a line to RUN/metrics.jsonl every N steps: step, epoch, each loss term, lr, grad_norm, images_per_s (0: the epoch lines only).")
+    var logEvery: Int = 50
+
+    @Flag(help: "Also write those scalars and the epoch means to a TensorBoard event file in RUN/tensorboard/ (tensorboard --logdir RUN).")
+    var tensorboard = false
+
+    func validate() throws {
+        guard logEvery >= 0 else { throw ValidationError("--log-every must not be negative (0: epoch lines only)") }
+    }
+}
 
 /// The flags every `train` command shares, declared once: data, run folder, training length,
 /// optimisation and threads, with the family's defaults `D`.
@@ -130,6 +142,7 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
     @OptionGroup var runFolder: RunFolderFlags<D>
     @OptionGroup var length: TrainingLengthFlags<D>
     @OptionGroup var optimisation: OptimisationFlags<D>
+    @OptionGroup var stepLog: StepLogFlags
     @OptionGroup var compute: ComputeFlags
 
     @Flag(help: "Check every op for NaN or infinity and name the first op (forward or backward) that made one when a loss goes non-finite; slow, for diagnosis.")
@@ -153,6 +166,8 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
         options.maxSeconds = length.minutes * 60
         options.keepCheckpoints = runFolder.keepCheckpoints
         options.detectAnomaly = detectAnomaly
+        options.logEvery = stepLog.logEvery
+        options.tensorboard = stepLog.tensorboard
         return options
     }
 

@@ -1,6 +1,8 @@
 import Foundation
 @testable import generative
 import XCTest
+import GenTrain
+import GenTensor
 
 /// One meaning per flag name: `--max-steps` (training length), `--frames` (interpolation points),
 /// `--init-from FILE` and `--init-scheme NAME`, `--batch-size` everywhere. The older spellings still
@@ -38,10 +40,27 @@ final class FlagNameTests: CommandTestCase {
         XCTAssertTrue(message.contains("--steps is the older spelling of --max-steps"), message)
     }
 
-    func testVersionPrintsToStdout() throws {
+    /// `--log-every` and `--tensorboard` reach the loop's options on every `train` command.
+    func testStepLogFlags() throws {
+        let train = try XCTUnwrap(try Generative.parseAsRoot(["train", "dcgan", "--log-every", "7", "--tensorboard"]) as? TrainDCGAN)
+        XCTAssertEqual(train.flags.common.options().logEvery, 7)
+        XCTAssertTrue(train.flags.common.options().tensorboard)
+        let vae = try XCTUnwrap(try Generative.parseAsRoot(["train", "vae"]) as? TrainVAE)
+        XCTAssertEqual(vae.flags.options().logEvery, 50)
+        XCTAssertFalse(vae.flags.options().tensorboard)
+        XCTAssertEqual(errorMessage(["train", "vae", "--log-every=-1"]), "--log-every must not be negative (0: epoch lines only)")
+    }
+
+    /// `generative --version`: one line on stdout, `generative X.Y.Z (commit C, oneDNN vA.B.C)`,
+    /// naming the oneDNN library actually loaded.
+    func testVersionPrintsOneLineWithCommitAndOneDNN() throws {
         let (status, out, err) = try runExecutable(["--version"])
         XCTAssertEqual(status, 0, err)
-        XCTAssertEqual(out.trimmingCharacters(in: .whitespacesAndNewlines), Generative.version)
-        XCTAssertNotNil(Generative.version.range(of: #"^\d+\.\d+\.\d+$"#, options: .regularExpression))
+        let line = out.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(line, ToolkitVersion.line)
+        XCTAssertFalse(line.contains("\n"))
+        let pattern = #"^generative \d+\.\d+\.\d+ \(commit ([0-9a-f]{7}(-dirty)?|unknown), oneDNN v\d+\.\d+\.\d+\)$"#
+        XCTAssertNotNil(line.range(of: pattern, options: .regularExpression), line)
+        XCTAssertTrue(line.contains("oneDNN v\(CPUBackend.oneDNNVersion)"), line)
     }
 }

@@ -24,10 +24,13 @@ final class TrainingLoopTests: XCTestCase {
         return url
     }
 
-    func train(_ dir: URL, epochs: Int, maxSteps: Int = 0, saveEvery: Int = 0, resume: Bool) throws -> VAETraining {
+    func train(_ dir: URL, epochs: Int, maxSteps: Int = 0, saveEvery: Int = 0, logEvery: Int = 50, tensorboard: Bool = false,
+               resume: Bool) throws -> VAETraining {
         let model = VAETraining(learningRate: 1e-3, seed: 7)
-        let options = TrainingOptions(epochs: epochs, batchSize: 64, learningRate: 1e-3, seed: 7, saveEvery: saveEvery,
+        var options = TrainingOptions(epochs: epochs, batchSize: 64, learningRate: 1e-3, seed: 7, saveEvery: saveEvery,
                                       maxSteps: maxSteps)
+        options.logEvery = logEvery
+        options.tensorboard = tensorboard
         let loop = TrainingLoop(model: model, options: options, run: RunDirectory(dir), config: ["model": "vae"])
         loop.log = { _ in }
         try loop.train(images: Self.images, labels: nil, resume: resume)
@@ -63,6 +66,61 @@ final class TrainingLoopTests: XCTestCase {
         XCTAssertEqual(straightLog.count, 2)
     }
 
+    /// Step lines every `logEvery` steps with the loss, lr, gradient norm and speed; a resume drops
+    /// what was written after the checkpoint and writes it again, identically.
+    func testStepLinesSurviveResumeWithoutDuplicates() throws {
+        // 300 images in batches of 64: 5 steps per epoch, 10 in all; a line every 2 steps.
+        let straightDir = tempDir("s1")
+        _ = try train(straightDir, epochs: 2, logEvery: 2, resume: false)
+        let straight = try TrainingLoop.readStepMetrics(RunDirectory(straightDir).metrics)
+        XCTAssertEqual(straight.map { $0["step"] }, [2, 4, 6, 8, 10])
+        XCTAssertEqual(straight.map { $0["epoch"] }, [1, 1, 2, 2, 2])
+        for row in straight {
+            for key in ["loss", "lr", "grad_norm", "images_per_s", "wall_time"] { XCTAssertNotNil(row[key], key) }
+            XCTAssertEqual(row["lr"], 1e-3)
+            XCTAssertGreaterThan(row["grad_norm"] ?? 0, 0)
+        }
+        XCTAssertEqual(try TrainingLoop.readMetrics(RunDirectory(straightDir).metrics).map(\.epoch), [1, 2])
+
+        // Stopped after step 7, then a crash after more lines were written: they are dropped on resume.
+        let dir = tempDir("s2")
+        _ = try train(dir, epochs: 2, maxSteps: 7, logEvery: 2, resume: false)
+        let metrics = RunDirectory(dir).metrics
+        try TrainingLoop.appendLine(Data(#"{"kind":"step","step":8,"epoch":2,"loss":1}"#.utf8) + Data([0x0A]), to: metrics)
+        try TrainingLoop.appendLine(Data(#"{"kind":"epoch","epoch":2,"step":10,"losses":{"loss":1},"imagesPerSecond":1,"seconds":1}"#.utf8)
+                                    + Data([0x0A]), to: metrics)
+        _ = try train(dir, epochs: 2, logEvery: 2, resume: true)
+        let resumed = try TrainingLoop.readStepMetrics(metrics)
+        XCTAssertEqual(resumed.map { $0["step"] }, [2, 4, 6, 8, 10])
+        XCTAssertEqual(resumed.map { $0["loss"] }, straight.map { $0["loss"] })
+        XCTAssertEqual(resumed.map { $0["grad_norm"] }, straight.map { $0["grad_norm"] })
+        XCTAssertEqual(try TrainingLoop.readMetrics(metrics).map(\.epoch), [1, 2])
+    }
+
+    /// `tensorboard`: the step scalars and the epoch means in an event file under RUN/tensorboard,
+    /// equal (to float32) to the metrics log's.
+    func testTensorBoardEventsHoldTheLoggedScalars() throws {
+        let dir = tempDir("tb")
+        _ = try train(dir, epochs: 1, logEvery: 2, tensorboard: true, resume: false)
+        let files = try FileManager.default.contentsOfDirectory(at: RunDirectory(dir).tensorboard, includingPropertiesForKeys: nil)
+        XCTAssertEqual(files.count, 1)
+        let events = try TFEventFile.read(try XCTUnwrap(files.first))
+        XCTAssertEqual(events.first?.fileVersion, "brain.Event:2")
+        let steps = try TrainingLoop.readStepMetrics(RunDirectory(dir).metrics)
+        let trainEvents = events.filter { $0.scalars.first?.tag.hasPrefix("train/") ?? false }
+        XCTAssertEqual(trainEvents.map(\.step), steps.map { Int64($0["step"]!) })
+        for (event, row) in zip(trainEvents, steps) {
+            for (tag, value) in event.scalars {
+                XCTAssertEqual(value, Float(row[String(tag.dropFirst("train/".count))] ?? .nan), tag)
+            }
+            XCTAssertEqual(Set(event.scalars.map(\.tag)), Set(["train/loss", "train/lr", "train/grad_norm", "train/images_per_s"]))
+        }
+        let epoch = try XCTUnwrap(events.last)
+        XCTAssertEqual(epoch.step, 5)
+        let record = try XCTUnwrap(try TrainingLoop.readMetrics(RunDirectory(dir).metrics).first)
+        XCTAssertEqual(epoch.scalars.first { $0.tag == "epoch/loss" }?.value, Float(record.losses["loss"]!))
+    }
+
     func testCheckpointRoundTripsExactly() throws {
         let dir = tempDir("e")
         let model = try train(dir, epochs: 1, resume: false)
@@ -78,6 +136,9 @@ final class TrainingLoopTests: XCTestCase {
         XCTAssertTrue(file.names.contains("model.fc1.weight"))
         XCTAssertTrue(file.names.contains("optim.model.fc1.weight.exp_avg"))
         XCTAssertNotNil(file.metadata["config"])
+        // The toolkit that wrote it: the `--version` line.
+        XCTAssertEqual(file.metadata["generative_version"], ToolkitVersion.line)
+        XCTAssertTrue(file.metadata["generative_version"]?.hasPrefix("generative \(ToolkitVersion.number) (commit ") ?? false)
     }
 
     func testTruncatedAndCorruptCheckpointsGiveClearErrors() throws {

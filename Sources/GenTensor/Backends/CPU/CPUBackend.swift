@@ -34,6 +34,13 @@ public struct CPUBackend: ComputeBackend {
     /// The engine, stream, primitive caches and workspace, shared by every `CPUBackend` value.
     private let state = DNNLState.shared
 
+    /// The oneDNN library this process runs on, as "A.B.C" (`dnnl_version`: the loaded library's, not
+    /// the headers').
+    public static var oneDNNVersion: String {
+        guard let v = dnnl_version()?.pointee else { return "unknown" }
+        return "\(v.major).\(v.minor).\(v.patch)"
+    }
+
     /// OpenMP's thread count when the process started (`OMP_NUM_THREADS`, or the cores).
     public static let defaultThreads = Int(omp_get_max_threads())
 

@@ -15,6 +15,8 @@ public final class ClassifierTraining: TrainableModel {
     public static let kind = "classifier"
     public let model: Classifier
     public let optimizer: Adam
+    /// The step log's optimiser (`lr`, `grad_norm`).
+    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
     /// Flip half the images left to right.
     public let flip: Bool
     /// Shift each image by up to this many pixels in each direction (0: no shifts).

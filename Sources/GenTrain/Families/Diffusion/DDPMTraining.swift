@@ -57,6 +57,8 @@ public final class DDPMTraining: TrainableModel {
     public let state: DenoiserTrainingState
     public var model: UNet { state.model }
     public var optimizer: Adam { state.optimizer }
+    /// The step log's optimiser (`lr`, `grad_norm`).
+    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
     public var ema: ExponentialMovingAverage { state.ema }
 
     public init(config: DDPMConfiguration, learningRate: Double, seed: UInt64) {

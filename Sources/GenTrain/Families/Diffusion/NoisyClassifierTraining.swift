@@ -14,6 +14,8 @@ public final class NoisyClassifierTraining: TrainableModel {
     public let schedule: NoiseSchedule
     public let scheduleKind: NoiseScheduleKind
     public let optimizer: Adam
+    /// The step log's optimiser (`lr`, `grad_norm`).
+    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
 
     public init(classes: Int = 10, schedule kind: NoiseScheduleKind = .linear, steps: Int = 1000, learningRate: Double, seed: UInt64) {
         model = NoisyClassifier(classes: classes, generator: RandomGenerator(seed: seed))

@@ -18,6 +18,8 @@ public final class FlowTraining: GenerativeModel {
     public let config: FlowConfiguration
     public let model: NormalizingFlow
     public let optimizer: Adam
+    /// The step log's optimiser (`lr`, `grad_norm`).
+    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
     /// The largest global gradient norm (nil: no clipping).
     public let clipGradientNorm: Double?
 

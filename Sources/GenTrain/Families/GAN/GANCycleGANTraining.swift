@@ -84,6 +84,8 @@ public final class CycleGANTraining: TrainableModel {
     public let generatorAB: CycleGANGenerator, generatorBA: CycleGANGenerator
     public let discriminatorA: PatchDiscriminator, discriminatorB: PatchDiscriminator
     public let optimizers: [(name: String, module: Module, optimizer: Adam)]
+    /// The step log's optimisers, by the names of `optimizers` (`lr_g_ab`, `grad_norm_d_a`, ...).
+    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { optimizers.map { ($0.name, $0.optimizer) } }
     public let emaAB: ExponentialMovingAverage, emaBA: ExponentialMovingAverage
     let emaGeneratorAB: CycleGANGenerator, emaGeneratorBA: CycleGANGenerator
     /// Up to 8 images of each domain, (n, 28, 28, 1) in [0, 1], translated in every sample grid;

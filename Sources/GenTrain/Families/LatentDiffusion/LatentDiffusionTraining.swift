@@ -61,6 +61,8 @@ public final class LatentDiffusionTraining: GenerativeModel {
     public static let defaultSampler = "ddim", defaultSteps = 20
     public let config: LatentDiffusionConfiguration
     public let diffusion: DDPMTraining
+    /// The step log's optimiser: the latent U-Net's (`lr`, `grad_norm`).
+    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { diffusion.loggedOptimizers }
     public let autoencoder: AutoencoderKL
     public let latentScale: Double
 
