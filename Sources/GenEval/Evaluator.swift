@@ -222,7 +222,8 @@ public enum Evaluator {
         }
         log("extracting features of \(n) images")
         let featureStart = Date()
-        let outputs = network.outputs(x, batchSize: options.batchSize)
+        let outputs = network.outputs(x, batchSize: options.batchSize,
+                                      label: "features", log: log)
         let featureSeconds = Date().timeIntervalSince(featureStart)
         // Units that never fire on the reference nor on the samples are left out of FID: they add
         // exactly 0 to each of its terms but would make both covariances singular.
@@ -396,7 +397,8 @@ public enum Evaluator {
         let (x, warnings) = try ImageValidation.validate(images, source: name)
         guard x.shape[0] >= 2 else { throw EvaluationError("the reference \(name) has \(x.shape[0]) image; the statistics need at least 2") }
         log("extracting features of the \(x.shape[0]) reference images of \(name)")
-        let features = network.outputs(x, batchSize: batchSize).features
+        let features = network.outputs(x, batchSize: batchSize,
+                                       label: "reference features", log: log).features
         let set = ReferenceSet(name: name, kind: kind, statistics: try FeatureStatistics(features: features), features: features,
                                networkHash: network.hash, source: "\(x.shape[0]) images of \(name)")
         return (set, warnings)

@@ -100,7 +100,8 @@ public enum ReferenceCache {
         }
         log("computing reference features of \(data.count) \(split.rawValue) images (\(data.source)); caching them in \(file.path)")
         let start = Date()
-        let outputs = network.outputs(data.images, batchSize: batchSize)
+        let outputs = network.outputs(data.images, batchSize: batchSize,
+                                      label: "reference features", log: log)
         let statistics = try FeatureStatistics(features: outputs.features)
         log(String(format: "  %.1f s", Date().timeIntervalSince(start)))
         let metadata = [

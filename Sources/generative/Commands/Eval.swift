@@ -337,8 +337,8 @@ struct EvalInput {
         log("sampling \(count) images from \(url.path) (\(summary)), batch \(settings.batchSize)")
         let start = Date()
         let images = try withoutGradients {
-            try model.sample(count: count, seed: seed, labels: labels, options: options) { done, total in
-                reportSamplingProgress(done: done, total: total, since: start, log: log)
+            try withProgress(count: count, log: log) { progress in
+                try model.sample(count: count, seed: seed, labels: labels, options: options, progress: progress)
             }
         }
         let seconds = Date().timeIntervalSince(start)

@@ -100,21 +100,12 @@ func classLabels(_ label: Int?, count: Int, model: any GenerativeModel, path: St
     return Array(repeating: label, count: count)
 }
 
-/// Runs `body` with a progress callback that reports images done and the time left on stderr, then
-/// the speed.
-func withProgress<T>(count: Int, _ body: (@escaping (Int, Int) -> Void) throws -> T) rethrows -> T {
-    let start = Date()
-    let result = try body { done, total in reportSamplingProgress(done: done, total: total, since: start) }
-    return result
-}
-
-/// One progress line after each batch (to stderr unless `log` says otherwise): images done,
-/// elapsed time and the time left.
-func reportSamplingProgress(done: Int, total: Int, since start: Date,
-                            log: (String) -> Void = logLine) {
-    let elapsed = Date().timeIntervalSince(start)
-    let left = elapsed / Double(max(done, 1)) * Double(total - done)
-    log(String(format: "sampled %d/%d images, %.0f s, about %.0f s left", done, total, elapsed, left))
+/// Runs `body` with a progress callback (images done, total) that shows the progress and the time
+/// left on stderr: a bar on a terminal, else a line every 10 s (`CountProgress`).
+func withProgress<T>(count: Int, label: String = "sampling", log: @escaping (String) -> Void = logLine,
+                     _ body: (@escaping (Int, Int) -> Void) throws -> T) rethrows -> T {
+    let progress = CountProgress(label, total: count, log: log)
+    return try body { done, _ in progress.update(done) }
 }
 
 /// The sampling speed on stderr: images/s and network evaluations per image.
