@@ -27,6 +27,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var logEvery = 50
     /// Also write the step and epoch scalars to a TensorBoard event file under `RUN/tensorboard/`.
     public var tensorboard = false
+    /// PyTorch state_dicts that networks start from (`--init-from`), on a fresh start only: a
+    /// resumed run continues from its checkpoint.
+    public var initFrom: [InitialWeights] = []
 
     public init(epochs: Int = 10, batchSize: Int = 128, learningRate: Double = 1e-3, seed: UInt64 = 0,
                 saveEvery: Int = 0, maxSteps: Int = 0) {
@@ -206,9 +209,12 @@ public final class TrainingLoop {
             history = history.filter { $0.epoch <= epoch }
             try Self.truncateMetrics(run.metrics, epochsDone: epoch, step: step)
             log("resuming \(run.checkpoint.path) at epoch \(epoch + 1), batch \(batchIndex), step \(step)")
-        } else if !resume {
-            history = []
-            try? FileManager.default.removeItem(at: run.metrics)
+        } else {
+            if !resume {
+                history = []
+                try? FileManager.default.removeItem(at: run.metrics)
+            }
+            for line in try model.initialise(from: options.initFrom) { log(line) }
         }
         try checkDiskSpace()
         StopSignal.install()

@@ -145,6 +145,11 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
     @OptionGroup var stepLog: StepLogFlags
     @OptionGroup var compute: ComputeFlags
 
+    @Option(name: .customLong("init-from"), help: ArgumentHelp(
+        "Start a network from a PyTorch state_dict (.safetensors, PyTorch's names), checked strictly by name and shape: FILE for the model's first network, or NETWORK=FILE (e.g. generator=G.safetensors); repeatable.",
+        valueName: "[network=]file"))
+    var initFrom: [String] = []
+
     @Flag(help: "Check every op for NaN or infinity and name the first op (forward or backward) that made one when a loss goes non-finite; slow, for diagnosis.")
     var detectAnomaly = false
 
@@ -156,6 +161,14 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
     var lr: Double { optimisation.learningRate }
     var seed: UInt64 { optimisation.seed }
     var threads: Int { compute.threads }
+    /// `--init-from`, parsed.
+    var initialWeights: [InitialWeights] { initFrom.map(InitialWeights.init(argument:)) }
+
+    func validate() throws {
+        if !initFrom.isEmpty && runFolder.resume {
+            throw ValidationError("--init-from starts a run from weights and --resume continues one from its checkpoint: give one of them")
+        }
+    }
 
     /// The loop's options; `learningRate` and `batchSize` override the flags' (a GAN's variant
     /// default, a GAN's loop batch of d-steps discriminator batches).
@@ -168,12 +181,16 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
         options.detectAnomaly = detectAnomaly
         options.logEvery = stepLog.logEvery
         options.tensorboard = stepLog.tensorboard
+        options.initFrom = initialWeights
         return options
     }
 
     /// Opens the run folder `runs/MODEL` (or --out), holding its lock.
     /// Writes the run's header (backend and threads) to stderr.
     func start(_ model: String) throws -> (run: RunDirectory, lock: RunLock) {
+        for item in initialWeights where !FileManager.default.fileExists(atPath: item.path) {
+            throw ValidationError("--init-from \(item.path): no such file")
+        }
         let opened = try runFolder.open(model)
         logLine("train \(model) in \(opened.run.url.path): \(backendDescription())")
         return opened

@@ -11,7 +11,7 @@ final class FlagNameTests: CommandTestCase {
     func testNewNamesParse() throws {
         let train = try XCTUnwrap(try Generative.parseAsRoot(["train", "vae", "--max-steps", "7", "--init-from", "w.safetensors"]) as? TrainVAE)
         XCTAssertEqual(train.flags.maxSteps, 7)
-        XCTAssertEqual(train.initWeights, "w.safetensors")
+        XCTAssertEqual(train.options.initFrom, [InitialWeights(path: "w.safetensors")])
         let gan = try XCTUnwrap(try Generative.parseAsRoot(["train", "dcgan", "--init-scheme", "pytorch"]) as? TrainDCGAN)
         XCTAssertEqual(gan.flags.initialization, .pytorch)
         let interpolate = try XCTUnwrap(try Generative.parseAsRoot(["interpolate", "--checkpoint", "x", "--frames", "5"]) as? Interpolate)
@@ -32,7 +32,7 @@ final class FlagNameTests: CommandTestCase {
         }
         let train = try XCTUnwrap(try Generative.parseAsRoot(["train", "vae", "--steps", "3", "--init", "w.safetensors"]) as? TrainVAE)
         XCTAssertEqual(train.flags.maxSteps, 3)
-        XCTAssertEqual(train.initWeights, "w.safetensors")
+        XCTAssertEqual(train.options.initFrom, [InitialWeights(path: "w.safetensors")])
     }
 
     func testBothSpellingsAtOnceAreRefused() {

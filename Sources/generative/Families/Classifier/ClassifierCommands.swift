@@ -51,14 +51,15 @@ struct TrainClassifier: ParsableCommand {
 
     @OptionGroup var flags: TrainingFlags<StandardTrainingDefaults>
 
-    @Option(name: .customLong("init-from"), help: "Initialise the model from a PyTorch state_dict (.safetensors) before training.")
-    var initFrom: String?
-
     @Option(name: .customLong("init"), help: .hidden)
     var deprecatedInit: String?
 
-    /// `--init-from` (or its older spelling `--init`).
-    var initWeights: String? { DeprecatedFlag.merge(initFrom, deprecatedInit) }
+    /// The loop's options, with the older spelling `--init FILE` of `--init-from FILE`.
+    var options: TrainingOptions {
+        var options = flags.options()
+        if let deprecatedInit { options.initFrom = [InitialWeights(path: deprecatedInit)] }
+        return options
+    }
 
     @Flag(help: "Augment with random horizontal flips.")
     var flip = false
@@ -70,7 +71,7 @@ struct TrainClassifier: ParsableCommand {
     var export: String?
 
     func validate() throws {
-        try DeprecatedFlag.check(initFrom, "--init-from", old: deprecatedInit, "--init")
+        try DeprecatedFlag.check(flags.initFrom.first, "--init-from", old: deprecatedInit, "--init")
         guard (0...8).contains(maxShift) else { throw ValidationError("--max-shift must be in 0...8") }
     }
 
@@ -90,11 +91,7 @@ struct TrainClassifier: ParsableCommand {
         }
         let model = ClassifierTraining(learningRate: flags.lr, seed: flags.seed, flip: flip, maxShift: maxShift,
                                        previewImages: data.images.rows(Array(0..<min(64, data.count))))
-        if let path = initWeights {
-            try model.model.load(contentsOf: URL(fileURLWithPath: path), strict: true)
-            logLine("initialised from \(path)")
-        }
-        let loop = TrainingLoop(model: model, options: flags.options(), run: run,
+        let loop = TrainingLoop(model: model, options: options, run: run,
                                 config: ["model": "classifier", "lr": String(flags.lr), "batch_size": String(flags.batchSize),
                                          "seed": String(flags.seed), "flip": String(flip), "max_shift": String(maxShift)])
         logLine("training classifier on \(data.count) images (\(data.source)) for \(flags.epochs) epochs, batch \(flags.batchSize), lr \(flags.lr), seed \(flags.seed)")

@@ -31,17 +31,18 @@ struct TrainVAE: ParsableCommand {
     @Option(help: "Latent dimensions.")
     var latentDim: Int = 20
 
-    @Option(name: .customLong("init-from"), help: "Initialise the model from a PyTorch state_dict (.safetensors) before training.")
-    var initFrom: String?
-
     @Option(name: .customLong("init"), help: .hidden)
     var deprecatedInit: String?
 
-    /// `--init-from` (or its older spelling `--init`).
-    var initWeights: String? { DeprecatedFlag.merge(initFrom, deprecatedInit) }
+    /// The loop's options, with the older spelling `--init FILE` of `--init-from FILE`.
+    var options: TrainingOptions {
+        var options = flags.options()
+        if let deprecatedInit { options.initFrom = [InitialWeights(path: deprecatedInit)] }
+        return options
+    }
 
     func validate() throws {
-        try DeprecatedFlag.check(initFrom, "--init-from", old: deprecatedInit, "--init")
+        try DeprecatedFlag.check(flags.initFrom.first, "--init-from", old: deprecatedInit, "--init")
         guard latentDim >= 1 else { throw ValidationError("--latent-dim must be at least 1") }
     }
 
@@ -53,11 +54,7 @@ struct TrainVAE: ParsableCommand {
         let test = try flags.dataFlags.load(.test)
         let vae = VAETraining(architecture: model, latentDim: latentDim, learningRate: flags.lr,
                               reconstruction: reconstruction, seed: flags.seed)
-        if let path = initWeights {
-            try vae.model.load(contentsOf: URL(fileURLWithPath: path), strict: true)
-            logLine("initialised from \(path)")
-        }
-        let loop = TrainingLoop(model: vae, options: flags.options(), run: run,
+        let loop = TrainingLoop(model: vae, options: options, run: run,
                                 config: ["model": "vae", "architecture": model.rawValue, "latent_dim": String(latentDim),
                                          "reconstruction": reconstruction.rawValue, "lr": String(flags.lr),
                                          "batch_size": String(flags.batchSize), "seed": String(flags.seed)])

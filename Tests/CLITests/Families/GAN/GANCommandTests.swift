@@ -52,6 +52,29 @@ final class GANCommandTests: CommandTestCase {
         XCTAssertEqual(try Checkpoint(contentsOf: URL(fileURLWithPath: ablation)).metadata["step"], "3")
     }
 
+    /// `--init-from NETWORK=FILE` through the executable: an exported generator starts a new run
+    /// (logged on stderr); a state_dict of the wrong network is refused on one line, exit 1.
+    func testInitFromExportedNetworks() throws {
+        let dir = tempDir()
+        let checkpoint = try trainAndSample("dcgan", dir: dir)
+        let g = dir.appendingPathComponent("g.safetensors").path, d = dir.appendingPathComponent("d.safetensors").path
+        try run(["export", "--checkpoint", checkpoint, "--out", g])
+        try run(["export", "--checkpoint", checkpoint, "--network", "discriminator", "--out", d])
+        let common = ["train", "dcgan", "--epochs", "1", "--max-steps", "1", "--batch-size", "16", "--threads", "1"]
+        let (status, _, err) = try runExecutable(common + ["--init-from", "generator=" + g, "--init-from", "discriminator=" + d,
+                                                          "--out", dir.appendingPathComponent("second").path])
+        XCTAssertEqual(status, 0, err)
+        XCTAssertTrue(err.contains("initialised the generator from \(g)"), err)
+        XCTAssertTrue(err.contains("initialised the discriminator from \(d)"), err)
+        let (badStatus, _, badErr) = try runExecutable(common + ["--init-from", d, "--out", dir.appendingPathComponent("third").path])
+        XCTAssertEqual(badStatus, 1)
+        let lines = badErr.split(separator: "\n").filter { $0.hasPrefix("Error:") }
+        XCTAssertEqual(lines.count, 1, badErr)
+        XCTAssertTrue(lines.first?.hasPrefix("Error: --init-from \(d): the state_dict does not fit the generator: ") ?? false, badErr)
+        XCTAssertTrue(lines.first?.contains(" missing (") ?? false, badErr)
+        XCTAssertTrue(lines.first?.contains(" unexpected (") ?? false, badErr)
+    }
+
     func testWassersteinAndLeastSquaresVariantsTrainAndSample() throws {
         let dir = tempDir()
         let wgan = try trainAndSample("wgan", ["--channels", "8"], dir: dir)
