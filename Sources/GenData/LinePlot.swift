@@ -12,44 +12,95 @@ public let linePlotPalette: [(red: Float, green: Float, blue: Float)] = {
     return bytes.map { (red: $0.0 / 255, green: $0.1 / 255, blue: $0.2 / 255) }
 }()
 
-/// Renders loss curves as a raster line plot: an RGB float32 tensor (height, width, 3) in [0, 1]
-/// to save with `PNGWriter.write`.
+/// An axis' scale: linear, or logarithmic (base 10; only positive values are drawn).
+public enum PlotScale: String, Sendable, CaseIterable {
+    case linear, log
+}
+
+/// One series of a plot: named points (x, y), joined by lines or drawn as markers.
+public struct PlotSeries {
+    public var name: String
+    public var points: [(x: Double, y: Double)]
+    /// Markers (a small square at each point) instead of a polyline.
+    public var markers: Bool
+
+    public init(name: String, points: [(x: Double, y: Double)], markers: Bool = false) {
+        self.name = name
+        self.points = points
+        self.markers = markers
+    }
+}
+
+/// Renders loss curves as a raster line plot: value i of a series sits at x = `firstX` + i. See
+/// `renderPlot`, which this calls.
+public func renderLinePlot(series: [(name: String, values: [Double])], xLabel: String? = nil, yLabel: String? = nil,
+                           firstX: Double = 0, yScale: PlotScale = .linear, width: Int = 640, height: Int = 400) -> Tensor {
+    renderPlot(series: series.map { s in PlotSeries(name: s.name, points: s.values.enumerated().map { (firstX + Double($0.offset), $0.element) }) },
+               xLabel: xLabel, yLabel: yLabel, yScale: yScale, width: width, height: height)
+}
+
+/// Whether values span enough decades to be read on a log scale: all positive, and the largest at
+/// least `ratio` times the smallest.
+public func spansDecades(_ values: [Double], ratio: Double = 30) -> Bool {
+    let finite = values.filter { $0.isFinite }
+    guard let low = finite.min(), let high = finite.max(), low > 0 else { return false }
+    return high / low >= ratio
+}
+
+/// Renders a plot as a raster: an RGB float32 tensor (height, width, 3) in [0, 1] to save with
+/// `PNGWriter.write`.
 ///
 /// White background, a dark axes box, light grey grid lines at "nice" y values (1, 2 or 5 times a
-/// power of ten) with their labels on the left, x ticks below (value i of a series sits at
-/// x = `firstX` + i), one polyline per series in `linePlotPalette`'s colours, and a legend naming
-/// each series in the top right corner. `xLabel` is written under the x ticks and `yLabel` above the
-/// axes. Non-finite values (NaN, infinities) break a line rather than stretching the axes (so do
-/// values beyond 1e100). The built-in 5 x 7 font has digits, lower-case letters (upper case is
-/// drawn in lower case) and `.-+_/():,` and space.
-public func renderLinePlot(series: [(name: String, values: [Double])], xLabel: String? = nil, yLabel: String? = nil,
-                           firstX: Double = 0, width: Int = 640, height: Int = 400) -> Tensor {
-    precondition(width > 0 && height > 0, "renderLinePlot: size \(width) x \(height)")
+/// power of ten; on a log scale the powers of ten, with 2 and 5 times them when the range spans
+/// less than two decades) with their labels on the left, x ticks below, one polyline (or markers)
+/// per series in `linePlotPalette`'s colours, and a legend naming each series in the top right
+/// corner. `xLabel` is written under the x ticks and `yLabel` above the axes. Non-finite values
+/// (NaN, infinities), and values beyond 1e100 or not positive on a log scale, break a line rather
+/// than stretching the axes. Integer x values get integer ticks. The built-in 5 x 7 font has
+/// digits, lower-case letters (upper case is drawn in lower case) and `.-+_/():,` and space.
+public func renderPlot(series: [PlotSeries], xLabel: String? = nil, yLabel: String? = nil,
+                       xScale: PlotScale = .linear, yScale: PlotScale = .linear, width: Int = 640, height: Int = 400) -> Tensor {
+    precondition(width > 0 && height > 0, "renderPlot: size \(width) x \(height)")
     var canvas = Canvas(width: width, height: height)
 
-    // Axis ranges: y snapped outwards to nice ticks; x over the longest series' indices.
+    // Values are mapped to the plotting coordinate (log10 on a log scale) before the axes are laid out.
     // Values beyond 1e100 are treated as non-finite, so that the axis arithmetic stays finite.
-    func usable(_ v: Double) -> Bool { v.isFinite && abs(v) < 1e100 }
-    let finite = series.flatMap { $0.values.filter(usable) }
-    var low = finite.min() ?? 0, high = finite.max() ?? 1
-    if high - low < max(abs(high), 1) * 1e-9 {
-        let pad = max(abs(high) * 0.05, 0.5)
-        low -= pad
-        high += pad
+    func coordinate(_ v: Double, _ scale: PlotScale) -> Double? {
+        guard v.isFinite, abs(v) < 1e100 else { return nil }
+        if scale == .log { return v > 0 ? log10(v) : nil }
+        return v
     }
-    let yStep = niceStep((high - low) / 5)
-    let yMin = (low / yStep).rounded(.down) * yStep, yMax = (high / yStep).rounded(.up) * yStep
-    let yTicks = stride(from: 0, through: Int(((yMax - yMin) / yStep).rounded()), by: 1).map { Double($0) * yStep + yMin }
-    let longest = series.map(\.values.count).max() ?? 0
-    let xMin = firstX, xMax = firstX + Double(max(longest - 1, 1))
-    let xStep = max(1, niceStep((xMax - xMin) / 6))
-    let xTicks = stride(from: (xMin / xStep).rounded(.up) * xStep, through: xMax + 1e-9, by: xStep).map { $0 }
+    let mapped: [[(Double, Double)?]] = series.map { s in
+        s.points.map { p in coordinate(p.x, xScale).flatMap { x in coordinate(p.y, yScale).map { (x, $0) } } }
+    }
+    let all = mapped.flatMap { $0.compactMap { $0 } }
 
-    func label(_ value: Double, step: Double) -> String {
-        abs(value) < step * 1e-6 ? "0" : String(format: "%g", value)
+    /// The axis range and ticks (in plotting coordinates) with their labels.
+    func axis(_ values: [Double], scale: PlotScale, integer: Bool, ticks: Double) -> (Double, Double, [Double], [String]) {
+        var low = values.min() ?? 0, high = values.max() ?? 1
+        if high - low < max(abs(high), 1) * 1e-9 {
+            let pad = scale == .log ? 0.5 : max(abs(high) * 0.05, 0.5)
+            low -= pad
+            high += pad
+        }
+        if scale == .log {
+            let lo = low.rounded(.down), hi = high.rounded(.up)
+            var positions: [Double] = []
+            for e in Int(lo)...Int(hi) {
+                let multiples: [Double] = hi - lo < 2 ? [1, 2, 5] : [1]
+                for m in multiples { let v = Double(e) + log10(m); if v >= lo - 1e-9 && v <= hi + 1e-9 { positions.append(v) } }
+            }
+            return (lo, hi, positions, positions.map { String(format: "%g", pow(10, $0)) })
+        }
+        var step = niceStep((high - low) / ticks)
+        if integer { step = max(1, step) }
+        let lo = integer ? low : (low / step).rounded(.down) * step, hi = integer ? max(high, low + 1) : (high / step).rounded(.up) * step
+        let positions = stride(from: (lo / step).rounded(.up) * step, through: hi + step * 1e-9, by: step).map { $0 }
+        return (lo, hi, positions, positions.map { abs($0) < step * 1e-6 ? "0" : String(format: "%g", $0) })
     }
-    let yLabels = yTicks.map { label($0, step: yStep) }
-    let xLabels = xTicks.map { label($0, step: xStep) }
+    let integerX = xScale == .linear && series.allSatisfy { $0.points.allSatisfy { $0.x == $0.x.rounded() } }
+    let (xMin, xMax, xTicks, xLabels) = axis(all.map(\.0), scale: xScale, integer: integerX, ticks: 6)
+    let (yMin, yMax, yTicks, yLabels) = axis(all.map(\.1), scale: yScale, integer: false, ticks: 5)
 
     // Layout: labels left of and below the box.
     let left = (yLabels.map { Canvas.textWidth($0) }.max() ?? 0) + 8
@@ -84,15 +135,17 @@ public func renderLinePlot(series: [(name: String, values: [Double])], xLabel: S
     for (k, s) in series.enumerated() {
         let colour = linePlotPalette[k % linePlotPalette.count]
         var previous: (Int, Int)?
-        for (i, v) in s.values.enumerated() {
-            guard usable(v) else { previous = nil; continue }
-            let point = (Int(px(firstX + Double(i)).rounded()), Int(py(v).rounded()))
-            if let p = previous {
-                canvas.line(p.0, p.1, point.0, point.1, colour, thick: true)
+        for point in mapped[k] {
+            guard let (x, y) = point else { previous = nil; continue }
+            let p = (Int(px(x).rounded()), Int(py(y).rounded()))
+            if s.markers {
+                for dy in -2...2 { canvas.line(p.0 - 2, p.1 + dy, p.0 + 2, p.1 + dy, colour) }
+            } else if let q = previous {
+                canvas.line(q.0, q.1, p.0, p.1, colour, thick: true)
             } else {
-                canvas.line(point.0, point.1, point.0, point.1, colour, thick: true)
+                canvas.line(p.0, p.1, p.0, p.1, colour, thick: true)
             }
-            previous = point
+            previous = p
         }
     }
     canvas.legend(series.map(\.name), right: x1 - 4, top: y0 + 4)

@@ -86,6 +86,8 @@ public struct EvaluationReport: Codable, Sendable {
     public var networkSource: String
     /// SHA-256 of the sampled checkpoint, for checkpoint inputs.
     public var checkpointSHA256: String?
+    /// The training step of the sampled checkpoint (its `step`), for checkpoint inputs.
+    public var checkpointStep: Int?
 
     // The metrics.
     public var fid: Double
@@ -134,6 +136,26 @@ public struct EvaluationReport: Codable, Sendable {
         return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 
+    /// Reads what `json` writes (its snake_case keys, "nan" and "inf" as strings).
+    public static func decode(json: Data) throws -> EvaluationReport {
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+        let decoder = JSONDecoder()
+        // convertFromSnakeCase would read checkpoint_sha256 as checkpointSha256: undo the encoder's
+        // snake_case word by word, keeping SHA256 as written.
+        decoder.keyDecodingStrategy = .custom { path in
+            let words = path.last!.stringValue.split(separator: "_")
+            let camel = words.enumerated().map { i, w in i == 0 ? String(w) : w.prefix(1).uppercased() + w.dropFirst() }.joined()
+            return Key(stringValue: camel.replacingOccurrences(of: "Sha256", with: "SHA256"))
+        }
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try decoder.decode(EvaluationReport.self, from: json)
+    }
+
     /// Whether the reference was statistics only (a .npz), so that KID and precision/recall could not be computed.
     var statisticsOnly: Bool { referenceKind == "npz" }
 
@@ -153,7 +175,7 @@ public struct EvaluationReport: Codable, Sendable {
         }
         row("seed", "\(seed)")
         row("feature network", "sha256 \(networkSHA256) (\(networkSource))")
-        if let checkpointSHA256 { row("checkpoint", "sha256 \(checkpointSHA256)") }
+        if let checkpointSHA256 { row("checkpoint", "sha256 \(checkpointSHA256)" + (checkpointStep.map { ", step \($0)" } ?? "")) }
         if let savedStatistics { row("statistics saved to", savedStatistics) }
         lines.append("")
         row("FID", f(fid) + (fidDimensions < 128 ? " (\(fidDimensions) feature dimensions: \(128 - fidDimensions) are zero on every image)" : ""))

@@ -108,4 +108,37 @@ final class ImageOutputTests: XCTestCase {
         }
         XCTAssertEqual(renderLinePlot(series: [(name: "x", values: [1, 2])], width: 8, height: 5).shape, [5, 8, 3])
     }
+
+    /// Log scales: values that span decades are drawn on one (and `spansDecades` says when); values
+    /// not positive break the line instead of the axes; markers draw points without lines.
+    func testLogScalesAndMarkers() throws {
+        XCTAssertTrue(spansDecades([1.0, 0.5, 0.01]))
+        XCTAssertFalse(spansDecades([540.0, 250]))
+        XCTAssertFalse(spansDecades([1.0, -0.5, 0.001]), "a negative loss cannot go on a log axis")
+        let values = (0..<100).map { 2.0 * exp(-Double($0) / 12) }  // 2 down to about 5e-4
+        let points = values.enumerated().map { (x: Double($0.offset * 50), y: $0.element) }
+        let linear = renderPlot(series: [PlotSeries(name: "loss", points: points)], xLabel: "step", yLabel: "loss")
+        let log = renderPlot(series: [PlotSeries(name: "loss", points: points + [(x: 5000, y: 0), (x: 5050, y: -1)])],
+                             xLabel: "step", yLabel: "loss, log scale", yScale: .log)
+        XCTAssertNotEqual(linear.scalars(as: Float.self), log.scalars(as: Float.self))
+        // On the log scale the curve is a straight line: its pixels in the middle third of the
+        // plot rise evenly (in x order the topmost curve pixel per column falls by a constant slope).
+        let p = log.scalars(as: Float.self), colour = linePlotPalette[0]
+        func curveRow(_ x: Int) -> Int? {
+            (0..<400).first { y in let i = (y * 640 + x) * 3; return p[i] == colour.red && p[i + 1] == colour.green && p[i + 2] == colour.blue }
+        }
+        let rows = [250, 350, 450].compactMap(curveRow)
+        XCTAssertEqual(rows.count, 3)
+        if rows.count == 3 { XCTAssertEqual(Double(rows[1] - rows[0]), Double(rows[2] - rows[1]), accuracy: 2) }
+        // Markers: one series per point, on a log x axis.
+        let speed = renderPlot(series: [PlotSeries(name: "ddim-10", points: [(x: 40, y: 30)], markers: true),
+                                        PlotSeries(name: "ddim-50", points: [(x: 8, y: 12)], markers: true)],
+                               xLabel: "images/s", yLabel: "fid", xScale: .log)
+        let q = speed.scalars(as: Float.self)
+        for c in linePlotPalette.prefix(2) {
+            let count = stride(from: 0, to: q.count, by: 3).filter { q[$0] == c.red && q[$0 + 1] == c.green && q[$0 + 2] == c.blue }.count
+            XCTAssertGreaterThanOrEqual(count, 25, "a 5 x 5 marker and a legend swatch")
+        }
+        try PNGWriter.write(log, to: folder.appendingPathComponent("log.png"))
+    }
 }

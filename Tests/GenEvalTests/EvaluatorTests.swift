@@ -165,6 +165,10 @@ final class EvaluatorTests: XCTestCase {
                     "class_histogram", "sample_count", "reference", "seed", "network_sha256", "threads", "batch_size"] {
             XCTAssertNotNil(object[key], key)
         }
+        // And reads back whole (generative plot reads it), acronyms and all.
+        let back = try EvaluationReport.decode(json: Data(report.json().utf8))
+        XCTAssertEqual(try back.json(), try report.json())
+        XCTAssertEqual(back.networkSHA256, report.networkSHA256)
     }
 
     func testBadImagesAreRejectedWithClearErrors() throws {

@@ -304,6 +304,8 @@ public final class TrainingLoop {
         }
         if (options.maxSteps > 0 && step >= options.maxSteps) || outOfTime {
             try save()
+            // The loss plot as it stands (step lines, or the epochs so far); sample grids come at epochs' ends.
+            try PNGWriter.write(Self.lossPlot(epochs: history, steps: (try? Self.readStepMetrics(run.metrics)) ?? []), to: run.lossPlot)
             log("stopped at step \(step) (epoch \(epoch + 1), batch \(batchIndex)); checkpoint \(run.checkpoint.path)")
         }
         return written
@@ -372,11 +374,32 @@ public final class TrainingLoop {
             try PNGWriter.write(grid, to: run.samples(epoch: epoch))
             try PNGWriter.write(grid, to: run.latestSamples)
         }
-        guard let first = history.first?.losses.keys.sorted().first else { return }
-        let keys = history.first.map { Array($0.losses.keys).sorted() } ?? [first]
-        let series = keys.map { k in (name: k, values: history.map { $0.losses[k] ?? .nan }) }
-        try PNGWriter.write(renderLinePlot(series: series, xLabel: "epoch", yLabel: "loss (mean over the epoch)", firstX: 1),
-                            to: run.lossPlot)
+        try PNGWriter.write(Self.lossPlot(epochs: history, steps: (try? Self.readStepMetrics(run.metrics)) ?? []), to: run.lossPlot)
+    }
+
+    /// The loss plot: each loss term against the step, from the step lines when there are at least
+    /// two (one batch's value every `--log-every` steps), else the epoch means against the epoch;
+    /// on a log scale when the values span decades.
+    static func lossPlot(epochs: [EpochRecord], steps: [[String: Double]]) -> Tensor {
+        // The loss terms: the epoch lines', else the step lines' keys other than the bookkeeping.
+        let bookkeeping = ["step", "epoch", "wall_time", "images_per_s"]
+        let names = (epochs.first?.losses.keys).map { Array($0).sorted() }
+            ?? (steps.first?.keys.filter { key in !bookkeeping.contains(key) && !key.hasPrefix("lr") && !key.hasPrefix("grad_norm") }.sorted() ?? [])
+        let series: [PlotSeries]
+        var xLabel: String, yLabel: String
+        if steps.count >= 2, !names.isEmpty {
+            series = names.map { name in PlotSeries(name: name, points: steps.map { ($0["step"] ?? .nan, $0[name] ?? .nan) }) }
+            let every = Int((steps[1]["step"] ?? 0) - (steps[0]["step"] ?? 0))
+            xLabel = "step"
+            yLabel = "loss (one batch every \(every) steps)"
+        } else {
+            series = names.map { name in PlotSeries(name: name, points: epochs.map { (Double($0.epoch), $0.losses[name] ?? .nan) }) }
+            xLabel = "epoch"
+            yLabel = "loss (mean over the epoch)"
+        }
+        let logScale = spansDecades(series.flatMap { $0.points.map(\.y) })
+        if logScale { yLabel += ", log scale" }
+        return renderPlot(series: series, xLabel: xLabel, yLabel: yLabel, yScale: logScale ? .log : .linear)
     }
 
     static func appendMetrics(_ record: EpochRecord, to url: URL) throws {

@@ -207,10 +207,12 @@ struct Eval: ParsableCommand {
         options.fidAt = try fidAtSizes()
         options.kidSubsets = kidSubsets
         options.saveStatistics = saveStats.map { URL(fileURLWithPath: $0) }
-        return try Evaluator.evaluate(images: images, labels: imageLabels, input: inputName, inputKind: loaded.kind,
-                                      network: featureNetwork, reference: referenceSet, options: options,
-                                      checkpointSHA256: loaded.checkpointSHA256, sampling: loaded.sampling,
-                                      warnings: warnings + referenceWarnings, log: log)
+        var report = try Evaluator.evaluate(images: images, labels: imageLabels, input: inputName, inputKind: loaded.kind,
+                                            network: featureNetwork, reference: referenceSet, options: options,
+                                            checkpointSHA256: loaded.checkpointSHA256, sampling: loaded.sampling,
+                                            warnings: warnings + referenceWarnings, log: log)
+        report.checkpointStep = loaded.checkpointStep
+        return report
     }
 }
 
@@ -223,6 +225,8 @@ struct EvalInput {
     var kind: String
     var warnings: [String] = []
     var checkpointSHA256: String?
+    /// The checkpoint's training step, for checkpoint inputs.
+    var checkpointStep: Int?
     var sampling: SamplingSpeed?
 
     /// The feature network's input [H, W, C]: the shape of the noise input and the size PNGs must have.
@@ -346,7 +350,7 @@ struct EvalInput {
                                   batchSize: model.effectiveBatchSize(options),
                                   networkEvaluationsPerImage: try model.evaluationsPerImage(options), threads: settings.threads)
         return EvalInput(images: images, labels: labels.map { Tensor($0.map { Int64($0) }, shape: [count]) }, kind: "checkpoint",
-                         checkpointSHA256: hash, sampling: speed)
+                         checkpointSHA256: hash, checkpointStep: file.metadata["step"].flatMap { Int($0) }, sampling: speed)
     }
 }
 

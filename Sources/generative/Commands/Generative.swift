@@ -17,7 +17,7 @@ struct Generative: ParsableCommand {
             commandName: "generative",
             abstract: "Train, sample and evaluate generative models (VAE, GANs, flows, diffusion) on Fashion-MNIST.",
             version: ToolkitVersion.line,
-            subcommands: [Train.self, Sample.self] + CommandRegistry.verbs + [Export.self, Bench.self, Eval.self])
+            subcommands: [Train.self, Sample.self] + CommandRegistry.verbs + [Export.self, Bench.self, Eval.self, Plot.self])
     }
 
     /// Line-buffered standard output, so progress lines reach a log file as they happen; and a

@@ -54,9 +54,21 @@ func loadDataset(_ path: String?, split: DatasetSplit) throws -> ImageDataset {
     return try ImageDataset.fashionMNIST(split: split)
 }
 
+/// Refuses an image output path that is neither a `.png`, a `.npy` nor a folder (no extension, or
+/// a folder that exists), so that `samples.jpg` is an error rather than a folder of that name.
+func validateImageOutput(_ path: String, flag: String = "--out") throws {
+    let ext = URL(fileURLWithPath: path).pathExtension.lowercased()
+    var isFolder: ObjCBool = false
+    guard ext.isEmpty || ext == "png" || ext == "npy"
+            || (FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue) else {
+        throw ValidationError("\(flag) \(path): unknown extension .\(ext); use .png (a grid), .npy (an array) or a folder (no extension)")
+    }
+}
+
 /// Writes images (N, 28, 28, 1) in [0, 1] to PATH: a `.png` grid, a `.npy` array (N x 28 x 28
 /// float32) or a folder with one PNG per image.
 func writeImages(_ images: Tensor, to path: String) throws -> String {
+    try validateImageOutput(path)
     let url = URL(fileURLWithPath: path)
     switch url.pathExtension.lowercased() {
     case "png":

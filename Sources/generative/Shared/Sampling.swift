@@ -30,6 +30,7 @@ struct SampleFlags: ParsableArguments {
     func validate() throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        try validateImageOutput(out)
     }
 }
 

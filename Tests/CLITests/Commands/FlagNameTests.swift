@@ -51,6 +51,19 @@ final class FlagNameTests: CommandTestCase {
         XCTAssertEqual(errorMessage(["train", "vae", "--log-every=-1"]), "--log-every must not be negative (0: epoch lines only)")
     }
 
+    /// An image output that is neither .png, .npy nor a folder is refused before any work, naming
+    /// the flag and the accepted forms (it used to become a folder called samples.jpg).
+    func testUnknownOutputExtensionsAreRefused() {
+        let accepted = "use .png (a grid), .npy (an array) or a folder (no extension)"
+        for arguments in [["sample", "vae", "--checkpoint", "c.safetensors", "--out", "x.jpg"],
+                          ["sample", "ddpm", "--checkpoint", "c.safetensors", "--out", "x.JPEG"],
+                          ["reconstruct", "--checkpoint", "c.safetensors", "--out", "x.gif"],
+                          ["translate", "--checkpoint", "c.safetensors", "--input", "a.npy", "--out", "x.tiff"]] {
+            let ext = arguments.last!.split(separator: ".").last!.lowercased()
+            XCTAssertEqual(errorMessage(arguments), "--out \(arguments.last!): unknown extension .\(ext); \(accepted)", "\(arguments)")
+        }
+    }
+
     /// `generative --version`: one line on stdout, `generative X.Y.Z (commit C, oneDNN vA.B.C)`,
     /// naming the oneDNN library actually loaded.
     func testVersionPrintsOneLineWithCommitAndOneDNN() throws {

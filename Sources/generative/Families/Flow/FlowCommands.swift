@@ -179,6 +179,10 @@ struct Decode: ParsableCommand {
 
     @OptionGroup var compute: ComputeFlags
 
+    func validate() throws {
+        try validateImageOutput(out)
+    }
+
     func run() throws {
         let model = try loadModel(checkpoint, as: FlowTraining.self)
         let z: Tensor

@@ -72,6 +72,10 @@ struct TranslateFlags: ParsableArguments {
     @Flag(name: .customLong("no-ema"), help: "Use the raw generator weights instead of their EMA.")
     var noEMA = false
 
+    func validate() throws {
+        try validateImageOutput(out)
+    }
+
     func run() throws {
         let checkpoint = try Checkpoint.finite(contentsOf: URL(fileURLWithPath: self.checkpoint))
         let model = try CycleGANTraining.load(checkpoint)

@@ -263,6 +263,7 @@ struct ConditionedSamplingFlags: ParsableArguments {
     @OptionGroup var compute: ComputeFlags
 
     func validate() throws {
+        try validateImageOutput(out)
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
     }
 

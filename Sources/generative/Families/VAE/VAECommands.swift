@@ -114,6 +114,7 @@ struct Reconstruct: ParsableCommand {
     var out: String = "reconstructions.png"
 
     func validate() throws {
+        try validateImageOutput(out)
         guard count >= 1 else { throw ValidationError("--count must be at least 1") }
     }
 
@@ -155,6 +156,7 @@ struct Interpolate: ParsableCommand {
     var out: String = "interpolation.png"
 
     func validate() throws {
+        try validateImageOutput(out)
         try DeprecatedFlag.check(frames, "--frames", old: deprecatedSteps, "--steps")
         guard steps >= 2 else { throw ValidationError("--frames must be at least 2") }
         guard from >= 0, to >= 0 else { throw ValidationError("--from and --to must not be negative") }
