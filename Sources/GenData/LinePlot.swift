@@ -17,16 +17,19 @@ public enum PlotScale: String, Sendable, CaseIterable {
     case linear, log
 }
 
-/// One series of a plot: named points (x, y), joined by lines or drawn as markers.
+/// One series of a plot: named points (x, y), joined by lines, drawn as markers, or both.
 public struct PlotSeries {
     public var name: String
     public var points: [(x: Double, y: Double)]
-    /// Markers (a small square at each point) instead of a polyline.
+    /// A polyline through the points.
+    public var lines: Bool
+    /// A small square at each point.
     public var markers: Bool
 
-    public init(name: String, points: [(x: Double, y: Double)], markers: Bool = false) {
+    public init(name: String, points: [(x: Double, y: Double)], lines: Bool = true, markers: Bool = false) {
         self.name = name
         self.points = points
+        self.lines = lines
         self.markers = markers
     }
 }
@@ -140,10 +143,10 @@ public func renderPlot(series: [PlotSeries], xLabel: String? = nil, yLabel: Stri
             let p = (Int(px(x).rounded()), Int(py(y).rounded()))
             if s.markers {
                 for dy in -2...2 { canvas.line(p.0 - 2, p.1 + dy, p.0 + 2, p.1 + dy, colour) }
-            } else if let q = previous {
+            }
+            if s.lines {
+                let q = previous ?? p
                 canvas.line(q.0, q.1, p.0, p.1, colour, thick: true)
-            } else {
-                canvas.line(p.0, p.1, p.0, p.1, colour, thick: true)
             }
             previous = p
         }

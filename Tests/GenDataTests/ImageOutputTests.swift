@@ -131,8 +131,8 @@ final class ImageOutputTests: XCTestCase {
         XCTAssertEqual(rows.count, 3)
         if rows.count == 3 { XCTAssertEqual(Double(rows[1] - rows[0]), Double(rows[2] - rows[1]), accuracy: 2) }
         // Markers: one series per point, on a log x axis.
-        let speed = renderPlot(series: [PlotSeries(name: "ddim-10", points: [(x: 40, y: 30)], markers: true),
-                                        PlotSeries(name: "ddim-50", points: [(x: 8, y: 12)], markers: true)],
+        let speed = renderPlot(series: [PlotSeries(name: "ddim-10", points: [(x: 40, y: 30)], lines: false, markers: true),
+                                        PlotSeries(name: "ddim-50", points: [(x: 8, y: 12)], lines: false, markers: true)],
                                xLabel: "images/s", yLabel: "fid", xScale: .log)
         let q = speed.scalars(as: Float.self)
         for c in linePlotPalette.prefix(2) {

@@ -57,16 +57,11 @@ public struct StateDictMismatch: Error, CustomStringConvertible, Equatable {
 }
 
 extension TrainableModel {
-    /// The networks of the model's checkpoint, by prefix: a `GenerativeModel`'s exportable networks
-    /// first, then the rest in name order (optimiser state and EMA copies are not networks).
+    /// The networks `--init-from` can load, by their checkpoint prefix: a `GenerativeModel`'s
+    /// exportable networks, else the model's `networkNames`, as far as the checkpoint holds them.
     public func initialisableNetworks(in checkpoint: Checkpoint) -> [String] {
-        let prefixes = Set(checkpoint.tensors.keys.compactMap { key -> String? in
-            guard let dot = key.firstIndex(of: ".") else { return nil }
-            let prefix = String(key[..<dot])
-            return prefix == "ema" || prefix == "optim" ? nil : prefix
-        })
-        let preferred = ((self as? any GenerativeModel)?.exportableNetworks ?? ["model"]).filter(prefixes.contains)
-        return preferred + prefixes.subtracting(preferred).sorted()
+        let declared = (self as? any GenerativeModel)?.exportableNetworks ?? networkNames
+        return declared.filter { name in checkpoint.tensors.keys.contains { $0.hasPrefix(name + ".") } }
     }
 
     /// Loads each state_dict into its network (and the network's EMA copy, if it has one), after a

@@ -60,11 +60,15 @@ public protocol TrainableModel: AnyObject {
     /// The optimisers whose learning rate and last gradient norm the step log records, by name:
     /// "" for a model with one (`lr`, `grad_norm`), or a suffix each ("g" and "d": `lr_g`, `grad_norm_d`).
     var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { get }
+    /// The networks of its checkpoint, by prefix, the main one first (`--init-from` loads them;
+    /// a `GenerativeModel`'s exportable networks take precedence).
+    var networkNames: [String] { get }
 }
 
 extension TrainableModel {
     public var makesImages: Bool { true }
     public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [] }
+    public var networkNames: [String] { ["model"] }
 }
 
 /// Where a run writes its files.

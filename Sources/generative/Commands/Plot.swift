@@ -83,18 +83,20 @@ struct Plot: ParsableCommand {
                 if runs[run] == nil { order.append(run) }
                 runs[run, default: []].append((Double(step), value))
             }
-            series = order.map { PlotSeries(name: $0, points: runs[$0]!.sorted { $0.0 < $1.0 }) }
+            series = order.map { PlotSeries(name: $0, points: runs[$0]!.sorted { $0.0 < $1.0 }, markers: true) }
         case .speed:
             for (file, report) in loaded {
                 guard let sampling = report.sampling else {
                     throw ValidationError("\(file): \(report.input) was not sampled by eval (no sampling speed): --x speed needs a checkpoint's report")
                 }
                 guard let value = metric.value(report) else { throw ValidationError("\(file): no \(metric.rawValue) in the report") }
-                series.append(PlotSeries(name: sampling.model, points: [(sampling.imagesPerSecond, value)], markers: true))
+                series.append(PlotSeries(name: sampling.model, points: [(sampling.imagesPerSecond, value)], lines: false, markers: true))
             }
         }
+        let counts = Set(loaded.map { $0.1.sampleCount })
+        let samples = counts.count == 1 ? ", \(counts.first!) samples" : ""
         let image = renderPlot(series: series, xLabel: x == .step ? "training step" : "images/s while sampling (log scale)",
-                               yLabel: metric.label + (logScale ? " (log scale)" : ""),
+                               yLabel: metric.label + samples + (logScale ? ", log scale" : ""),
                                xScale: x == .speed ? .log : .linear, yScale: logScale ? .log : .linear, width: 800, height: 500)
         try PNGWriter.write(image, to: URL(fileURLWithPath: out))
         logLine("plotted \(loaded.count) reports in \(series.count) series")

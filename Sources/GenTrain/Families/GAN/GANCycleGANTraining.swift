@@ -84,7 +84,9 @@ public final class CycleGANTraining: TrainableModel {
     public let generatorAB: CycleGANGenerator, generatorBA: CycleGANGenerator
     public let discriminatorA: PatchDiscriminator, discriminatorB: PatchDiscriminator
     public let optimizers: [(name: String, module: Module, optimizer: Adam)]
-    /// The step log's optimisers, by the names of `optimizers` (`lr_g_ab`, `grad_norm_d_a`, ...).
+    /// The networks, by their checkpoint prefixes: the two generators, then the two discriminators.
+    public var networkNames: [String] { optimizers.map(\.name) }
+    /// The step log's optimisers, by the names of `optimizers` (`lr_generator_ab`, `grad_norm_discriminator_a`, ...).
     public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { optimizers.map { ($0.name, $0.optimizer) } }
     public let emaAB: ExponentialMovingAverage, emaBA: ExponentialMovingAverage
     let emaGeneratorAB: CycleGANGenerator, emaGeneratorBA: CycleGANGenerator
