@@ -35,9 +35,11 @@ class CommandTestCase: XCTestCase {
 
     /// Runs the built `generative` with `arguments` (and `environment` added), returning its exit
     /// status, stdout and stderr.
-    func runExecutable(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
+    func runExecutable(_ arguments: [String], environment: [String: String] = [:],
+                       in directory: URL? = nil) throws -> (status: Int32, out: String, err: String) {
         let process = Process()
         process.executableURL = try executable()
+        if let directory { process.currentDirectoryURL = directory }
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
