@@ -150,16 +150,21 @@ public enum WorkloadBenchmark {
     }
 
     /// Times the selected workloads, calling `report` after each.
+    /// `started(done, total)` is called before each selected workload (and once after the last,
+    /// with done == total), for progress.
     public static func run(workload: String? = nil, phase: String? = nil, batch: Int = 0, seconds: Double = 3,
-                           report: (Result) -> Void) {
-        for w in workloads(batch: batch) {
-            if let workload, w.name != workload { continue }
-            if let phase, w.phase != phase { continue }
+                           started: (Int, Int) -> Void = { _, _ in }, report: (Result) -> Void) {
+        let selected = workloads(batch: batch).filter { w in
+            (workload == nil || w.name == workload) && (phase == nil || w.phase == phase)
+        }
+        for (i, w) in selected.enumerated() {
+            started(i, selected.count)
             let s = time(w.step, minSeconds: seconds)
             let perSecond = Double(w.batch) / s
             report(Result(workload: w.name, phase: w.phase, batch: w.batch,
                           items_per_s: (perSecond * 100).rounded() / 100, ms_per_step: (s * 1e6).rounded() / 1e3,
                           gflops_per_s: (perSecond * w.flopsPerItem / 1e7).rounded() / 100, framework: framework))
         }
+        started(selected.count, selected.count)
     }
 }

@@ -87,6 +87,11 @@ struct Bench: ParsableCommand {
             }
             return
         }
-        WorkloadBenchmark.run(workload: workload, phase: phase, batch: batch, seconds: seconds) { printLine($0) }
+        // Progress on stderr (the results are stdout's): a bar, or a line every 10 s when piped.
+        var progress: CountProgress?
+        WorkloadBenchmark.run(workload: workload, phase: phase, batch: batch, seconds: seconds, started: { done, total in
+            if progress == nil { progress = CountProgress("bench", total: total, unit: "workloads", log: logLine) }
+            progress?.update(done)
+        }) { printLine($0) }
     }
 }
