@@ -63,12 +63,16 @@ public protocol TrainableModel: AnyObject {
     /// The networks of its checkpoint, by prefix, the main one first (`--init-from` loads them;
     /// a `GenerativeModel`'s exportable networks take precedence).
     var networkNames: [String] { get }
+    /// The classes its training labels index (each label in 0..<n); nil when it reads no labels (a
+    /// class-conditional `GenerativeModel` needs none: its `classCount` is used).
+    var labelClasses: Int? { get }
 }
 
 extension TrainableModel {
     public var makesImages: Bool { true }
     public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [] }
     public var networkNames: [String] { ["model"] }
+    public var labelClasses: Int? { nil }
 }
 
 /// Where a run writes its files.
@@ -123,6 +127,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case interrupted(signal: Int32, step: Int, checkpoint: String)
     /// The run folder's file system has too little room for a checkpoint written beside the last.
     case diskSpace(folder: String, free: Int64, needed: Int64)
+    /// A training label outside the model's classes (checked before the first step).
+    case labelOutOfRange(index: Int, label: Int64, classes: Int)
 
     public var description: String {
         switch self {
@@ -132,6 +138,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .interrupted(signal, step, checkpoint):
             return "\(signal == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)") after step \(step); saved \(checkpoint) "
                 + "(continue with --resume)"
+        case let .labelOutOfRange(index, label, classes):
+            return "training label \(label) (image \(index)) is outside 0..<\(classes): the model has \(classes) classes; check the labels file of --data"
         case let .diskSpace(folder, free, needed):
             return String(format: "%@ has %.1f MB free; a checkpoint is written beside the last, so training needs %.1f MB: free some space or choose another --out",
                           folder, Double(free) / 1e6, Double(needed) / 1e6)
@@ -221,6 +229,7 @@ public final class TrainingLoop {
             for line in try model.initialise(from: options.initFrom) { log(line) }
         }
         try checkDiskSpace()
+        try checkLabels(labels)
         StopSignal.install()
         defer { StopSignal.restore() }
         let started = Date()
@@ -325,6 +334,17 @@ public final class TrainingLoop {
         try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
         if let free = freeSpace(run.url), free < needed {
             throw TrainingError.diskSpace(folder: run.url.path, free: free, needed: needed)
+        }
+    }
+
+    /// Refuses labels outside the model's classes before the first step (an out-of-range label
+    /// would index past an embedding or a logit row).
+    func checkLabels(_ labels: Tensor?) throws {
+        let conditional = (model as? any GenerativeModel).flatMap { $0.classCount > 0 ? $0.classCount : nil }
+        guard let labels, let classes = model.labelClasses ?? conditional else { return }
+        let values = labels.dtype == .int64 ? labels.scalars(as: Int64.self) : labels.doubleScalars().map { Int64($0) }
+        if let index = values.firstIndex(where: { $0 < 0 || $0 >= Int64(classes) }) {
+            throw TrainingError.labelOutOfRange(index: index, label: values[index], classes: classes)
         }
     }
 

@@ -49,6 +49,30 @@ final class TrainingGuardTests: XCTestCase {
         return (try c.integer("step"), try XCTUnwrap(c.tensors["model.w"]).scalars(as: Float.self)[0])
     }
 
+    /// Labels outside a model's classes are refused before the first step (they would index past a
+    /// logit row or an embedding): the classifier's 10 outputs, a conditional GAN's classes; a model
+    /// that reads no labels ignores them.
+    func testOutOfRangeLabelsAreRefusedBeforeTraining() throws {
+        let images = Tensor.uniform([6, 28, 28, 1], generator: RandomGenerator(seed: 1))
+        let labels = Tensor([Int64(0), 3, 9, 12, 1, 2], shape: [6])
+        func run(_ model: TrainableModel) throws {
+            let dir = tempDir()
+            let loop = TrainingLoop(model: model, options: TrainingOptions(epochs: 1, batchSize: 2, seed: 1), run: RunDirectory(dir),
+                                    config: ["model": type(of: model).kind])
+            loop.log = { _ in }
+            try loop.train(images: images, labels: labels, resume: false)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: RunDirectory(dir).checkpoint.path))
+        }
+        for model in [ClassifierTraining(learningRate: 1e-3, seed: 0, flip: false, maxShift: 0, previewImages: images) as TrainableModel,
+                      GANTraining(variant: .cgan, seed: 0)] {
+            XCTAssertThrowsError(try run(model)) { error in
+                XCTAssertEqual(error as? TrainingError, .labelOutOfRange(index: 3, label: 12, classes: 10))
+                XCTAssertEqual("\(error)", "training label 12 (image 3) is outside 0..<10: the model has 10 classes; check the labels file of --data")
+            }
+        }
+        XCTAssertNoThrow(try run(GANTraining(variant: .dcgan, seed: 0)), "an unconditional GAN reads no labels")
+    }
+
     func testNonFiniteLossStopsAndKeepsTheLastCheckpoint() throws {
         let dir = tempDir()
         XCTAssertThrowsError(try train(Diverging(badStep: 5, badLoss: true, bad: .nan), dir)) { error in

@@ -14,6 +14,8 @@ import GenEval
 public final class ClassifierTraining: TrainableModel {
     public static let kind = "classifier"
     public let model: Classifier
+    /// Labels index the classifier's outputs.
+    public var labelClasses: Int? { model.fc2.weight.value.shape[0] }
     public let optimizer: Adam
     /// The step log's optimiser (`lr`, `grad_norm`).
     public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }

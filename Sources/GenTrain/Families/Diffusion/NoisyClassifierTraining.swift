@@ -14,6 +14,8 @@ public final class NoisyClassifierTraining: TrainableModel {
     public let schedule: NoiseSchedule
     public let scheduleKind: NoiseScheduleKind
     public let optimizer: Adam
+    /// Labels index the classifier's classes.
+    public var labelClasses: Int? { model.classes }
     /// The step log's optimiser (`lr`, `grad_norm`).
     public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
 
