@@ -245,7 +245,7 @@ struct SampleLDM: ParsableCommand {
 /// The sampler flags and weights of `inpaint` and `upscale`, and the latent model they load.
 struct ConditionedSamplingFlags: ParsableArguments {
     @Option(help: "The ldm checkpoint (trained with --condition inpaint or upscale).")
-    var checkpoint: String
+    var checkpoint: String?
 
     @Option(help: "Output: .png grid, .npy or folder of PNGs.")
     var out: String
@@ -274,6 +274,7 @@ struct ConditionedSamplingFlags: ParsableArguments {
 
     /// The model, refused with a message naming --checkpoint unless it was trained with `condition`.
     func model(for condition: LatentCondition) throws -> LatentDiffusionTraining {
+        guard let checkpoint else { throw ValidationError("--checkpoint: give the ldm checkpoint (trained with --condition \(condition.rawValue))") }
         let model = try loadModel(checkpoint, as: LatentDiffusionTraining.self)
         guard model.config.condition == condition else {
             throw ValidationError("--checkpoint \(checkpoint) was trained with --condition \(model.config.condition.rawValue), not \(condition.rawValue)")
@@ -334,7 +335,24 @@ struct Upscale: ParsableCommand {
     @Option(help: "The 14x14 images: a PNG, a folder of PNGs or a .npy (N x 14 x 14 in [0, 1] or 0-255).")
     var input: String
 
+    @Option(help: "Instead of a model: interpolate with bicubic (or bilinear), the baseline to compare a super-resolution ldm with (no --checkpoint).")
+    var baseline: UpsamplingFilter?
+
+    func validate() throws {
+        if baseline != nil && flags.checkpoint != nil { throw ValidationError("--baseline interpolates without a model: give it or --checkpoint, not both") }
+    }
+
     func run() throws {
+        if let baseline {
+            let low = try readImageInput(input, flag: "--input", imageSize: 14)
+            guard low.shape[1] == 14 && low.shape[2] == 14 else {
+                throw ValidationError("--input \(input): images \(Array(low.shape.dropFirst())), the baseline upscales 14 x 14 images")
+            }
+            let up = resizeImages(low, height: 28, width: 28, filter: baseline)
+            print("wrote " + (try writeImages(Tensor(up.scalars(as: Float.self).map { min(max($0, 0), 1) }, shape: up.shape), to: flags.out))
+                  + " (\(baseline.rawValue) interpolation, clamped to [0, 1])")
+            return
+        }
         let model = try flags.model(for: .upscale)
         let low = try readImageInput(input, flag: "--input", imageSize: model.lowResolutionShape[0])
         guard Array(low.shape.dropFirst()) == model.lowResolutionShape else {
@@ -345,3 +363,5 @@ struct Upscale: ParsableCommand {
         }
     }
 }
+
+extension UpsamplingFilter: ExpressibleByArgument {}

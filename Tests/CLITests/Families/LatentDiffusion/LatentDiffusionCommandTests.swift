@@ -127,6 +127,14 @@ final class LatentDiffusionCommandTests: CommandTestCase {
         let up = dir.appendingPathComponent("up.npy")
         try run(["upscale", "--checkpoint", upscaleModel, "--input", low.path, "--steps", "3", "--out", up.path])
         XCTAssertEqual(try NPY.readImages(up).shape, [3, 28, 28, 1])
+        // The interpolation baseline, without a model: bicubic, clamped to [0, 1].
+        let bicubic = dir.appendingPathComponent("bicubic.npy")
+        try run(["upscale", "--baseline", "bicubic", "--input", low.path, "--out", bicubic.path])
+        let expected = resizeImages(try NPY.readImages(low), height: 28, width: 28, filter: .bicubic).scalars(as: Float.self).map { min(max($0, 0), 1) }
+        XCTAssertEqual(try NPY.readImages(bicubic).scalars(as: Float.self), expected)
+        XCTAssertEqual(errorMessage(["upscale", "--baseline", "bicubic", "--checkpoint", upscaleModel, "--input", low.path, "--out", up.path]),
+                       "--baseline interpolates without a model: give it or --checkpoint, not both")
+        XCTAssertTrue(errorMessage(["upscale", "--input", low.path, "--out", up.path])?.hasPrefix("--checkpoint") ?? false)
 
         XCTAssertTrue(errorMessage(["upscale", "--checkpoint", inpaintModel, "--input", low.path, "--out", up.path])?
             .contains("--condition inpaint") ?? false)
