@@ -18,12 +18,19 @@ public protocol Optimizer: AnyObject {
     func loadState(_ state: [String: Tensor]) throws
     /// The gradients of the last `step` (empty before the first), kept for `lastGradientNorm`.
     var lastGradients: [Tensor] { get }
+    /// When set, each step first scales its gradients so that their global L2 norm is at most this
+    /// (`clipGradientNorm`, PyTorch's `clip_grad_norm_`).
+    var maxGradientNorm: Double? { get set }
+    /// The last step's gradient norm before clipping, when it clipped (nil otherwise).
+    var lastNormBeforeClipping: Double? { get }
 }
 
 extension Optimizer {
     /// The global L2 norm of the last step's gradients (all parameters together, as PyTorch's
     /// `clip_grad_norm_` measures it); nil before the first step. Computed when asked, in float64.
+    /// With `maxGradientNorm`, the norm before clipping (what `clip_grad_norm_` returns).
     public var lastGradientNorm: Double? {
+        if let lastNormBeforeClipping { return lastNormBeforeClipping }
         guard !lastGradients.isEmpty else { return nil }
         var sum = 0.0
         for g in lastGradients { for x in g.scalars(as: Float.self) { sum += Double(x) * Double(x) } }
@@ -64,6 +71,8 @@ public final class SGD: Optimizer {
     public let parameters: [Parameter]
     public var learningRate: Double
     public private(set) var lastGradients: [Tensor] = []
+    public var maxGradientNorm: Double?
+    public private(set) var lastNormBeforeClipping: Double?
     public let momentum: Double, weightDecay: Double
     var buffers: [Tensor?]
 
@@ -93,6 +102,7 @@ public final class SGD: Optimizer {
 
     public func step(_ gradients: [Tensor]) {
         checkGradients(gradients, "SGD")
+        lastNormBeforeClipping = maxGradientNorm.map { clipGradientNorm(gradients, maxNorm: $0) }
         lastGradients = gradients
         let backend = Backend.current
         for (i, (param, grad)) in zip(parameters, gradients).enumerated() {
@@ -113,6 +123,8 @@ public final class Adam: Optimizer {
     public let parameters: [Parameter]
     public var learningRate: Double
     public private(set) var lastGradients: [Tensor] = []
+    public var maxGradientNorm: Double?
+    public private(set) var lastNormBeforeClipping: Double?
     public let beta1: Double, beta2: Double, eps: Double, weightDecay: Double
     /// Whether weight decay is decoupled (AdamW) rather than added to the gradient.
     public let decoupledWeightDecay: Bool
@@ -157,6 +169,7 @@ public final class Adam: Optimizer {
 
     public func step(_ gradients: [Tensor]) {
         checkGradients(gradients, decoupledWeightDecay ? "AdamW" : "Adam")
+        lastNormBeforeClipping = maxGradientNorm.map { clipGradientNorm(gradients, maxNorm: $0) }
         lastGradients = gradients
         stepCount += 1
         let t = Double(stepCount)
@@ -179,6 +192,8 @@ public final class RMSprop: Optimizer {
     public let parameters: [Parameter]
     public var learningRate: Double
     public private(set) var lastGradients: [Tensor] = []
+    public var maxGradientNorm: Double?
+    public private(set) var lastNormBeforeClipping: Double?
     public let alpha: Double, eps: Double, weightDecay: Double
     var v: [Tensor]
 
@@ -200,6 +215,7 @@ public final class RMSprop: Optimizer {
 
     public func step(_ gradients: [Tensor]) {
         checkGradients(gradients, "RMSprop")
+        lastNormBeforeClipping = maxGradientNorm.map { clipGradientNorm(gradients, maxNorm: $0) }
         lastGradients = gradients
         let rule = ParameterUpdate.rmsprop(learningRate: Float(learningRate), alpha: Float(alpha), eps: Float(eps),
                                            weightDecay: Float(weightDecay))

@@ -36,4 +36,22 @@ final class OptimizerTests: XCTestCase {
             XCTAssertEqual(opt.lastGradientNorm ?? 0, 2, accuracy: 1e-12)
         }
     }
+
+    /// `maxGradientNorm`: each step first scales the gradients to that global norm (PyTorch's
+    /// `clip_grad_norm_`), and `lastGradientNorm` reports the norm before clipping, as it returns.
+    func testMaxGradientNormClipsBeforeTheUpdate() {
+        let w = Parameter(Tensor([Float](repeating: 1, count: 3), shape: [3])), b = Parameter(Tensor([Float(2)], shape: [1]))
+        let sgd = SGD([w, b], learningRate: 0.5)
+        sgd.maxGradientNorm = 1
+        sgd.step([Tensor([Float(3), 0, 4], shape: [3]), Tensor([Float(12)], shape: [1])])
+        XCTAssertEqual(sgd.lastGradientNorm ?? 0, 13, accuracy: 1e-5)
+        // The update used g / (13 + 1e-6): w = 1 - 0.5 g / 13.
+        let expected: [Float] = [1 - 0.5 * 3 / 13, 1, 1 - 0.5 * 4 / 13]
+        for (a, e) in zip(w.value.scalars(as: Float.self), expected) { XCTAssertEqual(a, e, accuracy: 1e-6) }
+        XCTAssertEqual(b.value.scalars(as: Float.self)[0], 2 - 0.5 * 12 / 13, accuracy: 1e-6)
+        // Below the bound nothing is scaled.
+        sgd.step([Tensor([Float(0.1), 0, 0], shape: [3]), Tensor([Float(0)], shape: [1])])
+        XCTAssertEqual(sgd.lastGradientNorm ?? 0, 0.1, accuracy: 1e-6)
+        XCTAssertEqual(w.value.scalars(as: Float.self)[0], expected[0] - 0.05, accuracy: 1e-6)
+    }
 }

@@ -24,7 +24,7 @@ final class StepLog {
     /// The scalars of a step line, by name (loss terms first, in the model's order).
     func scalars(losses: [(String, Double)], imagesPerSecond: Double) -> [(String, Double)] {
         var values = losses
-        for (name, optimizer) in model.loggedOptimizers {
+        for (name, optimizer) in model.namedOptimizers {
             let suffix = name.isEmpty ? "" : "_" + name
             values.append(("lr" + suffix, optimizer.learningRate))
             if let norm = optimizer.lastGradientNorm { values.append(("grad_norm" + suffix, norm)) }

@@ -30,6 +30,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// PyTorch state_dicts that networks start from (`--init-from`), on a fresh start only: a
     /// resumed run continues from its checkpoint.
     public var initFrom: [InitialWeights] = []
+    /// Clip each optimiser's gradients at this global L2 norm (`--clip-grad-norm`; nil: no clipping).
+    public var clipGradientNorm: Double?
 
     public init(epochs: Int = 10, batchSize: Int = 128, learningRate: Double = 1e-3, seed: UInt64 = 0,
                 saveEvery: Int = 0, maxSteps: Int = 0) {
@@ -57,9 +59,10 @@ public protocol TrainableModel: AnyObject {
     func sampleGrid(seed: UInt64) -> Tensor
     /// Whether the model makes images (a sample grid per epoch); true unless a model says otherwise.
     var makesImages: Bool { get }
-    /// The optimisers whose learning rate and last gradient norm the step log records, by name:
-    /// "" for a model with one (`lr`, `grad_norm`), or a suffix each ("g" and "d": `lr_g`, `grad_norm_d`).
-    var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { get }
+    /// The model's optimisers, by name: "" for a model with one, or a suffix each ("g" and "d"). The
+    /// step log records their learning rate and last gradient norm (`lr`, `grad_norm`; `lr_g`,
+    /// `grad_norm_d`), and `--clip-grad-norm` applies to each.
+    var namedOptimizers: [(name: String, optimizer: any Optimizer)] { get }
     /// The networks of its checkpoint, by prefix, the main one first (`--init-from` loads them;
     /// a `GenerativeModel`'s exportable networks take precedence).
     var networkNames: [String] { get }
@@ -70,7 +73,7 @@ public protocol TrainableModel: AnyObject {
 
 extension TrainableModel {
     public var makesImages: Bool { true }
-    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [] }
+    public var namedOptimizers: [(name: String, optimizer: any Optimizer)] { [] }
     public var networkNames: [String] { ["model"] }
     public var labelClasses: Int? { nil }
 }
@@ -230,6 +233,7 @@ public final class TrainingLoop {
         }
         try checkDiskSpace()
         try checkLabels(labels)
+        if let clip = options.clipGradientNorm { for (_, optimizer) in model.namedOptimizers { optimizer.maxGradientNorm = clip } }
         StopSignal.install()
         defer { StopSignal.restore() }
         let started = Date()

@@ -164,7 +164,11 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
     /// `--init-from`, parsed.
     var initialWeights: [InitialWeights] { initFrom.map(InitialWeights.init(argument:)) }
 
+    @Option(help: "Clip every optimiser's gradients at this global L2 norm (PyTorch's clip_grad_norm_; default: no clipping).")
+    var clipGradNorm: Double?
+
     func validate() throws {
+        if let clipGradNorm, !(clipGradNorm > 0 && clipGradNorm.isFinite) { throw ValidationError("--clip-grad-norm must be a positive number") }
         if !initFrom.isEmpty && runFolder.resume {
             throw ValidationError("--init-from starts a run from weights and --resume continues one from its checkpoint: give one of them")
         }
@@ -182,6 +186,7 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
         options.logEvery = stepLog.logEvery
         options.tensorboard = stepLog.tensorboard
         options.initFrom = initialWeights
+        options.clipGradientNorm = clipGradNorm
         return options
     }
 

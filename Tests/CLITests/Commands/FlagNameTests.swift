@@ -49,6 +49,10 @@ final class FlagNameTests: CommandTestCase {
         XCTAssertEqual(vae.flags.options().logEvery, 50)
         XCTAssertFalse(vae.flags.options().tensorboard)
         XCTAssertEqual(errorMessage(["train", "vae", "--log-every=-1"]), "--log-every must not be negative (0: epoch lines only)")
+        // --clip-grad-norm is shared too (it was realnvp's alone).
+        let clipped = try XCTUnwrap(try Generative.parseAsRoot(["train", "ddpm", "--clip-grad-norm", "1.5"]) as? TrainDDPM)
+        XCTAssertEqual(clipped.flags.common.options().clipGradientNorm, 1.5)
+        XCTAssertEqual(errorMessage(["train", "dcgan", "--clip-grad-norm", "0"]), "--clip-grad-norm must be a positive number")
     }
 
     /// An image output that is neither .png, .npy nor a folder is refused before any work, naming

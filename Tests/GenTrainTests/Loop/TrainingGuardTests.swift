@@ -73,6 +73,24 @@ final class TrainingGuardTests: XCTestCase {
         XCTAssertNoThrow(try run(GANTraining(variant: .dcgan, seed: 0)), "an unconditional GAN reads no labels")
     }
 
+    /// `clipGradientNorm` reaches every optimiser a model names (both of a GAN's), and the step log's
+    /// gradient norms are the norms before clipping.
+    func testGradientClippingReachesEveryOptimiser() throws {
+        let model = GANTraining(variant: .dcgan, seed: 0)
+        var options = TrainingOptions(epochs: 1, batchSize: 4, seed: 1, maxSteps: 2)
+        options.clipGradientNorm = 1e-3
+        options.logEvery = 1
+        let dir = tempDir()
+        let loop = TrainingLoop(model: model, options: options, run: RunDirectory(dir), config: ["model": "dcgan"])
+        loop.log = { _ in }
+        try loop.train(images: Tensor.uniform([8, 28, 28, 1], generator: RandomGenerator(seed: 2)), labels: nil, resume: false)
+        XCTAssertEqual(model.generatorOptimizer.maxGradientNorm, 1e-3)
+        XCTAssertEqual(model.discriminatorOptimizer.maxGradientNorm, 1e-3)
+        let steps = try TrainingLoop.readStepMetrics(RunDirectory(dir).metrics)
+        XCTAssertEqual(steps.count, 2)
+        XCTAssertGreaterThan(steps[0]["grad_norm_g"] ?? 0, 1e-3, "the norm before clipping")
+    }
+
     func testNonFiniteLossStopsAndKeepsTheLastCheckpoint() throws {
         let dir = tempDir()
         XCTAssertThrowsError(try train(Diverging(badStep: 5, badLoss: true, bad: .nan), dir)) { error in

@@ -18,7 +18,7 @@ public final class ClassifierTraining: TrainableModel {
     public var labelClasses: Int? { model.fc2.weight.value.shape[0] }
     public let optimizer: Adam
     /// The step log's optimiser (`lr`, `grad_norm`).
-    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
+    public var namedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
     /// Flip half the images left to right.
     public let flip: Bool
     /// Shift each image by up to this many pixels in each direction (0: no shifts).

@@ -58,7 +58,7 @@ public final class DDPMTraining: TrainableModel {
     public var model: UNet { state.model }
     public var optimizer: Adam { state.optimizer }
     /// The step log's optimiser (`lr`, `grad_norm`).
-    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
+    public var namedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
     public var ema: ExponentialMovingAverage { state.ema }
 
     public init(config: DDPMConfiguration, learningRate: Double, seed: UInt64) {

@@ -17,7 +17,7 @@ public final class NoisyClassifierTraining: TrainableModel {
     /// Labels index the classifier's classes.
     public var labelClasses: Int? { model.classes }
     /// The step log's optimiser (`lr`, `grad_norm`).
-    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
+    public var namedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
 
     public init(classes: Int = 10, schedule kind: NoiseScheduleKind = .linear, steps: Int = 1000, learningRate: Double, seed: UInt64) {
         model = NoisyClassifier(classes: classes, generator: RandomGenerator(seed: seed))

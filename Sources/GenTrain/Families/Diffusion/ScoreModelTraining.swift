@@ -48,7 +48,7 @@ public final class ScoreModelTraining: TrainableModel {
     /// The U-Net, its optimizer and its EMA.
     public let state: DenoiserTrainingState
     /// The step log's optimiser (`lr`, `grad_norm`).
-    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", state.optimizer)] }
+    public var namedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", state.optimizer)] }
     public var model: UNet { state.model }
 
     public init(config: ScoreModelConfiguration, learningRate: Double, seed: UInt64) {

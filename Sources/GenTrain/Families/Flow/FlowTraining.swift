@@ -19,16 +19,16 @@ public final class FlowTraining: GenerativeModel {
     public let model: NormalizingFlow
     public let optimizer: Adam
     /// The step log's optimiser (`lr`, `grad_norm`).
-    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
-    /// The largest global gradient norm (nil: no clipping).
-    public let clipGradientNorm: Double?
+    public var namedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
+    /// The largest global gradient norm (nil: no clipping): the optimiser's `maxGradientNorm`.
+    public var clipGradientNorm: Double? { optimizer.maxGradientNorm }
 
     public init(config: FlowConfiguration, learningRate: Double, weightDecay: Double = 5e-5, clipGradientNorm: Double? = nil,
                 seed: UInt64) {
         self.config = config
         model = NormalizingFlow(config, generator: RandomGenerator(seed: seed))
         optimizer = Adam(model.trainableParameters, learningRate: learningRate, weightDecay: weightDecay)
-        self.clipGradientNorm = clipGradientNorm
+        optimizer.maxGradientNorm = clipGradientNorm
     }
 
     public var imageShape: [Int] { config.imageShape }
@@ -49,7 +49,6 @@ public final class FlowTraining: GenerativeModel {
             return [("bits_per_dim", value)]
         }
         let grads = gradients(of: loss, wrt: optimizer.parameters.map { $0.value })
-        if let clipGradientNorm { GenNN.clipGradientNorm(grads, maxNorm: clipGradientNorm) }
         optimizer.step(grads)
         return [("bits_per_dim", value)]
     }

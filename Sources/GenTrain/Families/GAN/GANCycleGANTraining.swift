@@ -87,7 +87,7 @@ public final class CycleGANTraining: TrainableModel {
     /// The networks, by their checkpoint prefixes: the two generators, then the two discriminators.
     public var networkNames: [String] { optimizers.map(\.name) }
     /// The step log's optimisers, by the names of `optimizers` (`lr_generator_ab`, `grad_norm_discriminator_a`, ...).
-    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { optimizers.map { ($0.name, $0.optimizer) } }
+    public var namedOptimizers: [(name: String, optimizer: any Optimizer)] { optimizers.map { ($0.name, $0.optimizer) } }
     public let emaAB: ExponentialMovingAverage, emaBA: ExponentialMovingAverage
     let emaGeneratorAB: CycleGANGenerator, emaGeneratorBA: CycleGANGenerator
     /// Up to 8 images of each domain, (n, 28, 28, 1) in [0, 1], translated in every sample grid;

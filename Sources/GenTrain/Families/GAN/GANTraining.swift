@@ -40,7 +40,7 @@ public final class GANTraining: TrainableModel {
     public let discriminatorOptimizer: any Optimizer
     /// The step log's optimisers: the generator's (`lr_g`, `grad_norm_g`) and the discriminator's
     /// (`lr_d`, `grad_norm_d`, of its last step).
-    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [("g", generatorOptimizer), ("d", discriminatorOptimizer)] }
+    public var namedOptimizers: [(name: String, optimizer: any Optimizer)] { [("g", generatorOptimizer), ("d", discriminatorOptimizer)] }
     /// The generator's EMA (all of its parameters; buffers such as BatchNorm running statistics are
     /// copied, not averaged).
     public let ema: ExponentialMovingAverage

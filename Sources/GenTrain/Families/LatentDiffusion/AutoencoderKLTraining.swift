@@ -42,7 +42,7 @@ public final class AutoencoderKLTraining: TrainableModel {
     public let model: AutoencoderKL
     public let optimizer: Adam
     /// The step log's optimiser (`lr`, `grad_norm`).
-    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
+    public var namedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
     /// Images (N, H, W, C) in [0, 1] to measure the latent scale on and to show reconstructions of.
     public var scaleImages: Tensor?
     /// The measured latent scale (nil until measured or restored).

@@ -62,7 +62,7 @@ public final class LatentDiffusionTraining: GenerativeModel {
     public let config: LatentDiffusionConfiguration
     public let diffusion: DDPMTraining
     /// The step log's optimiser: the latent U-Net's (`lr`, `grad_norm`).
-    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { diffusion.loggedOptimizers }
+    public var namedOptimizers: [(name: String, optimizer: any Optimizer)] { diffusion.namedOptimizers }
     public let autoencoder: AutoencoderKL
     public let latentScale: Double
 

@@ -32,7 +32,7 @@ public final class VAETraining: GenerativeModel {
     public let model: Autoencoder
     public let optimizer: Adam
     /// The step log's optimiser (`lr`, `grad_norm`).
-    public var loggedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
+    public var namedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
     /// An exponential moving average of the weights (decay 0.999 with warm-up), saved as `ema.*`.
     public let ema: ExponentialMovingAverage
     public let reconstruction: ReconstructionLoss

@@ -24,16 +24,6 @@ enum FlowTrainingDefaults: TrainingDefaults {
     static let learningRateHelp = "1e-3"
 }
 
-/// `--clip-grad-norm`: rescales the gradients whose global L2 norm exceeds X.
-struct GradientClippingFlags: ParsableArguments {
-    @Option(help: "Clip the global gradient norm at X (PyTorch's clip_grad_norm_; default: no clipping).")
-    var clipGradNorm: Double?
-
-    func validate() throws {
-        if let clipGradNorm, !(clipGradNorm > 0 && clipGradNorm.isFinite) { throw ValidationError("--clip-grad-norm must be a positive number") }
-    }
-}
-
 /// `generative train realnvp`.
 struct TrainRealNVP: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,7 +34,6 @@ struct TrainRealNVP: ParsableCommand {
             + "without padding. The loss is the test metric itself: bits per dimension.")
 
     @OptionGroup var flags: TrainingFlags<FlowTrainingDefaults>
-    @OptionGroup var clipping: GradientClippingFlags
 
     @Option(help: "The stack: realnvp (checkerboard and channel couplings) or glow (actnorm, invertible 1x1 convolutions, couplings).")
     var flow: FlowArchitecture = .realnvp
@@ -87,13 +76,12 @@ struct TrainRealNVP: ParsableCommand {
         if let problem = config.problem { throw ValidationError("\(dataset.source): \(problem)") }
         let (run, lock) = try flags.start(FlowTraining.kind)
         defer { lock.release() }
-        let model = FlowTraining(config: config, learningRate: flags.lr, weightDecay: weightDecay,
-                                 clipGradientNorm: clipping.clipGradNorm, seed: flags.seed)
+        let model = FlowTraining(config: config, learningRate: flags.lr, weightDecay: weightDecay, seed: flags.seed)
         var stored = ["model": FlowTraining.kind, "flow": flow.rawValue, "scales": String(scales), "channels": String(channels),
                       "blocks": String(blocks), "flow_steps": String(flowSteps), "coupling": coupling.rawValue,
                       "weight_decay": String(weightDecay), "lr": String(flags.lr),
                       "batch_size": String(flags.batchSize), "seed": String(flags.seed)]
-        if let clip = clipping.clipGradNorm { stored["clip_grad_norm"] = String(clip) }
+        if let clip = flags.clipGradNorm { stored["clip_grad_norm"] = String(clip) }
         let loop = TrainingLoop(model: model, options: flags.options(), run: run, config: stored)
         logLine("training \(flow.rawValue) (\(scales) scales, \(channels) channels, \(blocks) blocks, \(coupling.rawValue) couplings, "
                 + "\(model.model.layers.count) layers, \(model.model.parameterCount) parameters) on \(dataset.count) images (\(dataset.source))")
