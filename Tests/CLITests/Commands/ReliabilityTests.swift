@@ -191,9 +191,9 @@ final class ReliabilityTests: CommandTestCase {
 
     func testHelpSaysWhatMayChangeOnResume() {
         func help(_ text: String) -> String { text.split(whereSeparator: { $0 == " " || $0 == "\n" }).joined(separator: " ") }
-        XCTAssertTrue(help(TrainVAE.helpMessage()).contains("Only --epochs, --minutes, --max-steps, --save-every, --keep-checkpoints and --threads may differ"))
-        XCTAssertTrue(help(TrainDCGAN.helpMessage()).contains("Only --epochs, --minutes, --max-steps, --save-every, --keep-checkpoints and --threads may differ"))
-        XCTAssertTrue(help(TrainDDPM.helpMessage()).contains("Only --epochs, --minutes, --max-steps, --save-every, --keep-checkpoints and --threads may differ"))
+        XCTAssertTrue(help(TrainVAE.helpMessage()).contains("Only --epochs, --minutes, --max-steps, --save-every, --keep-checkpoints, --log-every, --tensorboard and --threads may differ"))
+        XCTAssertTrue(help(TrainDCGAN.helpMessage()).contains("Only --epochs, --minutes, --max-steps, --save-every, --keep-checkpoints, --log-every, --tensorboard and --threads may differ"))
+        XCTAssertTrue(help(TrainDDPM.helpMessage()).contains("Only --epochs, --minutes, --max-steps, --save-every, --keep-checkpoints, --log-every, --tensorboard and --threads may differ"))
         XCTAssertTrue(help(TrainClassifier.helpMessage()).contains("--overwrite"))
     }
 
