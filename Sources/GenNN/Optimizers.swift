@@ -16,25 +16,43 @@ public protocol Optimizer: AnyObject {
     var namedState: [(String, Tensor)] { get }
     /// Restores state written by `namedState` (a checkpoint); fails on a missing or misshapen tensor.
     func loadState(_ state: [String: Tensor]) throws
-    /// The gradients of the last `step` (empty before the first), kept for `lastGradientNorm`.
-    var lastGradients: [Tensor] { get }
+    /// What the optimizer keeps of its last step's gradients, and its clipping bound.
+    var gradientRecord: GradientRecord { get set }
+}
+
+/// An optimizer's last step's gradients (kept for `lastGradientNorm`) and the optional clipping
+/// bound applied to each step's gradients before the update.
+public struct GradientRecord {
+    /// The gradients of the last step (empty before the first).
+    public private(set) var gradients: [Tensor] = []
     /// When set, each step first scales its gradients so that their global L2 norm is at most this
     /// (`clipGradientNorm`, PyTorch's `clip_grad_norm_`).
-    var maxGradientNorm: Double? { get set }
+    public var maxNorm: Double?
     /// The last step's gradient norm before clipping, when it clipped (nil otherwise).
-    var lastNormBeforeClipping: Double? { get }
+    public private(set) var normBeforeClipping: Double?
+
+    public init() {}
+
+    /// Clips `gradients` in place when a bound is set, and keeps them: the start of every `step`.
+    mutating func take(_ gradients: [Tensor]) {
+        normBeforeClipping = maxNorm.map { clipGradientNorm(gradients, maxNorm: $0) }
+        self.gradients = gradients
+    }
 }
 
 extension Optimizer {
-    /// The global L2 norm of the last step's gradients (all parameters together, as PyTorch's
-    /// `clip_grad_norm_` measures it); nil before the first step. Computed when asked, in float64.
-    /// With `maxGradientNorm`, the norm before clipping (what `clip_grad_norm_` returns).
+    /// The clipping bound of each step's gradients (nil: none); see `GradientRecord.maxNorm`.
+    public var maxGradientNorm: Double? {
+        get { gradientRecord.maxNorm }
+        set { gradientRecord.maxNorm = newValue }
+    }
+
+    /// The global L2 norm of the last step's gradients (`globalGradientNorm`); nil before the first
+    /// step. Computed when asked. With `maxGradientNorm`, the norm before clipping (what
+    /// `clip_grad_norm_` returns).
     public var lastGradientNorm: Double? {
-        if let lastNormBeforeClipping { return lastNormBeforeClipping }
-        guard !lastGradients.isEmpty else { return nil }
-        var sum = 0.0
-        for g in lastGradients { for x in g.scalars(as: Float.self) { sum += Double(x) * Double(x) } }
-        return sum.squareRoot()
+        if let norm = gradientRecord.normBeforeClipping { return norm }
+        return gradientRecord.gradients.isEmpty ? nil : globalGradientNorm(gradientRecord.gradients)
     }
 }
 
@@ -70,9 +88,7 @@ extension Optimizer {
 public final class SGD: Optimizer {
     public let parameters: [Parameter]
     public var learningRate: Double
-    public private(set) var lastGradients: [Tensor] = []
-    public var maxGradientNorm: Double?
-    public private(set) var lastNormBeforeClipping: Double?
+    public var gradientRecord = GradientRecord()
     public let momentum: Double, weightDecay: Double
     var buffers: [Tensor?]
 
@@ -102,8 +118,7 @@ public final class SGD: Optimizer {
 
     public func step(_ gradients: [Tensor]) {
         checkGradients(gradients, "SGD")
-        lastNormBeforeClipping = maxGradientNorm.map { clipGradientNorm(gradients, maxNorm: $0) }
-        lastGradients = gradients
+        gradientRecord.take(gradients)
         let backend = Backend.current
         for (i, (param, grad)) in zip(parameters, gradients).enumerated() {
             let first = momentum != 0 && buffers[i] == nil
@@ -122,9 +137,7 @@ public final class SGD: Optimizer {
 public final class Adam: Optimizer {
     public let parameters: [Parameter]
     public var learningRate: Double
-    public private(set) var lastGradients: [Tensor] = []
-    public var maxGradientNorm: Double?
-    public private(set) var lastNormBeforeClipping: Double?
+    public var gradientRecord = GradientRecord()
     public let beta1: Double, beta2: Double, eps: Double, weightDecay: Double
     /// Whether weight decay is decoupled (AdamW) rather than added to the gradient.
     public let decoupledWeightDecay: Bool
@@ -169,8 +182,7 @@ public final class Adam: Optimizer {
 
     public func step(_ gradients: [Tensor]) {
         checkGradients(gradients, decoupledWeightDecay ? "AdamW" : "Adam")
-        lastNormBeforeClipping = maxGradientNorm.map { clipGradientNorm(gradients, maxNorm: $0) }
-        lastGradients = gradients
+        gradientRecord.take(gradients)
         stepCount += 1
         let t = Double(stepCount)
         let bc1 = 1 - Double.pow(beta1, t), bc2 = 1 - Double.pow(beta2, t)
@@ -191,9 +203,7 @@ public final class Adam: Optimizer {
 public final class RMSprop: Optimizer {
     public let parameters: [Parameter]
     public var learningRate: Double
-    public private(set) var lastGradients: [Tensor] = []
-    public var maxGradientNorm: Double?
-    public private(set) var lastNormBeforeClipping: Double?
+    public var gradientRecord = GradientRecord()
     public let alpha: Double, eps: Double, weightDecay: Double
     var v: [Tensor]
 
@@ -215,8 +225,7 @@ public final class RMSprop: Optimizer {
 
     public func step(_ gradients: [Tensor]) {
         checkGradients(gradients, "RMSprop")
-        lastNormBeforeClipping = maxGradientNorm.map { clipGradientNorm(gradients, maxNorm: $0) }
-        lastGradients = gradients
+        gradientRecord.take(gradients)
         let rule = ParameterUpdate.rmsprop(learningRate: Float(learningRate), alpha: Float(alpha), eps: Float(eps),
                                            weightDecay: Float(weightDecay))
         let backend = Backend.current

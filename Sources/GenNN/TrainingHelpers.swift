@@ -69,13 +69,19 @@ public enum LearningRateSchedule: Sendable, Equatable {
     }
 }
 
+/// The global L2 norm of gradients (all tensors together, as PyTorch's `clip_grad_norm_` measures
+/// it), summed in float64.
+public func globalGradientNorm(_ gradients: [Tensor]) -> Double {
+    withoutGradients {
+        gradients.reduce(0.0) { total, g in total + g.cast(to: .float64).square().sum().item }.squareRoot()
+    }
+}
+
 /// Scales gradients in place so that their global L2 norm is at most `maxNorm` (PyTorch's
 /// `clip_grad_norm_`, with its 1e-6 in the denominator). Returns the norm before clipping.
 @discardableResult
 public func clipGradientNorm(_ gradients: [Tensor], maxNorm: Double) -> Double {
-    let norm = withoutGradients {
-        gradients.reduce(0.0) { total, g in total + g.cast(to: .float64).square().sum().item }.squareRoot()
-    }
+    let norm = globalGradientNorm(gradients)
     let scale = maxNorm / (norm + 1e-6)
     if scale < 1 {
         withoutGradients {

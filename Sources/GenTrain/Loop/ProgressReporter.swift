@@ -63,9 +63,5 @@ public final class ProgressReporter {
         log(String(format: "epoch %d done: %@ (%.1f s, %.0f img/s)", record.epoch, losses, record.seconds, record.imagesPerSecond))
     }
 
-    static func duration(_ seconds: Double) -> String {
-        guard seconds.isFinite else { return "?" }
-        let s = Int(seconds.rounded())
-        return s >= 3600 ? String(format: "%dh%02dm", s / 3600, s % 3600 / 60) : String(format: "%d:%02d", s / 60, s % 60)
-    }
+    static func duration(_ seconds: Double) -> String { CountProgress.duration(seconds) }
 }

@@ -322,7 +322,7 @@ public final class TrainingLoop {
         if (options.maxSteps > 0 && step >= options.maxSteps) || outOfTime {
             try save()
             // The loss plot as it stands (step lines, or the epochs so far); sample grids come at epochs' ends.
-            try PNGWriter.write(Self.lossPlot(epochs: history, steps: (try? Self.readStepMetrics(run.metrics)) ?? []), to: run.lossPlot)
+            try writeLossPlot(history: history)
             log("stopped at step \(step) (epoch \(epoch + 1), batch \(batchIndex)); checkpoint \(run.checkpoint.path)")
         }
         return written
@@ -402,6 +402,11 @@ public final class TrainingLoop {
             try PNGWriter.write(grid, to: run.samples(epoch: epoch))
             try PNGWriter.write(grid, to: run.latestSamples)
         }
+        try writeLossPlot(history: history)
+    }
+
+    /// Writes `loss.png` from the epoch records and the metrics log's step lines.
+    func writeLossPlot(history: [EpochRecord]) throws {
         try PNGWriter.write(Self.lossPlot(epochs: history, steps: (try? Self.readStepMetrics(run.metrics)) ?? []), to: run.lossPlot)
     }
 
