@@ -47,6 +47,10 @@ extension Optimizer {
         set { gradientRecord.maxNorm = newValue }
     }
 
+    /// Whether every element of the last step's gradients is finite (true before the first step);
+    /// one cheap pass, so the training loop asks it after every step.
+    public var lastGradientsAreFinite: Bool { gradientRecord.gradients.allSatisfy(\.isAllFinite) }
+
     /// The global L2 norm of the last step's gradients (`globalGradientNorm`); nil before the first
     /// step. Computed when asked. With `maxGradientNorm`, the norm before clipping (what
     /// `clip_grad_norm_` returns).

@@ -161,7 +161,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
 /// optimizer state is saved; so stopping anywhere and resuming gives bit-for-bit the weights of an
 /// uninterrupted run.
 ///
-/// Guards: a NaN or infinite loss term, or a non-finite tensor about to be saved, stops the run
+/// Guards: a NaN or infinite loss term or gradient, or a non-finite tensor about to be saved, stops the run
 /// with `TrainingError.nonFinite` and leaves the last checkpoint as it was; resuming refuses a
 /// checkpoint whose stored model kind or `config` differs (`TrainingError.configurationChanged`).
 public final class TrainingLoop {
@@ -284,6 +284,12 @@ public final class TrainingLoop {
                 if let bad = losses.first(where: { !$0.1.isFinite }) {
                     let origin = AnomalyDetection.first.map { " (the first non-finite value: \($0))" } ?? ""
                     throw TrainingError.nonFinite(step: step + 1, what: "\(bad.0) is \(nonFiniteText(bad.1))" + origin,
+                                                  lastCheckpointStep: lastSaved)
+                }
+                if let bad = model.namedOptimizers.first(where: { !$0.optimizer.lastGradientsAreFinite }) {
+                    let origin = AnomalyDetection.first.map { " (the first non-finite value: \($0))" } ?? ""
+                    let owner = bad.name.isEmpty ? "the gradient" : "the gradient of optimiser \(bad.name)"
+                    throw TrainingError.nonFinite(step: step + 1, what: "\(owner) is not finite" + origin,
                                                   lastCheckpointStep: lastSaved)
                 }
                 if names.isEmpty { names = losses.map { $0.0 } }

@@ -102,6 +102,48 @@ final class TrainingGuardTests: XCTestCase {
         XCTAssertEqual(stored.weight, 4)
     }
 
+    /// A model of one weight trained by SGD on the gradient of sqrt(|w - 3|): finite losses
+    /// throughout, and at w = 3 (step 3, from w = 0 with steps of 1) an infinite gradient.
+    final class InfiniteGradient: TrainableModel {
+        static let kind = "infinite-gradient"
+        let weight = Parameter(Tensor([Float(0)], shape: [1]))
+        lazy var optimizer = SGD([weight], learningRate: 1)
+        var makesImages: Bool { false }
+        var namedOptimizers: [(name: String, optimizer: any Optimizer)] { [("g", optimizer)] }
+        func trainStep(images: Tensor, labels: Tensor?, rng: RandomGenerator, step: Int) -> [(String, Double)] {
+            let loss = GradMode.with(enabled: true) { (weight.value - 3).abs().sqrt().sum() }
+            let gradient = gradients(of: loss, wrt: [weight.value])[0]
+            // Steps of exactly -1 while the gradient is finite, so that w walks 0, 1, 2, 3.
+            optimizer.step([gradient.isAllFinite ? Tensor([Float(-1)], shape: [1]) : gradient])
+            return [("loss", loss.item)]
+        }
+        func store(into checkpoint: inout Checkpoint) { checkpoint.tensors["model.w"] = weight.value.detached() }
+        func restore(from checkpoint: Checkpoint) throws {}
+        func sampleGrid(seed: UInt64) -> Tensor { Tensor.zeros([28, 28, 1]) }
+    }
+
+    /// A gradient that goes non-finite under a finite loss stops the run at that step, naming the
+    /// optimiser, before the weights it spoiled can be saved (here they would be saved at step 4).
+    func testNonFiniteGradientStopsTheRunAtItsStep() throws {
+        let dir = tempDir()
+        XCTAssertThrowsError(try train(InfiniteGradient(), dir)) { error in
+            XCTAssertEqual("\(error)", "step 4: the gradient of optimiser g is not finite; stopped, the last checkpoint (step 2) is kept")
+        }
+        let stored = try storedWeight(dir)
+        XCTAssertEqual(stored.step, 2)
+        XCTAssertEqual(stored.weight, 2)
+    }
+
+    func testTensorFinitenessCheck() {
+        XCTAssertTrue(Tensor([Float(1), -2, .greatestFiniteMagnitude, 0], shape: [4]).isAllFinite)
+        for bad in [Float.nan, .infinity, -.infinity, -.nan] {
+            XCTAssertFalse(Tensor((0..<37).map { $0 == 29 ? bad : Float($0) }, shape: [37]).isAllFinite, "\(bad)")
+        }
+        XCTAssertTrue(Tensor([1.0, -.greatestFiniteMagnitude], shape: [2]).isAllFinite)
+        XCTAssertFalse(Tensor([1.0, .nan], shape: [2]).isAllFinite)
+        XCTAssertTrue(Tensor([Int64.max], shape: [1]).isAllFinite)
+    }
+
     func testNonFiniteWeightIsNeverSaved() throws {
         let dir = tempDir()
         XCTAssertThrowsError(try train(Diverging(badStep: 6, badLoss: false, bad: -.infinity), dir)) { error in
