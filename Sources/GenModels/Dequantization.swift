@@ -31,5 +31,10 @@ public enum Dequantization {
     }
 
     /// The 8-bit level of a pixel in [0, 1], as a float.
-    static func level(_ pixel: Float) -> Float { (min(max(pixel, 0), 1) * 255).rounded() }
+    public static func level(_ pixel: Float) -> Float { (min(max(pixel, 0), 1) * 255).rounded() }
+
+    /// The 8-bit levels of images in [0, 1] on the grid of [-1, 1]: 2 level / 255 - 1, shaped alike.
+    public static func gridValues(_ images: Tensor) -> Tensor {
+        Tensor(images.scalars(as: Float.self).map { level($0) * (2.0 / 255) - 1 }, shape: images.shape)
+    }
 }

@@ -48,10 +48,12 @@ public struct LikelihoodOptions: Sendable, Equatable {
 ///   - labels: one label per image for a conditional model, else nil.
 ///   - indices: the images' indices in the run (they key Hutchinson's probes); 0..<B by default.
 ///   - seed: the seed of Hutchinson's probes.
+///   - progress: called after each RK4 step with the fraction done.
 /// - Returns: log p(x_i) in nats, one per image.
 public func probabilityFlowLogLikelihood(_ denoiser: any Denoiser, process: any NoiseProcess, x: Tensor,
                                          labels: [Int]? = nil, indices: [Int]? = nil, seed: UInt64 = 0,
-                                         options: LikelihoodOptions = LikelihoodOptions()) -> [Double] {
+                                         options: LikelihoodOptions = LikelihoodOptions(),
+                                         progress: ((Double) -> Void)? = nil) -> [Double] {
     precondition(!(process is DiscreteDDPMProcess),
                  "probabilityFlowLogLikelihood: a model of DDPM's table is evaluated only at its own timesteps; its likelihood is the variational bound")
     let batch = SampleBatch(indices: indices ?? Array(0..<x.shape[0]), labels: labels, imageShape: Array(x.shape.dropFirst()))
@@ -89,6 +91,7 @@ public func probabilityFlowLogLikelihood(_ denoiser: any Denoiser, process: any 
         let (d4, v4) = field(state + h * d3, t + h, 4 * k + 3)
         state = withoutGradients { state + (h / 6) * (d1 + 2 * d2 + 2 * d3 + d4) }
         for i in 0..<batch.count { logDensityChange[i] += h / 6 * (v1[i] + 2 * v2[i] + 2 * v3[i] + v4[i]) }
+        progress?(Double(k + 1) / Double(options.steps))
     }
     let prior = process.priorStandardDeviation
     let dimensions = Double(state.elementCount / batch.count)

@@ -70,8 +70,10 @@ public protocol GenerativeModel: TrainableModel {
     /// bits per dimension, one per image; a method the family lacks throws `ModelError`. The images
     /// are a data set's `startIndex`, `startIndex + 1`, ...: their random draws (dequantisation,
     /// trace probes) are keyed by (seed, index), so a result does not depend on the batching.
+    /// `progress`, when given, hears the fraction of this batch done (for measurements that take
+    /// minutes per batch).
     func bitsPerDimension(_ images: Tensor, startIndex: Int, method: LikelihoodMethod, options: LikelihoodOptions,
-                          seed: UInt64) throws -> [Double]
+                          seed: UInt64, progress: ((Double) -> Void)?) throws -> [Double]
     /// The networks `export` can write, by name (the first is the default).
     var exportableNetworks: [String] { get }
     /// The images per network batch that sampling with `options` runs.
@@ -97,8 +99,13 @@ extension GenerativeModel {
     }
     public var likelihoodMethods: [LikelihoodMethod] { [] }
     public func bitsPerDimension(_ images: Tensor, startIndex: Int, method: LikelihoodMethod, options: LikelihoodOptions,
-                                 seed: UInt64) throws -> [Double] {
+                                 seed: UInt64, progress: ((Double) -> Void)?) throws -> [Double] {
         throw ModelError("'\(Self.kind)' models have no \(method.rawValue) likelihood")
+    }
+    /// `bitsPerDimension` without progress.
+    public func bitsPerDimension(_ images: Tensor, startIndex: Int, method: LikelihoodMethod, options: LikelihoodOptions,
+                                 seed: UInt64) throws -> [Double] {
+        try bitsPerDimension(images, startIndex: startIndex, method: method, options: options, seed: seed, progress: nil)
     }
     public var exportableNetworks: [String] { ["model"] }
     public func effectiveBatchSize(_ options: SamplingOptions) -> Int { options.batchSize }

@@ -102,12 +102,14 @@ extension Eval {
         }
         let start = Date()
         var bits: [Double] = []
+        let progress = CountProgress("likelihood (\(method.rawValue))", total: n, start: start, log: log)
         for first in stride(from: 0, to: n, by: batchSize) {
             let batch = all.sliced(axis: 0, first..<min(n, first + batchSize))
-            bits += try model.bitsPerDimension(batch, startIndex: first, method: method, options: likelihoodFlags.options, seed: seed)
-            let elapsed = Date().timeIntervalSince(start)
-            log(String(format: "likelihood of %d/%d images, %.0f s, about %.0f s left", bits.count, n, elapsed,
-                       elapsed / Double(bits.count) * Double(n - bits.count)))
+            let size = batch.shape[0]
+            bits += try model.bitsPerDimension(batch, startIndex: first, method: method, options: likelihoodFlags.options, seed: seed) {
+                progress.update(first + min(size - 1, Int($0 * Double(size))))
+            }
+            progress.update(bits.count)
         }
         let mean = bits.reduce(0, +) / Double(n)
         let variance = n > 1 ? bits.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n - 1) : 0

@@ -110,7 +110,7 @@ public final class FlowTraining: GenerativeModel {
     /// The exact bits/dim: the 8-bit pixels round(255 x) dequantised with uniform
     /// noise keyed by (seed, image index).
     public func bitsPerDimension(_ images: Tensor, startIndex: Int, method: LikelihoodMethod, options: LikelihoodOptions,
-                                 seed: UInt64) throws -> [Double] {
+                                 seed: UInt64, progress: ((Double) -> Void)?) throws -> [Double] {
         guard method == .exact else { throw ModelError("flows measure their likelihood exactly (--likelihood-method exact)") }
         let y = Dequantization.dequantize(images, startIndex: startIndex, seed: seed)
         return withoutGradients { model.bitsPerDimension(dequantized: y, training: false).bits.cast(to: .float64).scalars(as: Double.self) }

@@ -1,6 +1,7 @@
 import Foundation
 @testable import generative
 import GenTrain
+import GenNN
 import XCTest
 
 /// `generative eval CHECKPOINT --likelihood`: bits/dim with its standard error, the same for any
@@ -27,6 +28,30 @@ final class LikelihoodCommandTests: CommandTestCase {
         let object = try JSONSerialization.jsonObject(with: Data(try whole.json().utf8)) as? [String: Any]
         for key in ["bits_per_dim", "bits_per_dim_se", "likelihood_method"] { XCTAssertNotNil(object?[key], key) }
         XCTAssertTrue(errorMessage(["eval", checkpoint, "--likelihood", "--likelihood-method", "vlb"])?.contains("not vlb") ?? false)
+    }
+
+    /// A DDPM measures its variational bound (the default: T network evaluations per image) and its
+    /// probability-flow ODE, read as the VP SDE of its linear table; neither depends on the batching.
+    func testBitsPerDimOfADDPM() throws {
+        // A small random network on a 50-step table, so that the bound costs 50 evaluations per image.
+        var config = DDPMConfiguration()
+        config.width = 8
+        config.steps = 50
+        var stored = Checkpoint()
+        DDPMTraining(config: config, learningRate: 1e-3, seed: 3).store(into: &stored)
+        stored.metadata["model"] = DDPMTraining.kind
+        let checkpoint = tempDir().appendingPathComponent("ddpm.safetensors").path
+        try stored.write(to: URL(fileURLWithPath: checkpoint))
+        let vlb = try measure([checkpoint, "--likelihood", "--count", "2", "--batch-size", "2"])
+        XCTAssertEqual(vlb.likelihoodMethod, "vlb")
+        XCTAssertNil(vlb.steps)
+        XCTAssertTrue(vlb.bitsPerDim.isFinite && vlb.bitsPerDim > 0, "\(vlb.bitsPerDim)")
+        let vlbByOne = try measure([checkpoint, "--likelihood", "--count", "2", "--batch-size", "1"])
+        XCTAssertEqual(vlbByOne.bitsPerDim, vlb.bitsPerDim, accuracy: 1e-5, "float rounding of the network across batch sizes only")
+        let ode = try measure([checkpoint, "--likelihood", "--likelihood-method", "ode", "--count", "2", "--likelihood-steps", "3"])
+        XCTAssertEqual(ode.likelihoodMethod, "ode")
+        XCTAssertTrue(ode.bitsPerDim.isFinite, "\(ode.bitsPerDim)")
+        XCTAssertTrue(errorMessage(["eval", checkpoint, "--likelihood", "--likelihood-method", "exact"])?.contains("not exact") ?? false)
     }
 
     func testFamiliesWithoutALikelihoodAreRefused() {
