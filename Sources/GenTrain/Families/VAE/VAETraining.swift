@@ -110,6 +110,25 @@ public final class VAETraining: GenerativeModel {
 
     public func samplingSummary(_ options: SamplingOptions) -> String { "vae (\(architecture.rawValue))" }
 
+    /// The ELBO for a VAE; none for a deterministic autoencoder.
+    public var likelihoodMethods: [LikelihoodMethod] { model.isVariational ? [.vlb] : [] }
+
+    /// Bits per dimension from the negative ELBO (`evidenceLowerBound`, the trained weights, one z per
+    /// image keyed by (seed, index)) of the pixels round(255 x) dequantised with uniform noise keyed
+    /// the same way: -ELBO / (D ln 2) + 8, an upper bound on the model's bits/dim.
+    public func bitsPerDimension(_ images: Tensor, startIndex: Int, method: LikelihoodMethod, options: LikelihoodOptions,
+                                 seed: UInt64, progress: ((Double) -> Void)?) throws -> [Double] {
+        guard model.isVariational else { throw ModelError("a deterministic autoencoder has no likelihood") }
+        guard method == .vlb else { throw ModelError("a vae measures its variational bound, the ELBO (--likelihood-method vlb)") }
+        let n = images.shape[0], dimensions = images.elementCount / max(n, 1), latent = model.latentDim
+        let x = Dequantization.dequantize(images, startIndex: startIndex, seed: seed)
+        let eps = Tensor.concatenate((0..<n).map { i in
+            Tensor.normal([1, latent], generator: RandomGenerator(seed: seed ^ 0xE1B0, counter: UInt64(startIndex + i) << 32))
+        }, axis: 0)
+        return evidenceLowerBound(model, x: x, eps: eps, reconstruction: reconstruction)
+            .map { -$0 / (Double(dimensions) * log(2)) + 8 }
+    }
+
     /// Images (N, H, W, C) in [0, 1] for codes z (N, latentDim).
     public func decodeImages(_ z: Tensor) -> Tensor {
         model.decodeProbabilities(z).reshaped([z.shape[0]] + imageShape)

@@ -54,6 +54,17 @@ final class LikelihoodCommandTests: CommandTestCase {
         XCTAssertTrue(errorMessage(["eval", checkpoint, "--likelihood", "--likelihood-method", "exact"])?.contains("not exact") ?? false)
     }
 
+    /// A VAE reports its negative ELBO in bits/dim, below the 8 bits of uniform noise for test images.
+    func testBitsPerDimOfAVAE() throws {
+        let checkpoint = Self.folder.appendingPathComponent("vae-conv.safetensors").path
+        let whole = try measure([checkpoint, "--likelihood", "--count", "4", "--batch-size", "4"])
+        XCTAssertEqual(whole.likelihoodMethod, "vlb")
+        XCTAssertTrue(whole.bitsPerDim > 0 && whole.bitsPerDim < 8, "\(whole.bitsPerDim)")
+        let byOne = try measure([checkpoint, "--likelihood", "--count", "4", "--batch-size", "1"])
+        XCTAssertEqual(byOne.bitsPerDim, whole.bitsPerDim, accuracy: 1e-5)
+        XCTAssertTrue(errorMessage(["eval", checkpoint, "--likelihood", "--likelihood-method", "ode"])?.contains("not ode") ?? false)
+    }
+
     func testFamiliesWithoutALikelihoodAreRefused() {
         let gan = Self.folder.appendingPathComponent("dcgan.safetensors").path
         XCTAssertEqual(errorMessage(["eval", gan, "--likelihood"]), "\(gan): 'gan' models have no likelihood")
