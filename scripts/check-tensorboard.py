@@ -26,7 +26,8 @@ def main(run):
                     if name not in ("kind", "step", "epoch", "wall_time"):
                         expected.setdefault(f"train/{name}", {})[row["step"]] = value
             else:
-                for name, value in row["losses"].items():
+                losses = {k: v for k, v in row.items() if k not in ("kind", "step", "epoch", "images_per_s", "seconds")}
+                for name, value in losses.items():
                     expected.setdefault(f"epoch/{name}", {})[row["step"]] = value
     problems = []
     if set(expected) - set(got):

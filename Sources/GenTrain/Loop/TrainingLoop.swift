@@ -102,7 +102,10 @@ public struct RunDirectory {
     }
 }
 
-/// One epoch line of the metrics log (JSON lines; `kind` "epoch", absent in logs of older versions).
+/// One epoch line of the metrics log: a flat JSON object, as the step lines are (`kind` "epoch",
+/// `epoch`, `step`, each loss term's mean under its own name, `images_per_s`, `seconds`), so that a
+/// data frame gets one column per quantity. Logs of older versions (the loss means nested under
+/// `losses`, `imagesPerSecond`; no `kind` before step lines existed) read the same.
 public struct EpochRecord: Codable, Equatable {
     public var kind: String? = "epoch"
     public var epoch: Int
@@ -111,6 +114,54 @@ public struct EpochRecord: Codable, Equatable {
     public var losses: [String: Double]
     public var imagesPerSecond: Double
     public var seconds: Double
+
+    public init(epoch: Int, step: Int, losses: [String: Double], imagesPerSecond: Double, seconds: Double) {
+        self.epoch = epoch
+        self.step = step
+        self.losses = losses
+        self.imagesPerSecond = imagesPerSecond
+        self.seconds = seconds
+    }
+
+    /// Any key of a JSON object.
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ name: String) { stringValue = name }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+    /// The keys that are not loss terms.
+    static let fixedKeys: Set<String> = ["kind", "epoch", "step", "images_per_s", "seconds", "losses", "imagesPerSecond"]
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: Key.self)
+        kind = try c.decodeIfPresent(String.self, forKey: Key("kind"))
+        epoch = try c.decode(Int.self, forKey: Key("epoch"))
+        step = try c.decode(Int.self, forKey: Key("step"))
+        seconds = try c.decode(Double.self, forKey: Key("seconds"))
+        if let nested = try c.decodeIfPresent([String: Double].self, forKey: Key("losses")) {
+            losses = nested
+            imagesPerSecond = try c.decode(Double.self, forKey: Key("imagesPerSecond"))
+        } else {
+            imagesPerSecond = try c.decode(Double.self, forKey: Key("images_per_s"))
+            var flat: [String: Double] = [:]
+            for key in c.allKeys where !Self.fixedKeys.contains(key.stringValue) {
+                flat[key.stringValue] = try c.decode(Double.self, forKey: key)
+            }
+            losses = flat
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encodeIfPresent(kind, forKey: Key("kind"))
+        try c.encode(epoch, forKey: Key("epoch"))
+        try c.encode(step, forKey: Key("step"))
+        for (name, value) in losses where !Self.fixedKeys.contains(name) { try c.encode(value, forKey: Key(name)) }
+        try c.encode(imagesPerSecond, forKey: Key("images_per_s"))
+        try c.encode(seconds, forKey: Key("seconds"))
+    }
 }
 
 /// Why a training run stopped or would not start.

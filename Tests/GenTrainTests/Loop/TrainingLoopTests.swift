@@ -97,6 +97,23 @@ final class TrainingLoopTests: XCTestCase {
         XCTAssertEqual(try TrainingLoop.readMetrics(metrics).map(\.epoch), [1, 2])
     }
 
+    /// Epoch lines are flat objects, one key per quantity, as the step lines are; the nested form of
+    /// older logs reads the same.
+    func testEpochLinesAreFlatAndOlderOnesStillRead() throws {
+        let record = EpochRecord(epoch: 3, step: 30, losses: ["loss_d": 0.5, "loss_g": 2], imagesPerSecond: 100, seconds: 4)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        XCTAssertEqual(String(decoding: try encoder.encode(record), as: UTF8.self),
+                       #"{"epoch":3,"images_per_s":100,"kind":"epoch","loss_d":0.5,"loss_g":2,"seconds":4,"step":30}"#)
+        XCTAssertEqual(try JSONDecoder().decode(EpochRecord.self, from: try encoder.encode(record)), record)
+        let older = #"{"epoch":3,"imagesPerSecond":100,"kind":"epoch","losses":{"loss_d":0.5,"loss_g":2},"seconds":4,"step":30}"#
+        XCTAssertEqual(try JSONDecoder().decode(EpochRecord.self, from: Data(older.utf8)), record)
+        var oldest = try JSONDecoder().decode(EpochRecord.self, from: Data(older.replacingOccurrences(of: #""kind":"epoch","#, with: "").utf8))
+        XCTAssertNil(oldest.kind)
+        oldest.kind = "epoch"
+        XCTAssertEqual(oldest, record)
+    }
+
     /// `tensorboard`: the step scalars and the epoch means in an event file under RUN/tensorboard,
     /// equal (to float32) to the metrics log's.
     func testTensorBoardEventsHoldTheLoggedScalars() throws {
