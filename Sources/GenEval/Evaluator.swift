@@ -45,7 +45,8 @@ public struct SamplingSpeed: Codable, Sendable, Equatable {
     public var imagesPerSecond: Double
     public var seconds: Double
     public var batchSize: Int
-    /// Network evaluations per image (1 for a VAE decoder or GAN generator; the step count for diffusion).
+    /// Network evaluations per image (1 for a VAE decoder or GAN generator; the step count for
+    /// diffusion, or the mean the run used, rounded, for an adaptive sampler).
     public var networkEvaluationsPerImage: Int
     public var threads: Int
 

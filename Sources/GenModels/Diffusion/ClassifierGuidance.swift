@@ -61,11 +61,12 @@ public struct ClassifierGuidance {
     }
 
     /// This guidance, for a classifier of a T-step table's int64 indices, seen in continuous time:
-    /// time (i + 1) / T reaches the classifier as index i.
+    /// time (i + 1) / T reaches the classifier as index i (and a time between the grid's as the
+    /// fractional float64 index t T - 1, `DiscreteDDPMProcess.timesteps(ofTimes:steps:)`).
     public func indexed(steps: Int) -> ClassifierGuidance {
         let indexedGradient = gradient
         return ClassifierGuidance(scale: scale) { x, time, y in
-            indexedGradient(x, DiscreteDDPMProcess.indices(ofTimes: time, steps: steps), y)
+            indexedGradient(x, DiscreteDDPMProcess.timesteps(ofTimes: time, steps: steps), y)
         }
     }
 

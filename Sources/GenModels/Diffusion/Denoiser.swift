@@ -49,6 +49,31 @@ public enum PredictionType: String, CaseIterable, Codable, Sendable {
         }
     }
 
+    /// The same with one signal and noise level per image, for a batch whose images sit at different
+    /// times (an adaptive ODE solver steps each image on its own): `signal` and `noise` are float32
+    /// (B, 1, ..., 1), broadcast against x.
+    public func epsilonAndX0(_ output: Tensor, x: Tensor, signal: Tensor, noise: Tensor,
+                             preservesVariance: Bool = true) -> (eps: Tensor, x0: Tensor) {
+        precondition(output.shape == x.shape, "PredictionType: output \(output.shape) and x_t \(x.shape) differ")
+        precondition(signal.shape == noise.shape && signal.rank == x.rank && signal.shape[0] == x.shape[0]
+                        && signal.shape.dropFirst().allSatisfy { $0 == 1 },
+                     "PredictionType: per-image signal \(signal.shape) and noise \(noise.shape) for x_t \(x.shape)")
+        switch self {
+        case .epsilon:
+            return (output, (x - noise * output) / signal)
+        case .x0:
+            return ((x - signal * output) / noise, output)
+        case .v:
+            let eps = noise * x + signal * output, x0 = signal * x - noise * output
+            if preservesVariance { return (eps, x0) }
+            let r = signal * signal + noise * noise
+            return (eps / r, x0 / r)
+        case .score:
+            let eps = -(noise * output)
+            return (eps, (x - noise * eps) / signal)
+        }
+    }
+
     /// The same for DDPM's discrete table: alpha = sqrt(abar_t) and sigma = sqrt(1 - abar_t), each
     /// rounded to float32 as PyTorch's `abar[t].sqrt()` and `(1 - abar[t]).sqrt()` on a float32 schedule.
     public func epsilonAndX0(_ output: Tensor, x: Tensor, alphaBar: Float) -> (eps: Tensor, x0: Tensor) {
@@ -95,6 +120,11 @@ public protocol Denoiser {
 
 /// A model of DDPM's discrete timesteps: a function of (x_t, t, y) with t the 0-based int64 index
 /// (B) into a T-step table. `UNet` conforms; `DiscreteTimeDenoiser` makes it a `Denoiser`.
+///
+/// A sampler that evaluates between the table's times (`ode-rk45`, whose adaptive steps land
+/// anywhere) calls it with float64 fractional indices t T - 1 instead, as score_sde and DPM-Solver
+/// feed a discrete-time model (`DiscreteDDPMProcess.timesteps(ofTimes:steps:)`): a sinusoidal time
+/// embedding (`UNet`, `NoisyClassifier`) reads them as they are.
 public protocol IndexedDenoiser {
     /// What the output means.
     var prediction: PredictionType { get }
@@ -103,7 +133,8 @@ public protocol IndexedDenoiser {
 }
 
 /// An indexed model seen in continuous time: time (i + 1) / T calls the base with index i, exactly
-/// (`DiscreteDDPMProcess.index(ofTime:steps:)`).
+/// (`DiscreteDDPMProcess.index(ofTime:steps:)`); a batch with a time between the grid's calls it with
+/// fractional float64 indices (`DiscreteDDPMProcess.timesteps(ofTimes:steps:)`).
 public struct DiscreteTimeDenoiser<Base: IndexedDenoiser>: Denoiser {
     public let base: Base
     /// T, the table's length.
@@ -118,7 +149,7 @@ public struct DiscreteTimeDenoiser<Base: IndexedDenoiser>: Denoiser {
     public var prediction: PredictionType { base.prediction }
 
     public func callAsFunction(_ x: Tensor, time: Tensor, y: Tensor?) -> Tensor {
-        base(x, t: DiscreteDDPMProcess.indices(ofTimes: time, steps: steps), y: y)
+        base(x, t: DiscreteDDPMProcess.timesteps(ofTimes: time, steps: steps), y: y)
     }
 }
 

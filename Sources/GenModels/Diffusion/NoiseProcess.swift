@@ -226,6 +226,27 @@ public struct DiscreteDDPMProcess: NoiseProcess, Equatable {
         return Tensor(indices, shape: [indices.count])
     }
 
+    /// Float64 times (B) -> what a model of a T-step table is called with: int64 indices when every
+    /// time is on the grid (`indices(ofTimes:steps:)`), else float64 indices t T - 1, fractional
+    /// between grid times and whole on them (score_sde's "continuous labels" t (N - 1) and DPM-Solver's
+    /// 1000 (t - 1 / N) for discrete-time models, in this table's time). Times must lie in [1 / T, 1],
+    /// indices 0 ... T - 1.
+    public static func timesteps(ofTimes times: Tensor, steps: Int) -> Tensor {
+        precondition(times.rank == 1 && times.dtype == .float64,
+                     "DiscreteDDPMProcess: times must be float64 (B), got \(times.dtype) \(times.shape)")
+        var fractional = false
+        let indices = times.scalars(as: Double.self).map { t -> Double in
+            let scaled = t * Double(steps), nearest = scaled.rounded()
+            precondition(scaled >= 1 - 1e-6 && scaled <= Double(steps) + 1e-6,
+                         "DiscreteDDPMProcess: time \(t) is outside the \(steps)-step table's [1 / T, 1]")
+            if abs(scaled - nearest) < 1e-6 { return nearest - 1 }
+            fractional = true
+            return scaled - 1
+        }
+        if !fractional { return Tensor(indices.map { Int64($0) }, shape: [indices.count]) }
+        return Tensor(indices, shape: [indices.count])
+    }
+
     /// Int64 indices (B) -> their float64 grid times (B).
     public func times(ofIndices t: Tensor) -> Tensor {
         precondition(t.rank == 1 && t.dtype == .int64, "DiscreteDDPMProcess: t must be int64 (B), got \(t.dtype) \(t.shape)")

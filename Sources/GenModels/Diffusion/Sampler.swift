@@ -67,11 +67,19 @@ public struct SamplerOutput {
     /// How many times the denoiser was called (one per step; a `ClassifierFreeGuidance` call runs the
     /// network once on a doubled batch).
     public let denoiserCalls: Int
+    /// The denoiser evaluations each image used, one per batch row: `denoiserCalls` for every image,
+    /// except where an adaptive sampler steps each image on its own (`ode-rk45`: a call then
+    /// evaluates only the images still integrating, and `denoiserCalls` is the most any image used).
+    public let imageEvaluations: [Int]
 
-    public init(sample: Tensor, trajectory: [SamplerStep], denoiserCalls: Int) {
+    /// - Parameter imageEvaluations: each image's evaluations; nil: `denoiserCalls` for every image.
+    public init(sample: Tensor, trajectory: [SamplerStep], denoiserCalls: Int, imageEvaluations: [Int]? = nil) {
+        precondition(imageEvaluations == nil || imageEvaluations!.count == sample.shape.first,
+                     "SamplerOutput: \(imageEvaluations!.count) evaluation counts for a batch of \(sample.shape)")
         self.sample = sample
         self.trajectory = trajectory
         self.denoiserCalls = denoiserCalls
+        self.imageEvaluations = imageEvaluations ?? [Int](repeating: denoiserCalls, count: sample.shape.first ?? 0)
     }
 }
 
@@ -148,11 +156,18 @@ public struct SamplerOptions {
     /// The gradient of a noise-aware classifier, in the process's continuous time (see
     /// `ClassifierGuidance.indexed(steps:)` for a classifier of discrete timesteps).
     public var classifierGuidance: ClassifierGuidance?
+    /// The adaptive ODE solver's relative tolerance rtol (`ode-rk45`; score_sde: 1e-5).
+    public var relativeTolerance: Double
+    /// The adaptive ODE solver's absolute tolerance atol (`ode-rk45`; score_sde: 1e-5).
+    public var absoluteTolerance: Double
 
     public init(steps: Int? = nil, eta: Double = 0, spacing: TimestepSpacing = .leading,
                 variance: DDPMVariance = .posterior, clipX0: Bool = true, recordTrajectory: Bool = false,
-                correctorSteps: Int = 1, snr: Double = 0.16, classifierGuidance: ClassifierGuidance? = nil) {
+                correctorSteps: Int = 1, snr: Double = 0.16, classifierGuidance: ClassifierGuidance? = nil,
+                relativeTolerance: Double = 1e-5, absoluteTolerance: Double = 1e-5) {
         precondition(correctorSteps >= 0 && snr > 0, "SamplerOptions: need correctorSteps >= 0 and snr > 0")
+        precondition(relativeTolerance > 0 && absoluteTolerance > 0,
+                     "SamplerOptions: the tolerances must be positive, got rtol \(relativeTolerance), atol \(absoluteTolerance)")
         precondition(steps == nil || steps! >= 1, "SamplerOptions: steps must be at least 1, got \(steps!)")
         precondition(eta >= 0, "SamplerOptions: eta must be non-negative, got \(eta)")
         self.steps = steps
@@ -164,6 +179,8 @@ public struct SamplerOptions {
         self.correctorSteps = correctorSteps
         self.snr = snr
         self.classifierGuidance = classifierGuidance
+        self.relativeTolerance = relativeTolerance
+        self.absoluteTolerance = absoluteTolerance
     }
 
     /// The options of `DDPMOptions`.
@@ -194,14 +211,16 @@ public struct SamplerDefinition: @unchecked Sendable {
     public let grid: (_ process: any NoiseProcess, _ options: SamplerOptions) -> TimeGrid
     /// The sampler.
     public let run: SamplerFunction
-    /// Network evaluations per image for a grid and options (one per step unless it says otherwise).
-    public let evaluations: (_ grid: TimeGrid, _ options: SamplerOptions) -> Int
+    /// Network evaluations per image for a grid and options (one per step unless it says otherwise);
+    /// nil for an adaptive sampler, whose count depends on the data (each run's
+    /// `SamplerOutput.imageEvaluations` says what it used).
+    public let evaluations: (_ grid: TimeGrid, _ options: SamplerOptions) -> Int?
     /// Why the sampler cannot run on a process, or nil when it can.
     public let unsupported: (_ process: any NoiseProcess) -> String?
 
     public init(name: String, summary: String,
                 grid: @escaping (_ process: any NoiseProcess, _ options: SamplerOptions) -> TimeGrid,
-                evaluations: @escaping (_ grid: TimeGrid, _ options: SamplerOptions) -> Int = { grid, _ in grid.steps },
+                evaluations: @escaping (_ grid: TimeGrid, _ options: SamplerOptions) -> Int? = { grid, _ in grid.steps },
                 unsupported: @escaping (_ process: any NoiseProcess) -> String? = { _ in nil },
                 run: @escaping SamplerFunction) {
         self.name = name
@@ -219,13 +238,15 @@ public struct SamplerDefinition: @unchecked Sendable {
 }
 
 /// The samplers by name. The built-in ones are defined in their own files (`SamplerDefinition.ddpm`,
-/// `.ddim`, `.reverseSDE`, `.probabilityFlow`, `.predictorCorrector`, `.annealedLangevin`) and listed
+/// `.ddim`, `.reverseSDE`, `.probabilityFlow`, `.adaptiveProbabilityFlow`, `.predictorCorrector`,
+/// `.annealedLangevin`) and listed
 /// here; a new sampler is one file and one `register` call, and every command that samples takes it.
 public enum SamplerRegistry {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var table: [String: SamplerDefinition] =
         Dictionary(uniqueKeysWithValues: [SamplerDefinition.ddpm, .ddim, .reverseSDE, .probabilityFlow,
-                                          .predictorCorrector, .annealedLangevin].map { ($0.name, $0) })
+                                          .adaptiveProbabilityFlow, .predictorCorrector,
+                                          .annealedLangevin].map { ($0.name, $0) })
 
     /// Adds a sampler; a name already taken is a programming error.
     public static func register(_ definition: SamplerDefinition) {
@@ -250,11 +271,38 @@ public enum SamplerRegistry {
     public static var names: [String] { lock.withLock { table.keys.sorted() } }
 }
 
+/// The network evaluations of the images a sampler has made: a tally that the copies of one
+/// `Sampler` value share, so that a command reads what the model's sampling with its sampler used.
+public final class EvaluationTally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var images = 0, evaluations = 0
+
+    public init() {}
+
+    /// Adds one batch: the evaluations of each of its images.
+    public func add(_ imageEvaluations: [Int]) {
+        lock.withLock {
+            images += imageEvaluations.count
+            evaluations += imageEvaluations.reduce(0, +)
+        }
+    }
+
+    /// The images counted so far.
+    public var imageCount: Int { lock.withLock { images } }
+
+    /// The mean evaluations per image so far, or nil before any image.
+    public var meanPerImage: Double? {
+        lock.withLock { images == 0 ? nil : Double(evaluations) / Double(images) }
+    }
+}
+
 /// A registered sampler and its options, as one value (what the command line builds and the
 /// conformance suite iterates over).
 public struct Sampler {
     public let definition: SamplerDefinition
     public var options: SamplerOptions
+    /// The evaluations of every image this value and its copies have sampled.
+    public let tally = EvaluationTally()
 
     public init(_ definition: SamplerDefinition, options: SamplerOptions) {
         self.definition = definition
@@ -286,8 +334,24 @@ public struct Sampler {
         if let reason = definition.unsupported(process) { throw UnsupportedSampler(name: name, reason: reason) }
     }
 
-    /// Network evaluations per image on `process` (a classifier-free guided model evaluates twice each).
-    public func evaluations(on process: any NoiseProcess) -> Int { definition.evaluations(grid(on: process), options) }
+    /// Network evaluations per image on `process` (a classifier-free guided model evaluates twice
+    /// each); nil for an adaptive sampler, whose count depends on the data.
+    public func evaluations(on process: any NoiseProcess) -> Int? { definition.evaluations(grid(on: process), options) }
+
+    /// Whether the sampler adapts its steps to the data (its evaluations are known only once it has run).
+    public func isAdaptive(on process: any NoiseProcess) -> Bool { evaluations(on: process) == nil }
+
+    /// Network evaluations per image on `process`: the fixed count, or for an adaptive sampler the
+    /// mean over the images it has sampled, rounded (nil before it has sampled any).
+    public func evaluationsPerImage(on process: any NoiseProcess) -> Int? {
+        evaluations(on: process) ?? tally.meanPerImage.map { Int($0.rounded()) }
+    }
+
+    /// How the sampler steps, for reports: "S steps", or an adaptive one's tolerances.
+    public func stepsDescription(on process: any NoiseProcess) -> String {
+        isAdaptive(on: process) ? "rtol \(options.relativeTolerance), atol \(options.absoluteTolerance)"
+                                : "\(grid(on: process).steps) steps"
+    }
 
     /// The timesteps the sampler visits on a T-step table (one denoiser call each), noisiest first.
     public func timesteps(trainingSteps: Int) -> [Int] {
@@ -295,10 +359,12 @@ public struct Sampler {
         return grid(on: table).times.dropLast().map(table.index(ofTime:))
     }
 
-    /// Samples one batch in continuous time.
+    /// Samples one batch in continuous time, adding its evaluations to `tally`.
     public func sample(_ denoiser: any Denoiser, process: any NoiseProcess, noise: any NoiseSource,
                        batch: SampleBatch) -> SamplerOutput {
-        definition.run(denoiser, process, grid(on: process), noise, batch, options)
+        let output = definition.run(denoiser, process, grid(on: process), noise, batch, options)
+        tally.add(output.imageEvaluations)
+        return output
     }
 
     /// Samples images 0..<count in batches of at most `batchSize`; image i is the same whatever

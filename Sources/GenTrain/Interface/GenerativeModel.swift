@@ -138,6 +138,23 @@ extension DiffusionSampling {
     }
 }
 
+extension Sampler {
+    /// Network evaluations per image on `process` (`evaluationsPerImage(on:)`); throws for an
+    /// adaptive sampler that has not sampled yet.
+    func requiredEvaluationsPerImage(on process: any NoiseProcess) throws -> Int {
+        guard let evaluations = evaluationsPerImage(on: process) else {
+            throw ModelError("--sampler \(name) adapts its steps: its network evaluations are known once it has sampled")
+        }
+        return evaluations
+    }
+
+    /// The sampler in a report: "DDIM-20" (steps), "DDIM-20 eta 0.5", "ODE-RK45 rtol 1e-05, atol 1e-05".
+    func reportName(on process: any NoiseProcess) -> String {
+        if isAdaptive(on: process) { return "\(name.uppercased()) \(stepsDescription(on: process))" }
+        return "\(name.uppercased())-\(grid(on: process).steps)" + (options.eta > 0 ? " eta \(options.eta)" : "")
+    }
+}
+
 extension DiffusionSampling where Self: GenerativeModel {
     /// The null label for each of `count` images of a class-conditional network (its unconditional
     /// samples); nil for an unconditional one.

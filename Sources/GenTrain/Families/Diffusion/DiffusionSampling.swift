@@ -36,10 +36,11 @@ extension DDPMTraining: GenerativeModel {
     }
 
     /// Two evaluations per step with classifier-free guidance, plus the classifier's forward and
-    /// backward (counted as one) with classifier guidance.
+    /// backward (counted as one) with classifier guidance; an adaptive sampler's are those its
+    /// sampling used.
     public func evaluationsPerImage(_ options: SamplingOptions) throws -> Int {
         let perStep = (options.guidance == nil || options.classifierGuidance != nil ? 1 : 2) + (options.classifierGuidance == nil ? 0 : 1)
-        return chosenSampler(options).evaluations(on: process) * perStep
+        return try chosenSampler(options).requiredEvaluationsPerImage(on: process) * perStep
     }
 
     public var likelihoodMethods: [LikelihoodMethod] { [.vlb, .ode] }
@@ -93,7 +94,7 @@ extension DDPMTraining: GenerativeModel {
 
     public func samplingSummary(_ options: SamplingOptions) -> String {
         let sampler = chosenSampler(options)
-        let name = "\(sampler.name.uppercased())-\(sampler.grid(on: process).steps)" + (sampler.options.eta > 0 ? " eta \(sampler.options.eta)" : "")
+        let name = sampler.reportName(on: process)
         return "ddpm (\(name)\(options.guidance.map { ", guidance \($0)" } ?? ""), \(Self.weightsWord(options)))"
     }
 }
@@ -123,12 +124,12 @@ extension ScoreModelTraining: GenerativeModel {
     }
 
     public func evaluationsPerImage(_ options: SamplingOptions) throws -> Int {
-        chosenSampler(options).evaluations(on: process) * (options.guidance == nil ? 1 : 2)
+        try chosenSampler(options).requiredEvaluationsPerImage(on: process) * (options.guidance == nil ? 1 : 2)
     }
 
     public func samplingSummary(_ options: SamplingOptions) -> String {
         let sampler = chosenSampler(options)
-        return "sgm (\(config.sde.rawValue) SDE, \(sampler.name) \(sampler.grid(on: process).steps) steps"
+        return "sgm (\(config.sde.rawValue) SDE, \(sampler.name) \(sampler.stepsDescription(on: process))"
             + "\(options.guidance.map { ", guidance \($0)" } ?? ""), \(Self.weightsWord(options)))"
     }
 

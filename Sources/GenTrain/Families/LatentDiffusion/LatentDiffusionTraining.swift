@@ -312,12 +312,12 @@ public final class LatentDiffusionTraining: GenerativeModel {
 
     /// Network evaluations per image: the sampler's (twice with guidance), plus one decoder pass.
     public func evaluationsPerImage(_ options: SamplingOptions) throws -> Int {
-        latentSampler(options).evaluations(on: diffusion.process) * (options.guidance == nil ? 1 : 2) + 1
+        try latentSampler(options).requiredEvaluationsPerImage(on: diffusion.process) * (options.guidance == nil ? 1 : 2) + 1
     }
 
     public func samplingSummary(_ options: SamplingOptions) -> String {
         let sampler = latentSampler(options)
-        let name = "\(sampler.name.uppercased())-\(sampler.grid(on: diffusion.process).steps)" + (sampler.options.eta > 0 ? " eta \(sampler.options.eta)" : "")
+        let name = sampler.reportName(on: diffusion.process)
         return "ldm (\(name) on \(autoencoder.config.latentShape.map(String.init).joined(separator: "x")) latents"
             + "\(options.guidance.map { ", guidance \($0)" } ?? ""), \(Self.weightsWord(options)), decoded)"
     }

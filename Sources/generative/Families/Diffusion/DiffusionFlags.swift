@@ -117,6 +117,12 @@ struct DiffusionSamplerFlags: ParsableArguments {
     @Option(help: "Langevin corrector steps per noise level (pc, langevin).")
     var correctorSteps: Int = 1
 
+    @Option(help: "Relative tolerance of the adaptive ODE solver (ode-rk45).")
+    var rtol: Double = 1e-5
+
+    @Option(help: "Absolute tolerance of the adaptive ODE solver (ode-rk45).")
+    var atol: Double = 1e-5
+
     @Flag(help: "Do not clip the predicted x0 to [-1, 1].")
     var noClip = false
 
@@ -124,13 +130,16 @@ struct DiffusionSamplerFlags: ParsableArguments {
         guard steps.map({ $0 >= 1 }) ?? true else { throw ValidationError("--steps must be at least 1") }
         guard eta >= 0 else { throw ValidationError("--eta must not be negative") }
         guard snr > 0, correctorSteps >= 0 else { throw ValidationError("--snr must be positive and --corrector-steps not negative") }
+        guard rtol > 0, rtol.isFinite else { throw ValidationError("--rtol must be positive") }
+        guard atol > 0, atol.isFinite else { throw ValidationError("--atol must be positive") }
     }
 
     /// The sampler these flags name, or `name` with `defaultSteps` when --sampler and --steps are absent.
     func sampler(default name: String, defaultSteps: Int) throws -> Sampler {
         try Sampler(named: sampler?.name ?? name,
                     options: SamplerOptions(steps: steps ?? defaultSteps, eta: eta, spacing: spacing, clipX0: !noClip,
-                                            correctorSteps: correctorSteps, snr: snr))
+                                            correctorSteps: correctorSteps, snr: snr, relativeTolerance: rtol,
+                                            absoluteTolerance: atol))
     }
 }
 

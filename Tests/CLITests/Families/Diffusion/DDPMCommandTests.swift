@@ -61,6 +61,28 @@ final class DDPMCommandTests: CommandTestCase {
             .contains("not a noisy-classifier") ?? false)
     }
 
+    /// `--sampler ode-rk45` on a DDPM: the U-Net sees fractional timesteps between its table's; image
+    /// i is the same whatever the batch (within the tolerance: float rounding in the network can move
+    /// one accept/reject decision), and eval reports the evaluations the run used.
+    func testAdaptiveODESampler() throws {
+        let dir = tempDir()
+        let ddpm = dir.appendingPathComponent("ddpm").path
+        try run(["train", "ddpm", "--max-steps", "1", "--width", "8", "--batch-size", "4", "--out", ddpm])
+        let checkpoint = ddpm + "/checkpoint.safetensors"
+        let a = dir.appendingPathComponent("a.npy"), b = dir.appendingPathComponent("b.npy")
+        let common = ["sample", "ddpm", "--checkpoint", checkpoint, "--sampler", "ode-rk45", "--rtol", "1e-3", "--atol", "1e-3"]
+        try run(common + ["--count", "3", "--out", a.path])
+        try run(common + ["--count", "5", "--batch-size", "2", "--out", b.path])
+        let x = try NPY.readImages(a).scalars(as: Float.self), y = try NPY.readImages(b).scalars(as: Float.self)
+        XCTAssertEqual(x.count, 3 * 784)
+        XCTAssertTrue(x.allSatisfy { $0 >= 0 && $0 <= 1 })
+        XCTAssertLessThan(zip(x, y.prefix(x.count)).map { abs($0 - $1) }.max() ?? 1, 1e-3)
+        let report = try Eval.parse([checkpoint, "--count", "20", "--sampler", "ode-rk45", "--rtol", "1e-3", "--atol", "1e-3",
+                                     "--fid-at", "10,20"]).evaluate(log: { _ in })
+        XCTAssertGreaterThanOrEqual(report.sampling?.networkEvaluationsPerImage ?? 0, 9)
+        XCTAssertTrue(report.sampling?.model.contains("ODE-RK45 rtol 0.001, atol 0.001") ?? false, report.sampling?.model ?? "")
+    }
+
     func testMinutesBudgetLeavesACheckpoint() throws {
         let dir = tempDir()
         let out = dir.appendingPathComponent("m").path

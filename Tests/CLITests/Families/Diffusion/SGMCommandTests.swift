@@ -68,4 +68,25 @@ final class SGMCommandTests: CommandTestCase {
         XCTAssertEqual(report.sampling?.networkEvaluationsPerImage, 5)
         XCTAssertTrue(report.sampling?.model.contains("ode-heun") ?? false, report.sampling?.model ?? "")
     }
+
+    /// `--sampler ode-rk45` with `--rtol` and `--atol`: eval reports the evaluations per image the run
+    /// used (2 + 6 per step + 1 at the least), and the tolerances must be positive.
+    func testAdaptiveODESamplerReportsItsEvaluations() throws {
+        let dir = tempDir()
+        let runPath = dir.appendingPathComponent("run").path
+        try run(["train", "sgm", "--max-steps", "2", "--width", "8", "--batch-size", "4", "--out", runPath])
+        let checkpoint = runPath + "/checkpoint.safetensors"
+        let report = try Eval.parse([checkpoint, "--count", "20", "--sampler", "ode-rk45", "--rtol", "1e-3", "--atol", "1e-3",
+                                     "--fid-at", "10,20"]).evaluate(log: { _ in })
+        let evaluations = report.sampling?.networkEvaluationsPerImage ?? 0
+        XCTAssertGreaterThanOrEqual(evaluations, 9)
+        XCTAssertTrue(report.sampling?.model.contains("ode-rk45 rtol 0.001, atol 0.001") ?? false, report.sampling?.model ?? "")
+        let out = dir.appendingPathComponent("s.npy")
+        try run(["sample", "sgm", "--checkpoint", checkpoint, "--sampler", "ode-rk45", "--rtol", "1e-3", "--count", "2", "--out", out.path])
+        XCTAssertEqual(try NPY.readImages(out).shape, [2, 28, 28, 1])
+        for (flag, value) in [("--rtol", "0"), ("--atol", "0"), ("--rtol", "nan")] {
+            let message = errorMessage(["sample", "sgm", "--checkpoint", checkpoint, "--sampler", "ode-rk45", flag, value]) ?? ""
+            XCTAssertTrue(message.contains("\(flag) must be positive"), message)
+        }
+    }
 }
