@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "GenEval", targets: ["GenEval"]),
         .library(name: "GenTrain", targets: ["GenTrain"]),
         .library(name: "GenerativeKit", targets: ["GenerativeKit"]),
+        .library(name: "GenDistributed", targets: ["GenDistributed"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -51,12 +52,15 @@ let package = Package(
                 plugins: ["BuildInfo"]),
         /// Records the source commit in GenTrain (`buildCommit`) for `--version` and checkpoints.
         .plugin(name: "BuildInfo", capability: .buildTool()),
+        /// The Open MPI binding, loaded at run time (`dlopen`) only under `mpirun`, so that nothing needs
+        /// Open MPI to build or to run in one process (docs/distributed.md). Depends on nothing.
+        .target(name: "GenDistributed", swiftSettings: checkedFlags),
         .target(name: "GenerativeKit",
                 dependencies: ["GenTensor", "GenFormats", "GenNN", "GenModels", "GenData", "GenEval", "GenTrain"]),
         .executableTarget(
             name: "generative",
             dependencies: [
-                "GenTensor", "GenNN", "GenModels", "GenData", "GenEval", "GenTrain",
+                "GenTensor", "GenNN", "GenModels", "GenData", "GenEval", "GenTrain", "GenDistributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastFlags),
@@ -69,6 +73,7 @@ let package = Package(
         .testTarget(name: "GenEvalTests", dependencies: ["GenEval", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "GenTrainTests", dependencies: ["GenTrain", "GenTestSupport"], swiftSettings: fastFlags),
         .testTarget(name: "CLITests", dependencies: ["generative", "GenTrain", "GenTestSupport"], swiftSettings: fastFlags),
+        .testTarget(name: "GenDistributedTests", dependencies: ["GenDistributed"], swiftSettings: checkedFlags),
         .testTarget(name: "GenModelsTests", dependencies: ["GenTensor", "GenNN", "GenModels", "GenTestSupport"], swiftSettings: fastFlags),
     ],
     swiftLanguageModes: [.v5]

@@ -11,13 +11,14 @@ import GenTrain
 /// The `generative` command line: thin wrappers over the library APIs.
 @main
 struct Generative: ParsableCommand {
-    /// `train` and `sample`, the verbs the families register, then `export`, `bench` and `eval`.
+    /// `train` and `sample`, the verbs the families register, then `export`, `bench`, `eval` and
+    /// `plot` (and the hidden `distributed-check`).
     static var configuration: CommandConfiguration {
         CommandConfiguration(
             commandName: "generative",
             abstract: "Train, sample and evaluate generative models (VAE, GANs, flows, diffusion) on Fashion-MNIST.",
             version: ToolkitVersion.line,
-            subcommands: [Train.self, Sample.self] + CommandRegistry.verbs + [Export.self, Bench.self, Eval.self, Plot.self])
+            subcommands: [Train.self, Sample.self] + CommandRegistry.verbs + [Export.self, Bench.self, Eval.self, Plot.self, DistributedCheck.self])
     }
 
     /// Line-buffered standard output, so progress lines reach a log file as they happen; and a
