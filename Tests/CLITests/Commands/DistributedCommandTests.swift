@@ -27,6 +27,11 @@ final class DistributedCommandTests: CommandTestCase {
         process.executableURL = mpirun
         // Root is allowed (CI and containers run as root); two ranks may share fewer cores.
         process.arguments = ["-np", "2", "--oversubscribe", "--allow-run-as-root", executable.path, "distributed-check"]
+        // Shared-memory transfers by copy-in/copy-out: a container that forbids process_vm_readv (CMA)
+        // would otherwise fail the larger collectives.
+        var environment = ProcessInfo.processInfo.environment
+        environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
+        process.environment = environment
         process.standardOutput = try FileHandle(forWritingTo: outURL)
         process.standardError = try FileHandle(forWritingTo: errURL)
         let start = Date()
