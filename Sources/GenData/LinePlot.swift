@@ -56,8 +56,9 @@ public func spansDecades(_ values: [Double], ratio: Double = 30) -> Bool {
 /// White background, a dark axes box, light grey grid lines at "nice" y values (1, 2 or 5 times a
 /// power of ten; on a log scale the powers of ten, with 2 and 5 times them when the range spans
 /// less than two decades) with their labels on the left, x ticks below, one polyline (or markers)
-/// per series in `linePlotPalette`'s colours, and a legend naming each series in the top right
-/// corner. `xLabel` is written under the x ticks and `yLabel` above the axes. Non-finite values
+/// per series in `linePlotPalette`'s colours (markers alone drawn larger), and a legend naming each
+/// series in the top right corner, or the top left when that one would hide a point, or outside the
+/// axes on the right when both would. `xLabel` is written under the x ticks and `yLabel` above the axes. Non-finite values
 /// (NaN, infinities), and values beyond 1e100 or not positive on a log scale, break a line rather
 /// than stretching the axes. Integer x values get integer ticks. The built-in 5 x 7 font has
 /// digits, lower-case letters (upper case is drawn in lower case) and `.-+_/():,` and space.
@@ -77,12 +78,18 @@ public func renderPlot(series: [PlotSeries], xLabel: String? = nil, yLabel: Stri
         s.points.map { p in coordinate(p.x, xScale).flatMap { x in coordinate(p.y, yScale).map { (x, $0) } } }
     }
     let all = mapped.flatMap { $0.compactMap { $0 } }
+    let markersOnly = !series.isEmpty && series.allSatisfy { !$0.lines }
 
     /// The axis range and ticks (in plotting coordinates) with their labels.
     func axis(_ values: [Double], scale: PlotScale, integer: Bool, ticks: Double) -> (Double, Double, [Double], [String]) {
         var low = values.min() ?? 0, high = values.max() ?? 1
         if high - low < max(abs(high), 1) * 1e-9 {
             let pad = scale == .log ? 0.5 : max(abs(high) * 0.05, 0.5)
+            low -= pad
+            high += pad
+        } else if markersOnly {
+            // Points alone keep a margin from the axes, so that a marker at an extreme is drawn whole.
+            let pad = (high - low) * 0.04
             low -= pad
             high += pad
         }
@@ -105,16 +112,38 @@ public func renderPlot(series: [PlotSeries], xLabel: String? = nil, yLabel: Stri
     let (xMin, xMax, xTicks, xLabels) = axis(all.map(\.0), scale: xScale, integer: integerX, ticks: 6)
     let (yMin, yMax, yTicks, yLabels) = axis(all.map(\.1), scale: yScale, integer: false, ticks: 5)
 
-    // Layout: labels left of and below the box.
+    // Layout: labels left of and below the box; the legend in a top corner of the box where it hides
+    // no point, else outside the box on the right.
+    let names = series.map(\.name)
+    let (legendWidth, legendHeight) = Canvas.legendSize(names)
     let left = (yLabels.map { Canvas.textWidth($0) }.max() ?? 0) + 8
-    let right = max(12, (Canvas.textWidth(xLabels.last ?? "") + 1) / 2 + 4)
     let labelBand = Canvas.glyphHeight + 6
     let top = 10 + (yLabel == nil ? 0 : labelBand), bottom = Canvas.glyphHeight + 10 + (xLabel == nil ? 0 : labelBand)
-    let (x0, x1, y0, y1) = (left, width - 1 - right, top, height - 1 - bottom)
-    guard x1 - x0 >= 10, y1 - y0 >= 10 else { return canvas.tensor() }
-
+    let (y0, y1) = (top, height - 1 - bottom)
+    var right = max(12, (Canvas.textWidth(xLabels.last ?? "") + 1) / 2 + 4)
+    var x1 = width - 1 - right
+    let x0 = left
     func px(_ x: Double) -> Double { Double(x0) + (x - xMin) / (xMax - xMin) * Double(x1 - x0) }
     func py(_ y: Double) -> Double { Double(y1) - (y - yMin) / (yMax - yMin) * Double(y1 - y0) }
+    /// Whether a legend box with its top-right corner at (r, y0 + 4) would cover a point (with a margin).
+    func legendCoversAPoint(right r: Int) -> Bool {
+        let box = (r - legendWidth - 4, y0, r + 4, y0 + 8 + legendHeight)
+        return all.contains { point in
+            let x = px(point.0), y = py(point.1)
+            return x >= Double(box.0) && x <= Double(box.2) && y >= Double(box.1) && y <= Double(box.3)
+        }
+    }
+    var legendRight = x1 - 4
+    if !names.isEmpty && legendCoversAPoint(right: legendRight) {
+        if !legendCoversAPoint(right: x0 + 4 + legendWidth) {
+            legendRight = x0 + 4 + legendWidth
+        } else {
+            right += legendWidth + 10
+            x1 = width - 1 - right
+            legendRight = width - 1 - 4
+        }
+    }
+    guard x1 - x0 >= 10, y1 - y0 >= 10 else { return canvas.tensor() }
 
     let grid: (Float, Float, Float) = (0.88, 0.88, 0.88), ink: (Float, Float, Float) = (0.15, 0.15, 0.15)
     for (tick, text) in zip(yTicks, yLabels) {
@@ -142,7 +171,9 @@ public func renderPlot(series: [PlotSeries], xLabel: String? = nil, yLabel: Stri
             guard let (x, y) = point else { previous = nil; continue }
             let p = (Int(px(x).rounded()), Int(py(y).rounded()))
             if s.markers {
-                for dy in -2...2 { canvas.line(p.0 - 2, p.1 + dy, p.0 + 2, p.1 + dy, colour) }
+                // Markers alone (no line) are drawn larger, so that single points read at a glance.
+                let r = s.lines ? 2 : 4
+                for dy in -r...r { canvas.line(p.0 - r, p.1 + dy, p.0 + r, p.1 + dy, colour) }
             }
             if s.lines {
                 let q = previous ?? p
@@ -151,7 +182,8 @@ public func renderPlot(series: [PlotSeries], xLabel: String? = nil, yLabel: Stri
             previous = p
         }
     }
-    canvas.legend(series.map(\.name), right: x1 - 4, top: y0 + 4)
+    canvas.clip = (0, 0, width - 1, height - 1)
+    canvas.legend(names, right: legendRight, top: y0 + 4)
     return canvas.tensor()
 }
 
@@ -252,12 +284,17 @@ private struct Canvas {
         text(string, left: centreX - Canvas.textWidth(string) / 2, top: top, c)
     }
 
+    /// The legend box's width and height in pixels.
+    static func legendSize(_ names: [String]) -> (width: Int, height: Int) {
+        ((names.map { textWidth($0) }.max() ?? 0) + 26, names.count * (glyphHeight + 4) + 6)
+    }
+
     /// A boxed legend with its top-right corner at (right, top): a short line in each series'
     /// colour beside its name, one row per series, drawn over whatever is there.
     mutating func legend(_ names: [String], right: Int, top: Int) {
         guard !names.isEmpty else { return }
         let ink: (Float, Float, Float) = (0.15, 0.15, 0.15), row = Canvas.glyphHeight + 4
-        let boxWidth = (names.map { Canvas.textWidth($0) }.max() ?? 0) + 26, boxHeight = names.count * row + 6
+        let (boxWidth, boxHeight) = Self.legendSize(names)
         let left = right - boxWidth
         for y in top...(top + boxHeight) { for x in left...right { set(x, y, (1, 1, 1)) } }
         line(left, top, right, top, ink)

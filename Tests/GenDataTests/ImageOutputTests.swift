@@ -141,4 +141,36 @@ final class ImageOutputTests: XCTestCase {
         }
         try PNGWriter.write(log, to: folder.appendingPathComponent("log.png"))
     }
+
+    /// The legend never hides a point: it leaves the top-right corner for the top-left one when a
+    /// point sits under it, and goes outside the axes on the right when points sit under both.
+    func testLegendMovesOffThePoints() {
+        /// The points as one series, beside seven one-point series at the bottom middle (a tall legend).
+        func render(_ points: [(x: Double, y: Double)]) -> [Float] {
+            let others = (1...7).map { PlotSeries(name: "sampler \($0)", points: [(x: 5, y: 0)], lines: false, markers: true) }
+            return renderPlot(series: [PlotSeries(name: "a sampler with a long name", points: points, lines: false, markers: true)] + others,
+                              width: 640, height: 400).scalars(as: Float.self)
+        }
+        let colour = linePlotPalette[0]
+        func columns(_ p: [Float], rows: Range<Int>) -> [Int] {
+            (0..<640).filter { x in rows.contains { y in
+                let i = (y * 640 + x) * 3
+                return p[i] == colour.red && p[i + 1] == colour.green && p[i + 2] == colour.blue
+            } }
+        }
+        // A point in the top-right corner: its marker is drawn there, and the swatch sits on the left.
+        let topRight = render([(x: 0, y: 0), (x: 10, y: 10)])
+        let upper = columns(topRight, rows: 0..<120)
+        XCTAssertGreaterThanOrEqual(upper.filter { $0 > 600 }.count, 5, "the top-right marker is visible")
+        XCTAssertFalse(upper.filter { $0 < 320 }.isEmpty, "the legend's swatch moved to the left")
+        // Points under both top corners: the legend goes outside, right of the axes, and every
+        // marker is drawn whole.
+        let both = render([(x: 0, y: 10), (x: 10, y: 10), (x: 5, y: 0)])
+        let top = columns(both, rows: 0..<120)
+        XCTAssertGreaterThanOrEqual(top.filter { $0 < 100 }.count, 5, "the top-left marker is visible")
+        XCTAssertFalse(top.filter { $0 > 450 }.isEmpty, "the swatch, outside the axes on the right")
+        XCTAssertTrue(top.filter { $0 > 440 }.allSatisfy { $0 > 450 && $0 < 480 }, "nothing else right of the axes")
+        XCTAssertGreaterThanOrEqual(stride(from: 0, to: both.count, by: 3).filter { both[$0] == colour.red && both[$0 + 1] == colour.green
+            && both[$0 + 2] == colour.blue }.count, 2 * 81 + 13, "two whole 9 x 9 markers at the top (points keep a margin from the axes) and a swatch")
+    }
 }
