@@ -30,6 +30,16 @@ public struct LikelihoodOptions: Sendable, Equatable {
         self.trace = trace
         self.startTime = startTime
     }
+
+    /// The RK4 grid from `startTime` to `end`, `steps` steps uniform in sqrt(t - startTime): the flow
+    /// changes fastest near the data (small t), where a uniform grid's first step would already
+    /// cover a hundredth of the whole interval.
+    public func times(to end: Double) -> [Double] {
+        (0...steps).map { k in
+            let u = Double(k) / Double(steps)
+            return startTime + (end - startTime) * u * u
+        }
+    }
 }
 
 /// The log-likelihood log p_0(x) of each image by the instantaneous change of variables along the
@@ -57,8 +67,6 @@ public func probabilityFlowLogLikelihood(_ denoiser: any Denoiser, process: any 
     precondition(!(process is DiscreteDDPMProcess),
                  "probabilityFlowLogLikelihood: a model of DDPM's table is evaluated only at its own timesteps; its likelihood is the variational bound")
     let batch = SampleBatch(indices: indices ?? Array(0..<x.shape[0]), labels: labels, imageShape: Array(x.shape.dropFirst()))
-    let start = options.startTime
-    let end = process.maximumTime
     let probes = SeededNoise(seed: seed)
 
     /// (drift, divergence per image) at (x, t); `step` keys the probes.
@@ -77,12 +85,7 @@ public func probabilityFlowLogLikelihood(_ denoiser: any Denoiser, process: any 
 
     var state = x.detached()
     var logDensityChange = [Double](repeating: 0, count: batch.count)
-    // Steps uniform in sqrt(t - start): the flow changes fastest near the data (small t), where a
-    // uniform grid's first step would already cover a hundredth of the whole interval.
-    let grid = (0...options.steps).map { k -> Double in
-        let u = Double(k) / Double(options.steps)
-        return start + (end - start) * u * u
-    }
+    let grid = options.times(to: process.maximumTime)
     for k in 0..<options.steps {
         let t = grid[k], h = grid[k + 1] - grid[k]
         let (d1, v1) = field(state, t, 4 * k)

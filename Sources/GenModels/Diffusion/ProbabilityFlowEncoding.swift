@@ -32,11 +32,7 @@ public func probabilityFlowDecode(_ denoiser: any Denoiser, process: any NoisePr
 private func integrateProbabilityFlow(_ denoiser: any Denoiser, process: any NoiseProcess, x: Tensor, labels: [Int]?,
                                       options: LikelihoodOptions, forward: Bool) -> Tensor {
     let batch = SampleBatch(count: x.shape[0], labels: labels, imageShape: Array(x.shape.dropFirst()))
-    let start = options.startTime, end = process.maximumTime
-    let grid = (0...options.steps).map { k -> Double in
-        let u = Double(k) / Double(options.steps)
-        return start + (end - start) * u * u
-    }
+    let grid = options.times(to: process.maximumTime)
     let times = forward ? grid : Array(grid.reversed())
     func drift(_ x: Tensor, _ t: Double) -> Tensor {
         let score = scoreAndX0(denoiser, process: process, x: x, time: t, batch: batch).score

@@ -122,9 +122,7 @@ public final class VAETraining: GenerativeModel {
         guard method == .vlb else { throw ModelError("a vae measures its variational bound, the ELBO (--likelihood-method vlb)") }
         let n = images.shape[0], dimensions = images.elementCount / max(n, 1), latent = model.latentDim
         let x = Dequantization.dequantize(images, startIndex: startIndex, seed: seed)
-        let eps = Tensor.concatenate((0..<n).map { i in
-            Tensor.normal([1, latent], generator: RandomGenerator(seed: seed ^ 0xE1B0, counter: UInt64(startIndex + i) << 32))
-        }, axis: 0)
+        let eps = SeededNoise(seed: seed ^ 0xE1B0).initialNoise(indices: Array(startIndex..<(startIndex + n)), imageShape: [latent])
         return evidenceLowerBound(model, x: x, eps: eps, reconstruction: reconstruction)
             .map { -$0 / (Double(dimensions) * log(2)) + 8 }
     }
