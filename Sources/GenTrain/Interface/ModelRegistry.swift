@@ -29,7 +29,7 @@ public enum ModelRegistry {
         NoisyClassifierTraining.kind: AuxiliaryKind(kind: NoisyClassifierTraining.kind,
                                                     note: "a noisy-classifier checkpoint: it guides a DDPM (sample ddpm --classifier) and makes no images"),
         CycleGANTraining.kind: AuxiliaryKind(kind: CycleGANTraining.kind,
-                                             note: "a CycleGAN checkpoint: it translates images (generative translate) and samples none from noise"),
+                                             note: "a CycleGAN checkpoint: it translates images (generative cyclegan translate) and samples none from noise"),
         AutoencoderKLTraining.kind: AuxiliaryKind(kind: AutoencoderKLTraining.kind,
                                                   note: "an autoencoder-kl checkpoint: latent diffusion's first stage; it reconstructs images and samples none from noise"),
     ]

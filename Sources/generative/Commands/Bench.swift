@@ -12,15 +12,16 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time the reference workloads and print one JSON line each (as scripts/torch-bench.py does for PyTorch).",
         discussion: """
-            Workloads: vae, dcgan, unet (train and sample), classifier (sample), ddpm (sample: DDIM-20 of the \
-            width-32 pixel U-Net) and ldm (train: one step of the latent U-Net on 7x7x4 latents; sample: its DDIM-20 \
-            plus the autoencoder's decoder). ddpm and ldm report no FLOPs (0). Each line holds \
+            Workloads, registered by the families: vae, unet (train and sample), ddpm (sample: DDIM-20 of the \
+            width-32 pixel U-Net), classifier (sample), dcgan (train and sample) and ldm (train: one step of the \
+            latent U-Net on 7x7x4 latents; sample: its DDIM-20 plus the autoencoder's decoder). ddpm and ldm \
+            report no FLOPs (0). Each line holds \
             workload, phase, batch, items_per_s, ms_per_step, gflops_per_s and framework. \
             With --kernels, times oneDNN's GEMM and convolutions on the workloads' shapes instead; with \
             --peak, measures the FP32 peak (a vector FMA loop and a large sgemm) to read those against.
             """)
 
-    @Option(help: "Only this workload (vae, dcgan, unet, classifier, ddpm, ldm); with --kernels, only its shapes (vae, dcgan, unet).")
+    @Option(help: "Only this workload (vae, unet, ddpm, classifier, dcgan, ldm); with --kernels, only its shapes (vae, dcgan, unet).")
     var workload: String?
 
     @Option(help: "Only this phase (train, sample).")
@@ -51,7 +52,7 @@ struct Bench: ParsableCommand {
         try DeprecatedFlag.check(batchSize, "--batch-size", old: deprecatedBatch, "--batch")
         guard batch >= 0 else { throw ValidationError("--batch-size must not be negative") }
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
-        let names = WorkloadBenchmark.names
+        let names = CommandRegistry.benchmarks.map(\.name)
         if let workload, !names.contains(workload) {
             throw ValidationError("unknown workload '\(workload)'; choose one of \(names.joined(separator: ", "))")
         }
@@ -87,11 +88,17 @@ struct Bench: ParsableCommand {
             }
             return
         }
-        // Progress on stderr (the results are stdout's): a bar, or a line every 10 s when piped.
+        timeWorkloads { printLine($0) }
+    }
+
+    /// Times the selected workloads of the registered families, with progress on stderr (a bar, or
+    /// a line every 10 s when piped), passing each result to `report`.
+    func timeWorkloads(report: (WorkloadBenchmark.Result) -> Void) {
         var progress: CountProgress?
-        WorkloadBenchmark.run(workload: workload, phase: phase, batch: batch, seconds: seconds, started: { done, total in
+        WorkloadBenchmark.run(CommandRegistry.benchmarks, workload: workload, phase: phase, batch: batch, seconds: seconds,
+                              started: { done, total in
             if progress == nil { progress = CountProgress("bench", total: total, unit: "workloads", log: logLine) }
             progress?.update(done)
-        }) { printLine($0) }
+        }, report: report)
     }
 }

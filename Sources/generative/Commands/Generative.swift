@@ -11,14 +11,16 @@ import GenTrain
 /// The `generative` command line: thin wrappers over the library APIs.
 @main
 struct Generative: ParsableCommand {
-    /// `train` and `sample`, the verbs the families register, then `export`, `bench`, `eval` and
-    /// `plot` (and the hidden `distributed-check`).
+    /// `train` and `sample`, the families' verb groups (`vae`, `cyclegan`, `realnvp`, `ldm`), then
+    /// `export`, `bench`, `eval` and `plot` (and, hidden, `distributed-check` and the verbs' older
+    /// top-level spellings).
     static var configuration: CommandConfiguration {
         CommandConfiguration(
             commandName: "generative",
             abstract: "Train, sample and evaluate generative models (VAE, GANs, flows, diffusion) on Fashion-MNIST.",
             version: ToolkitVersion.line,
-            subcommands: [Train.self, Sample.self] + CommandRegistry.verbs + [Export.self, Bench.self, Eval.self, Plot.self, DistributedCheck.self])
+            subcommands: [Train.self, Sample.self] + CommandRegistry.verbs + [Export.self, Bench.self, Eval.self, Plot.self, DistributedCheck.self]
+                + CommandRegistry.formerVerbSpellings)
     }
 
     /// Line-buffered standard output, so progress lines reach a log file as they happen; and a

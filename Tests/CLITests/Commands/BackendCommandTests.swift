@@ -51,8 +51,8 @@ final class BackendCommandTests: CommandTestCase {
                       "classifier", "noisy-classifier", "realnvp", "autoencoder-kl"].map { ["train", $0] } + [["train", "ldm", "--autoencoder", "x"]]
         let samples = ["vae", "ddpm", "sgm", "gan", "dcgan", "wgan-gp", "sngan", "cgan", "cyclegan", "realnvp", "ldm"]
             .map { ["sample", $0, "--checkpoint", "x"] }
-        let others = [["eval", "x.npy"], ["bench"], ["reconstruct", "--checkpoint", "x"], ["interpolate", "--checkpoint", "x"],
-                      ["translate", "--checkpoint", "x", "--input", "y"]]
+        let others = [["eval", "x.npy"], ["bench"], ["vae", "reconstruct", "--checkpoint", "x"], ["vae", "interpolate", "--checkpoint", "x"],
+                      ["cyclegan", "translate", "--checkpoint", "x", "--input", "y"]]
         let sampleCommands = samples.map { $0[1] == "cyclegan" ? $0 + ["--input", "y"] : $0 }
         for arguments in trains + sampleCommands + others {
             let command = try Generative.parseAsRoot(arguments + ["--backend", "reference", "--threads", "3"])

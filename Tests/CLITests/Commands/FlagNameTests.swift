@@ -14,7 +14,7 @@ final class FlagNameTests: CommandTestCase {
         XCTAssertEqual(train.options.initFrom, [InitialWeights(path: "w.safetensors")])
         let gan = try XCTUnwrap(try Generative.parseAsRoot(["train", "dcgan", "--init-scheme", "pytorch"]) as? TrainDCGAN)
         XCTAssertEqual(gan.flags.initialization, .pytorch)
-        let interpolate = try XCTUnwrap(try Generative.parseAsRoot(["interpolate", "--checkpoint", "x", "--frames", "5"]) as? Interpolate)
+        let interpolate = try XCTUnwrap(try Generative.parseAsRoot(["vae", "interpolate", "--checkpoint", "x", "--frames", "5"]) as? Interpolate)
         XCTAssertEqual(interpolate.steps, 5)
         let bench = try XCTUnwrap(try Generative.parseAsRoot(["bench", "--batch-size", "32"]) as? Bench)
         XCTAssertEqual(bench.batch, 32)
@@ -25,7 +25,7 @@ final class FlagNameTests: CommandTestCase {
         let nowhere = ["--data", "/nonexistent/fashion-mnist", "--out", tempDir().appendingPathComponent("run").path]
         for (arguments, old, new) in [(["train", "vae", "--steps", "1"] + nowhere, "--steps", "--max-steps"),
                                       (["train", "dcgan", "--init", "pytorch"] + nowhere, "--init", "--init-scheme"),
-                                      (["interpolate", "--checkpoint", "missing.safetensors", "--steps", "3"], "--steps", "--frames"),
+                                      (["vae", "interpolate", "--checkpoint", "missing.safetensors", "--steps", "3"], "--steps", "--frames"),
                                       (["bench", "--batch", "8", "--workload", "nothing"], "--batch", "--batch-size")] {
             let (_, _, err) = try runExecutable(arguments)
             XCTAssertTrue(err.contains("warning: \(old) is deprecated and goes in the next release; use \(new)"), err)
@@ -61,8 +61,8 @@ final class FlagNameTests: CommandTestCase {
         let accepted = "use .png (a grid), .npy (an array) or a folder (no extension)"
         for arguments in [["sample", "vae", "--checkpoint", "c.safetensors", "--out", "x.jpg"],
                           ["sample", "ddpm", "--checkpoint", "c.safetensors", "--out", "x.JPEG"],
-                          ["reconstruct", "--checkpoint", "c.safetensors", "--out", "x.gif"],
-                          ["translate", "--checkpoint", "c.safetensors", "--input", "a.npy", "--out", "x.tiff"]] {
+                          ["vae", "reconstruct", "--checkpoint", "c.safetensors", "--out", "x.gif"],
+                          ["cyclegan", "translate", "--checkpoint", "c.safetensors", "--input", "a.npy", "--out", "x.tiff"]] {
             let ext = arguments.last!.split(separator: ".").last!.lowercased()
             XCTAssertEqual(errorMessage(arguments), "--out \(arguments.last!): unknown extension .\(ext); \(accepted)", "\(arguments)")
         }

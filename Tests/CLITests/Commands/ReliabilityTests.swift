@@ -79,7 +79,7 @@ final class ReliabilityTests: CommandTestCase {
         }
         let out = dir.appendingPathComponent("x.png").path
         for arguments in [["sample", "vae", "--checkpoint", vaeRun + "/checkpoint.safetensors", "--out", out],
-                          ["reconstruct", "--checkpoint", vaeRun + "/checkpoint.safetensors", "--out", out],
+                          ["vae", "reconstruct", "--checkpoint", vaeRun + "/checkpoint.safetensors", "--out", out],
                           ["sample", "dcgan", "--checkpoint", ganRun + "/checkpoint.safetensors", "--out", out],
                           ["sample", "ddpm", "--checkpoint", ddpmRun + "/checkpoint.safetensors", "--steps", "2", "--out", out],
                           ["eval", ddpmRun + "/checkpoint.safetensors", "--count", "10", "--steps", "2"],

@@ -58,8 +58,8 @@ final class LegacyCheckpointTests: CommandTestCase {
     /// The commands that wrote each expected .npy of `legacy-2026-12b` (CHECKPOINT: the folder's file).
     static let familySamples: [(String, [String])] = [
         ("vae-seed5", ["sample", "vae", "--checkpoint", "vae-conv.safetensors", "--count", "3", "--seed", "5"]),
-        ("vae-reconstruct", ["reconstruct", "--checkpoint", "vae-conv.safetensors", "--count", "2"]),
-        ("vae-interpolate", ["interpolate", "--checkpoint", "vae-conv.safetensors", "--from", "3", "--to", "4", "--steps", "3"]),
+        ("vae-reconstruct", ["vae", "reconstruct", "--checkpoint", "vae-conv.safetensors", "--count", "2"]),
+        ("vae-interpolate", ["vae", "interpolate", "--checkpoint", "vae-conv.safetensors", "--from", "3", "--to", "4", "--steps", "3"]),
         ("dcgan-seed5", ["sample", "dcgan", "--checkpoint", "dcgan.safetensors", "--count", "3", "--seed", "5"]),
         ("dcgan-seed5-raw", ["sample", "dcgan", "--checkpoint", "dcgan.safetensors", "--count", "3", "--seed", "5", "--no-ema"]),
         ("sngan-seed2", ["sample", "sngan", "--checkpoint", "sngan.safetensors", "--count", "3", "--seed", "2"]),
@@ -80,6 +80,26 @@ final class LegacyCheckpointTests: CommandTestCase {
             XCTAssertEqual(actual.count, expected.count, name)
             XCTAssertLessThan(zip(actual, expected).map { abs($0 - $1) }.max() ?? 1, Self.tolerance, name)
         }
+    }
+
+    /// Scripts written before the family verbs moved under their model's name still run: the older
+    /// top-level spelling (`generative reconstruct`) writes what `generative vae reconstruct` writes,
+    /// after a note on stderr naming the new spelling, and stays out of `--help`.
+    func testFormerVerbSpellingsStillRun() throws {
+        let dir = tempDir()
+        let checkpoint = Self.familiesFolder.appendingPathComponent("vae-conv.safetensors").path
+        let old = dir.appendingPathComponent("old.npy"), new = dir.appendingPathComponent("new.npy")
+        try run(["reconstruct", "--checkpoint", checkpoint, "--count", "2", "--out", old.path])
+        try run(["vae", "reconstruct", "--checkpoint", checkpoint, "--count", "2", "--out", new.path])
+        XCTAssertEqual(try Data(contentsOf: old), try Data(contentsOf: new))
+        XCTAssertNotNil(try Generative.parseAsRoot(["translate", "--checkpoint", "c", "--input", "x"]) as? FormerVerbSpelling<CycleGANVerbs, Translate>)
+        for verb in ["reconstruct", "interpolate", "translate", "encode", "decode", "inpaint", "upscale"] {
+            XCTAssertFalse(Generative.helpMessage().contains("  \(verb) "), verb)
+        }
+        let result = try runExecutable(["interpolate", "--checkpoint", checkpoint, "--frames", "3",
+                                        "--out", dir.appendingPathComponent("i.npy").path])
+        XCTAssertEqual(result.status, 0, result.err)
+        XCTAssertTrue(result.err.contains("note: `generative interpolate` is now `generative vae interpolate`"), result.err)
     }
 
     /// A sampler registered here is a `--sampler` value of `generative sample ddpm` and `eval`.

@@ -100,6 +100,33 @@ struct TrainGaussianImageModel: ParsableCommand {
     }
 }
 
+/// `generative test-gaussian mean`: a verb of the family's own, writing its mean image.
+struct GaussianMeanImage: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "mean", abstract: "Write the mean image of a test-gaussian checkpoint.")
+    @Option var checkpoint: String
+    @Option var out: String
+
+    func run() throws {
+        let model = try GaussianImageModel.load(try Checkpoint(contentsOf: URL(fileURLWithPath: checkpoint)))
+        try NPY.write(model.network.mean.value.reshaped([1] + model.imageShape), to: URL(fileURLWithPath: out))
+    }
+}
+
+/// `generative test-gaussian VERB`: the family's verbs, under its name.
+struct GaussianVerbs: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "test-gaussian", abstract: "Use a test-gaussian checkpoint.",
+                                                    subcommands: [GaussianMeanImage.self])
+}
+
+/// `generative bench --workload test-gaussian`: one Adam step of the Gaussian on a batch.
+let gaussianWorkload = WorkloadBenchmark.Suite(name: "test-gaussian") { override, rng in
+    let model = GaussianImageModel(imageShape: WorkloadBenchmark.referenceImageShape, learningRate: 1e-2)
+    let images = Tensor.uniform([WorkloadBenchmark.batchSize(32, override: override)] + model.imageShape, generator: rng)
+    return [WorkloadBenchmark.Workload(name: "test-gaussian", phase: "train", batch: images.shape[0], flopsPerItem: 0) {
+        _ = model.trainStep(images: images, labels: nil, rng: rng, step: 0)
+    }]
+}
+
 /// `generative sample test-gaussian`: the shared sampling command.
 enum GaussianSampleSpec: SampleCommandSpec {
     static let commandName = "test-gaussian"
@@ -113,7 +140,8 @@ final class ToyFamilyTests: CommandTestCase {
     override func setUp() {
         super.setUp()
         CommandRegistry.register(FamilyCommands(name: "test-gaussian", train: [TrainGaussianImageModel.self],
-                                                sample: [SampleCommand<GaussianSampleSpec>.self], models: [GaussianImageModel.self]))
+                                                sample: [SampleCommand<GaussianSampleSpec>.self], verbs: [GaussianVerbs.self],
+                                                models: [GaussianImageModel.self], benchmarks: [gaussianWorkload]))
     }
 
     func testARegisteredFamilyTrainsSamplesEvaluatesAndExportsThroughTheCommands() throws {
@@ -147,6 +175,19 @@ final class ToyFamilyTests: CommandTestCase {
         let exported = dir.appendingPathComponent("w.safetensors")
         try self.run(["export", "--checkpoint", checkpoint, "--out", exported.path])
         XCTAssertEqual(try SafeTensorsFile(contentsOf: exported).names, ["log_std", "mean"])
+
+        // Its own verb, under its name at the top level (and listed in --help).
+        let mean = dir.appendingPathComponent("mean.npy")
+        try self.run(["test-gaussian", "mean", "--checkpoint", checkpoint, "--out", mean.path])
+        XCTAssertEqual(try NPY.readImages(mean).scalars(as: Float.self), model.network.mean.value.scalars(as: Float.self))
+        XCTAssertTrue(Generative.helpMessage().contains("test-gaussian"))
+
+        // Timed by `generative bench` through the registry, and selectable by name.
+        let bench = try XCTUnwrap(try Generative.parseAsRoot(["bench", "--workload", "test-gaussian", "--seconds", "0.01",
+                                                              "--batch-size", "8"]) as? Bench)
+        var results: [WorkloadBenchmark.Result] = []
+        bench.timeWorkloads { results.append($0) }
+        XCTAssertEqual(results.map { "\($0.workload) \($0.phase) \($0.batch)" }, ["test-gaussian train 8"])
 
         // Sampler and guidance flags belong to the diffusion family: eval refuses them here.
         XCTAssertThrowsError(try (Generative.parseAsRoot(["eval", checkpoint, "--count", "5", "--guidance", "2"]) as! Eval)

@@ -226,7 +226,7 @@ public final class LatentDiffusionTraining: GenerativeModel {
         }
         try validate(options)
         if config.condition.isConcatenated {
-            let verb = config.condition == .inpaint ? "generative inpaint" : "generative upscale"
+            let verb = config.condition == .inpaint ? "generative ldm inpaint" : "generative ldm upscale"
             throw ModelError("an \(config.condition.rawValue) ldm samples from an input image: use \(verb)")
         }
         let labels = labels ?? (classCount > 0 ? Array(repeating: classCount, count: count) : nil)

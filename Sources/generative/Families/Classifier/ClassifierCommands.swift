@@ -10,7 +10,8 @@ import GenEval
 
 /// Classifiers: the evaluation's feature network and the noisy classifier that guides a DDPM. They
 /// make no images, so they have only `train` commands.
-let classifierFamily = FamilyCommands(name: "classifier", train: [TrainNoisyClassifier.self, TrainClassifier.self])
+let classifierFamily = FamilyCommands(name: "classifier", train: [TrainNoisyClassifier.self, TrainClassifier.self],
+                                      benchmarks: [WorkloadBenchmark.classifier])
 
 /// `generative train noisy-classifier`.
 struct TrainNoisyClassifier: ParsableCommand {

@@ -12,7 +12,8 @@ import GenEval
 /// sampler.
 let diffusionFamily = FamilyCommands(name: "diffusion", train: [TrainDDPM.self, TrainSGM.self],
                                      sample: [SampleDDPM.self, SampleSGM.self],
-                                     models: [DDPMTraining.self, ScoreModelTraining.self])
+                                     models: [DDPMTraining.self, ScoreModelTraining.self],
+                                     benchmarks: [WorkloadBenchmark.unet, WorkloadBenchmark.ddpm])
 
 extension ScoreSDE: ExpressibleByArgument {}
 extension PredictionType: ExpressibleByArgument {}

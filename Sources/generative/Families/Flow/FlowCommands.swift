@@ -8,10 +8,17 @@ import GenModels
 import GenData
 import GenEval
 
-/// The flow family: `train realnvp` (RealNVP or Glow), `sample realnvp`, and the verbs `encode` and
-/// `decode` between images and latents.
+/// The flow family: `train realnvp` (RealNVP or Glow), `sample realnvp`, and the verbs
+/// `realnvp encode` and `realnvp decode` between images and latents.
 let flowFamily = FamilyCommands(name: "flow", train: [TrainRealNVP.self], sample: [SampleRealNVP.self],
-                                verbs: [Encode.self, Decode.self], models: [FlowTraining.self])
+                                verbs: [FlowVerbs.self], models: [FlowTraining.self])
+
+/// `generative realnvp VERB`: a flow checkpoint's exact maps between images and latents.
+struct FlowVerbs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "realnvp", abstract: "Map images to a flow's latents and back (RealNVP or Glow checkpoints).",
+        subcommands: [Encode.self, Decode.self])
+}
 
 extension FlowArchitecture: ExpressibleByArgument {}
 extension CouplingKind: ExpressibleByArgument {}
@@ -118,7 +125,7 @@ struct SampleRealNVP: ParsableCommand {
     }
 }
 
-/// `generative encode`: images to a flow's latents.
+/// `generative realnvp encode`: images to a flow's latents.
 struct Encode: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Map images to a flow's latents (N x D float32 .npy), dequantised at the bins' centres.")
@@ -151,7 +158,7 @@ struct Encode: ParsableCommand {
     }
 }
 
-/// `generative decode`: a flow's latents to images.
+/// `generative realnvp decode`: a flow's latents to images.
 struct Decode: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Map a flow's latents (N x D .npy) back to images.")
 

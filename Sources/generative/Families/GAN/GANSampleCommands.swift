@@ -9,7 +9,7 @@ import GenData
 import GenEval
 
 /// The GAN family: one `train` and one `sample` command per variant, CycleGAN's translation, and the
-/// `translate` verb.
+/// verb `cyclegan translate`.
 let ganFamily = FamilyCommands(
     name: "gan",
     train: [TrainGAN.self, TrainDCGAN.self, TrainWGAN.self, TrainWGANGP.self, TrainLSGAN.self, TrainSNGAN.self, TrainCGAN.self,
@@ -18,8 +18,15 @@ let ganFamily = FamilyCommands(
              SampleCommand<GANSample<WGANVariant>>.self, SampleCommand<GANSample<WGANGPVariant>>.self,
              SampleCommand<GANSample<LSGANVariant>>.self, SampleCommand<GANSample<SNGANVariant>>.self,
              SampleCommand<GANSample<CGANVariant>>.self, SampleCycleGAN.self],
-    verbs: [Translate.self],
-    models: [GANTraining.self])
+    verbs: [CycleGANVerbs.self],
+    models: [GANTraining.self],
+    benchmarks: [WorkloadBenchmark.dcgan])
+
+/// `generative cyclegan VERB`: what a CycleGAN checkpoint does besides `sample cyclegan`.
+struct CycleGANVerbs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cyclegan", abstract: "Translate images between a CycleGAN's two domains.", subcommands: [Translate.self])
+}
 
 /// A GAN variant as a type, so that each has a `sample` command of its own name.
 protocol GANVariantName { static var variant: GANVariant { get } }
@@ -108,7 +115,7 @@ struct SampleCycleGAN: ParsableCommand {
     func run() throws { try flags.run() }
 }
 
-/// `generative translate`: a CycleGAN's translation of images into the other domain.
+/// `generative cyclegan translate`: a CycleGAN's translation of images into the other domain.
 struct Translate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Translate images of one domain into the other with a CycleGAN checkpoint (EMA weights by default).")

@@ -9,10 +9,17 @@ import GenData
 import GenEval
 
 /// The latent-diffusion family: `train autoencoder-kl` (the first stage), `train ldm`, `sample ldm`,
-/// and the verbs `inpaint` and `upscale`.
+/// and the verbs `ldm inpaint` and `ldm upscale`.
 let latentDiffusionFamily = FamilyCommands(name: "latent-diffusion", train: [TrainAutoencoderKL.self, TrainLDM.self],
-                                           sample: [SampleLDM.self], verbs: [Inpaint.self, Upscale.self],
-                                           models: [LatentDiffusionTraining.self])
+                                           sample: [SampleLDM.self], verbs: [LatentDiffusionVerbs.self],
+                                           models: [LatentDiffusionTraining.self], benchmarks: [WorkloadBenchmark.ldm])
+
+/// `generative ldm VERB`: what an inpainting or super-resolution ldm does besides `sample ldm`.
+struct LatentDiffusionVerbs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ldm", abstract: "Inpaint or upscale images with a conditioned latent diffusion model.",
+        subcommands: [Inpaint.self, Upscale.self])
+}
 
 extension PixelLoss: ExpressibleByArgument {}
 
@@ -291,7 +298,7 @@ struct ConditionedSamplingFlags: ParsableArguments {
     }
 }
 
-/// `generative inpaint`.
+/// `generative ldm inpaint`.
 struct Inpaint: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fill the masked pixels of images with an inpainting ldm; the kept pixels are the input's exactly.")
@@ -325,7 +332,7 @@ struct Inpaint: ParsableCommand {
     }
 }
 
-/// `generative upscale`.
+/// `generative ldm upscale`.
 struct Upscale: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Upscale 14x14 images to 28x28 with a super-resolution ldm.")

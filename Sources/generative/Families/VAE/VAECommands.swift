@@ -8,9 +8,16 @@ import GenModels
 import GenData
 import GenEval
 
-/// The VAE family: `train vae`, `sample vae`, and the verbs `reconstruct` and `interpolate`.
+/// The VAE family: `train vae`, `sample vae`, and the verbs `vae reconstruct` and `vae interpolate`.
 let vaeFamily = FamilyCommands(name: "vae", train: [TrainVAE.self], sample: [SampleVAE.self],
-                               verbs: [Reconstruct.self, Interpolate.self], models: [VAETraining.self])
+                               verbs: [VAEVerbs.self], models: [VAETraining.self], benchmarks: [WorkloadBenchmark.vae])
+
+/// `generative vae VERB`: what a VAE checkpoint does besides sampling.
+struct VAEVerbs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vae", abstract: "Reconstruct test images with a VAE, or interpolate between them.",
+        subcommands: [Reconstruct.self, Interpolate.self])
+}
 
 extension ReconstructionLoss: ExpressibleByArgument {}
 extension AutoencoderKind: ExpressibleByArgument {}
@@ -96,7 +103,7 @@ struct SampleVAE: ParsableCommand {
     }
 }
 
-/// `generative reconstruct`: test images beside their VAE reconstructions.
+/// `generative vae reconstruct`: test images beside their VAE reconstructions.
 struct Reconstruct: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Reconstruct test images with a VAE (rows alternate originals and reconstructions in a grid).")
@@ -127,7 +134,7 @@ struct Reconstruct: ParsableCommand {
     }
 }
 
-/// `generative interpolate`: a straight line in latent space between two test images.
+/// `generative vae interpolate`: a straight line in latent space between two test images.
 struct Interpolate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Decode points on the line between two test images' latent means.")
 

@@ -49,17 +49,17 @@ final class FlowCommandTests: CommandTestCase {
         let test = try loadDataset(nil, split: .test).images.sliced(axis: 0, 0..<4)
         let input = dir.appendingPathComponent("x.npy"), latents = dir.appendingPathComponent("z.npy")
         try NPY.writeImages(test, to: input)
-        try self.run(["encode", "--checkpoint", checkpoint, "--input", input.path, "--out", latents.path])
+        try self.run(["realnvp", "encode", "--checkpoint", checkpoint, "--input", input.path, "--out", latents.path])
         XCTAssertEqual(try NPY.read(latents).shape, [4, 784])
         let decoded = dir.appendingPathComponent("d.npy")
-        try self.run(["decode", "--checkpoint", checkpoint, "--input", latents.path, "--out", decoded.path])
+        try self.run(["realnvp", "decode", "--checkpoint", checkpoint, "--input", latents.path, "--out", decoded.path])
         let levels = { (t: Tensor) in t.scalars(as: Float.self).map { ($0 * 255).rounded() } }
         XCTAssertEqual(levels(try NPY.readImages(decoded)), levels(test))
 
         XCTAssertEqual(errorMessage(["sample", "realnvp", "--checkpoint", checkpoint, "--temperature", "-1"]),
                        "--temperature must be a non-negative number")
-        XCTAssertTrue(errorMessage(["decode", "--checkpoint", checkpoint, "--input", input.path])?.contains("the flow's latents are N x 784") ?? false)
-        XCTAssertTrue(errorMessage(["encode", "--checkpoint", checkpoint, "--input", input.path, "--out", "z.png"])?.contains("--out") ?? false)
+        XCTAssertTrue(errorMessage(["realnvp", "decode", "--checkpoint", checkpoint, "--input", input.path])?.contains("the flow's latents are N x 784") ?? false)
+        XCTAssertTrue(errorMessage(["realnvp", "encode", "--checkpoint", checkpoint, "--input", input.path, "--out", "z.png"])?.contains("--out") ?? false)
         XCTAssertTrue(errorMessage(["eval", checkpoint, "--likelihood", "--likelihood-method", "ode"])?.contains("not ode") ?? false)
     }
 

@@ -132,7 +132,7 @@ final class GANCommandTests: CommandTestCase {
         XCTAssertNotNil(errorMessage(["sample", "cyclegan", "--checkpoint", checkpoint, "--input", input.path, "--direction", "up"]))
         let wrong = dir.appendingPathComponent("gan")
         try self.run(["train", "gan", "--epochs", "1", "--max-steps", "1", "--batch-size", "4", "--out", wrong.path])
-        let wrongKind = errorMessage(["translate", "--checkpoint", wrong.path + "/checkpoint.safetensors",
+        let wrongKind = errorMessage(["cyclegan", "translate", "--checkpoint", wrong.path + "/checkpoint.safetensors",
                                       "--input", input.path, "--out", out.path]) ?? ""
         XCTAssertTrue(wrongKind.contains("'gan' checkpoint, not a cyclegan one") && wrongKind.contains("generative sample gan"),
                       wrongKind)

@@ -112,7 +112,7 @@ final class LatentDiffusionCommandTests: CommandTestCase {
         try NPY.write(images, to: input)
         try NPY.write(InpaintingMasks.centre(count: 1), to: maskFile)
         let out = dir.appendingPathComponent("filled.npy")
-        try run(["inpaint", "--checkpoint", inpaintModel, "--input", input.path, "--mask", maskFile.path, "--steps", "3", "--out", out.path])
+        try run(["ldm", "inpaint", "--checkpoint", inpaintModel, "--input", input.path, "--mask", maskFile.path, "--steps", "3", "--out", out.path])
         let filled = try NPY.readImages(out).scalars(as: Float.self), original = images.scalars(as: Float.self)
         let mask = InpaintingMasks.centre(count: 3).scalars(as: Float.self)
         XCTAssertEqual(filled.count, original.count)
@@ -125,26 +125,26 @@ final class LatentDiffusionCommandTests: CommandTestCase {
         let low = dir.appendingPathComponent("low.npy")
         try NPY.write(resizeImages(images, height: 14, width: 14), to: low)
         let up = dir.appendingPathComponent("up.npy")
-        try run(["upscale", "--checkpoint", upscaleModel, "--input", low.path, "--steps", "3", "--out", up.path])
+        try run(["ldm", "upscale", "--checkpoint", upscaleModel, "--input", low.path, "--steps", "3", "--out", up.path])
         XCTAssertEqual(try NPY.readImages(up).shape, [3, 28, 28, 1])
         // The interpolation baseline, without a model: bicubic, clamped to [0, 1].
         let bicubic = dir.appendingPathComponent("bicubic.npy")
-        try run(["upscale", "--baseline", "bicubic", "--input", low.path, "--out", bicubic.path])
+        try run(["ldm", "upscale", "--baseline", "bicubic", "--input", low.path, "--out", bicubic.path])
         let expected = resizeImages(try NPY.readImages(low), height: 28, width: 28, filter: .bicubic).scalars(as: Float.self).map { min(max($0, 0), 1) }
         XCTAssertEqual(try NPY.readImages(bicubic).scalars(as: Float.self), expected)
-        XCTAssertEqual(errorMessage(["upscale", "--baseline", "bicubic", "--checkpoint", upscaleModel, "--input", low.path, "--out", up.path]),
+        XCTAssertEqual(errorMessage(["ldm", "upscale", "--baseline", "bicubic", "--checkpoint", upscaleModel, "--input", low.path, "--out", up.path]),
                        "--baseline interpolates without a model: give it or --checkpoint, not both")
-        XCTAssertTrue(errorMessage(["upscale", "--input", low.path, "--out", up.path])?.hasPrefix("--checkpoint") ?? false)
+        XCTAssertTrue(errorMessage(["ldm", "upscale", "--input", low.path, "--out", up.path])?.hasPrefix("--checkpoint") ?? false)
 
-        XCTAssertTrue(errorMessage(["upscale", "--checkpoint", inpaintModel, "--input", low.path, "--out", up.path])?
+        XCTAssertTrue(errorMessage(["ldm", "upscale", "--checkpoint", inpaintModel, "--input", low.path, "--out", up.path])?
             .contains("--condition inpaint") ?? false)
-        XCTAssertTrue(errorMessage(["upscale", "--checkpoint", upscaleModel, "--input", input.path, "--out", up.path])?
+        XCTAssertTrue(errorMessage(["ldm", "upscale", "--checkpoint", upscaleModel, "--input", input.path, "--out", up.path])?
             .contains("--input") ?? false, "28x28 inputs to a 14x14 upscaler")
         let twoMasks = dir.appendingPathComponent("m2.npy")
         try NPY.write(InpaintingMasks.centre(count: 2), to: twoMasks)
-        XCTAssertTrue(errorMessage(["inpaint", "--checkpoint", inpaintModel, "--input", input.path, "--mask", twoMasks.path,
+        XCTAssertTrue(errorMessage(["ldm", "inpaint", "--checkpoint", inpaintModel, "--input", input.path, "--mask", twoMasks.path,
                                     "--out", out.path])?.contains("--mask") ?? false)
-        XCTAssertTrue(errorMessage(["sample", "ldm", "--checkpoint", inpaintModel, "--count", "2"])?.contains("generative inpaint") ?? false)
+        XCTAssertTrue(errorMessage(["sample", "ldm", "--checkpoint", inpaintModel, "--count", "2"])?.contains("generative ldm inpaint") ?? false)
     }
 
     /// A prompt model trains on captions, samples a prompt with guidance, and refuses a prompt that
