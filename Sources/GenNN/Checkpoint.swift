@@ -35,6 +35,22 @@ public struct Checkpoint {
     /// The file this checkpoint was read from (for error messages).
     public private(set) var path: String = "checkpoint"
 
+    /// The metadata key marking a checkpoint stripped to its weights.
+    public static let weightsOnlyKey = "weights_only"
+
+    /// Whether this checkpoint holds weights only (no optimiser state): it samples, evaluates and
+    /// exports like the checkpoint it came from, and cannot be resumed.
+    public var isWeightsOnly: Bool { metadata[Self.weightsOnlyKey] == "true" }
+
+    /// This checkpoint without the optimisers' state (`optim.*`, twice the weights' size for Adam):
+    /// the weights, EMA weights, buffers and metadata stay, so every family loads it for sampling.
+    public func weightsOnly() -> Checkpoint {
+        var copy = self
+        copy.tensors = tensors.filter { !$0.key.hasPrefix("optim.") }
+        copy.metadata[Self.weightsOnlyKey] = "true"
+        return copy
+    }
+
     /// Writes atomically (temporary file, fsync, rename).
     public func write(to url: URL) throws {
         try SafeTensorsFile.write(tensors, metadata: metadata, to: url)
@@ -96,8 +112,10 @@ public struct Checkpoint {
         }
     }
 
-    /// Restores an optimizer's state stored by `store(_:of:as:)`.
+    /// Restores an optimizer's state stored by `store(_:of:as:)`; a weights-only checkpoint
+    /// leaves the optimizer as it is.
     public func restore(_ optimizer: Optimizer, of module: Module, from network: String) throws {
+        if isWeightsOnly { return }
         let names = parameterNames(optimizer, module)
         let prefix = "optim.\(network)."
         var state: [String: Tensor] = [:]

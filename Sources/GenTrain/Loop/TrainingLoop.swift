@@ -183,6 +183,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case diskSpace(folder: String, free: Int64, needed: Int64)
     /// A training label outside the model's classes (checked before the first step).
     case labelOutOfRange(index: Int, label: Int64, classes: Int)
+    /// `--resume` of a checkpoint without optimiser state (`export --weights-only`).
+    case weightsOnly(path: String)
 
     public var description: String {
         switch self {
@@ -197,6 +199,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .diskSpace(folder, free, needed):
             return String(format: "%@ has %.1f MB free; a checkpoint is written beside the last, so training needs %.1f MB: free some space or choose another --out",
                           folder, Double(free) / 1e6, Double(needed) / 1e6)
+        case let .weightsOnly(path):
+            return "--resume: \(path) holds weights only (no optimiser or random-generator state), so it cannot be resumed; "
+                + "start a new run from its weights with --init-from, or choose another --out"
         case let .configurationChanged(path, differences):
             return "--resume: \(differences.joined(separator: "; ")) (stored in \(path)). A resumed run keeps its configuration "
                 + "(--help lists what may change); to start afresh use --overwrite"
@@ -260,9 +265,16 @@ public final class TrainingLoop {
         var rng = RandomGenerator(seed: options.seed &+ 0x5EED)
         var history: [EpochRecord] = (try? Self.readMetrics(run.metrics)) ?? []
         var lastSaved: Int?
+        // Wall-clock seconds of training in the invocations before this one (checkpoints record the
+        // sum as `train_seconds`).
+        var earlierSeconds = 0.0
         if resume, FileManager.default.fileExists(atPath: run.checkpoint.path) {
             let checkpoint = try Checkpoint(contentsOf: run.checkpoint)
+            if checkpoint.isWeightsOnly {
+                throw TrainingError.weightsOnly(path: run.checkpoint.path)
+            }
             try checkSameConfiguration(checkpoint)
+            earlierSeconds = checkpoint.metadata["train_seconds"].flatMap(Double.init) ?? 0
             try model.restore(from: checkpoint)
             epoch = try checkpoint.integer("epoch")
             batchIndex = try checkpoint.integer("batch")
@@ -300,6 +312,7 @@ public final class TrainingLoop {
             c.metadata["step"] = String(step)
             c.metadata["model"] = type(of: model).kind
             c.metadata["generative_version"] = ToolkitVersion.line
+            c.metadata["train_seconds"] = String(format: "%.1f", earlierSeconds + Date().timeIntervalSince(started))
             c.store(rng, as: "rng")
             if let data = try? JSONEncoder().encode(sums) { c.metadata["epoch_sums"] = String(decoding: data, as: UTF8.self) }
             if let data = try? JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]) {

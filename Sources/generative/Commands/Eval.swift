@@ -175,8 +175,8 @@ struct Eval: ParsableCommand {
         print(json ? try report.json() : report.table())
     }
 
-    /// Loads or samples the images and scores them.
-    func evaluate(log: @escaping (String) -> Void = logLine) throws -> EvaluationReport {
+    /// Loads or samples the images and scores them; `keepImages` receives the images scored.
+    func evaluate(log: @escaping (String) -> Void = logLine, keepImages: ((Tensor) -> Void)? = nil) throws -> EvaluationReport {
         let settings = CheckpointSampling(batchSize: batchSize, threads: threads, ema: !noEma, sampling: sampling, guidance: guidance,
                                           temperature: temperature)
         let loaded = try EvalInput.load(input, count: count, seed: seed, sampling: settings, log: log)
@@ -190,6 +190,7 @@ struct Eval: ParsableCommand {
             images = GaussianBlur.apply(images, sigma: blur)
             inputName += String(format: " blurred (Gaussian, sigma %g)", blur)
         }
+        keepImages?(images)
         var imageLabels = loaded.labels
         if let labels {
             let t = try NPY.read(URL(fileURLWithPath: labels))

@@ -25,12 +25,19 @@ struct Export: ParsableCommand {
     @Option(help: "The network to export, for checkpoints of several (e.g. generator, discriminator); default: the model's first.")
     var network: String?
 
+    @Flag(help: "Write a generative checkpoint without the optimiser state instead of a state_dict: it samples, evaluates and exports as the checkpoint does (without Adam's two moments per weight), and cannot be resumed.")
+    var weightsOnly = false
+
     func validate() throws {
         if sameFile(out, checkpoint) { throw ValidationError("--out \(out) is the checkpoint being exported: choose another file") }
+        if weightsOnly && (ema || network != nil) {
+            throw ValidationError("--weights-only keeps every network and its EMA weights; --ema and --network choose a state_dict's contents")
+        }
     }
 
     func run() throws {
         let c = try Checkpoint.finite(contentsOf: URL(fileURLWithPath: checkpoint))
+        if weightsOnly { return try writeWeightsOnly(c) }
         // A registered model loads (its tensors checked against its networks' shapes) and names
         // the networks it exports; other checkpoints (classifiers, CycleGAN) export by prefix.
         var network = self.network ?? "model"
@@ -55,5 +62,15 @@ struct Export: ParsableCommand {
         guard !state.isEmpty else { throw ValidationError("\(checkpoint) holds no network named '\(network)'") }
         try SafeTensorsFile.write(state, metadata: ["source": checkpoint], to: URL(fileURLWithPath: out))
         print("wrote \(state.count) tensors to \(out)")
+    }
+
+    /// `--weights-only`: the checkpoint less its optimiser state, checked to load as it did.
+    func writeWeightsOnly(_ c: Checkpoint) throws {
+        let stripped = c.weightsOnly()
+        if let family = ModelRegistry.model(kind: c.metadata["model"] ?? "") { _ = try family.load(stripped) }
+        try stripped.write(to: URL(fileURLWithPath: out))
+        let bytes = { (path: String) in ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? Int) ?? 0 }
+        print(String(format: "wrote %@ (weights only, %.1f MB; the checkpoint is %.1f MB)", out,
+                     Double(bytes(out)) / 1e6, Double(bytes(checkpoint)) / 1e6))
     }
 }

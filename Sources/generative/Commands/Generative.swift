@@ -12,14 +12,14 @@ import GenTrain
 @main
 struct Generative: ParsableCommand {
     /// `train` and `sample`, the families' verb groups (`vae`, `cyclegan`, `realnvp`, `ldm`), then
-    /// `export`, `bench`, `eval` and `plot` (and, hidden, `distributed-check` and the verbs' older
+    /// `export`, `bench`, `eval`, `table` and `plot` (and, hidden, `distributed-check` and the verbs' older
     /// top-level spellings).
     static var configuration: CommandConfiguration {
         CommandConfiguration(
             commandName: "generative",
             abstract: "Train, sample and evaluate generative models (VAE, GANs, flows, diffusion) on Fashion-MNIST.",
             version: ToolkitVersion.line,
-            subcommands: [Train.self, Sample.self] + CommandRegistry.verbs + [Export.self, Bench.self, Eval.self, Plot.self, DistributedCheck.self]
+            subcommands: [Train.self, Sample.self] + CommandRegistry.verbs + [Export.self, Bench.self, Eval.self, Table.self, Plot.self, DistributedCheck.self]
                 + CommandRegistry.formerVerbSpellings)
     }
 

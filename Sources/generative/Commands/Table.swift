@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import GenTensor
+import GenFormats
+import GenNN
+import GenData
+import GenEval
+
+/// `generative table`: the chapter's Table 6-1 measured on the shipped checkpoints.
+struct Table: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the chapter's comparison table (Table 6-1) on the shipped checkpoints: FID, FID∞, IS, KID, precision, recall, speed.",
+        discussion: """
+            Rows: \(ComparisonTable.rowNames.joined(separator: ", ")). The test row scores the test split; every other \
+            row samples CHECKPOINTS/ROW.safetensors (checkpoints/README.md gives each file's training command) with its \
+            model's default sampler and scores the samples exactly as `generative eval CHECKPOINT --count N --seed S` \
+            does, against the training split. A row whose checkpoint is missing is listed without figures. Prints a \
+            markdown table with the chapter's FID and IS beside each row and the rank by FID in both orderings, or \
+            with --json one object {"rows": [{"name", "fid", "fid_inf", "is", "kid", "precision", "recall", \
+            "images_per_s", "nfe", "threads", "params", "train_seconds", "note"}]}. Progress goes to stderr.
+            """)
+
+    @Option(help: "The rows to measure, separated by commas (default: all).")
+    var rows: String?
+
+    @Option(help: "The folder holding ROW.safetensors for each model row.")
+    var checkpoints: String = "checkpoints"
+
+    @Option(parsing: .unconditional, help: "Samples per row (the test row: its first N images).")
+    var count: Int = 10_000
+
+    @Option(help: "Seed of every row's sampling noise and of the metrics' random subsets.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Keep each row's images as DIR/ROW.npy (N x 28 x 28 float32 in [0, 1]).")
+    var saveSamples: String?
+
+    @Flag(help: "Print one JSON object instead of the markdown table.")
+    var json = false
+
+    @Option(help: "Images per batch, for the feature network and for sampling.")
+    var batchSize: Int = 500
+
+    @Option(help: "A data folder for the reference and test images (default: Debian's Fashion-MNIST).")
+    var data: String?
+
+    @Option(help: "The reference-statistics cache folder (default: $GENERATIVE_CACHE, else ~/.cache/generative).")
+    var cache: String?
+
+    @OptionGroup var compute: ComputeFlags
+
+    /// The rows `--rows` names, in the table's order.
+    var selectedRows: [String] {
+        get throws {
+            guard let rows else { return ComparisonTable.rowNames }
+            let names = rows.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            if let unknown = names.first(where: { !ComparisonTable.rowNames.contains($0) }) {
+                throw ValidationError("--rows: unknown row '\(unknown)'; choose from \(ComparisonTable.rowNames.joined(separator: ", "))")
+            }
+            return ComparisonTable.rowNames.filter(names.contains)
+        }
+    }
+
+    func validate() throws {
+        _ = try selectedRows
+        guard count >= 2 else { throw ValidationError("--count must be at least 2 (FID needs a covariance)") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        var isFolder: ObjCBool = false
+        if let saveSamples, FileManager.default.fileExists(atPath: saveSamples, isDirectory: &isFolder), !isFolder.boolValue {
+            throw ValidationError("--save-samples \(saveSamples) is a file; give a folder")
+        }
+    }
+
+    func run() throws {
+        let table = try measure()
+        print(json ? try table.json() : table.markdown())
+    }
+
+    /// Scores every selected row, logging progress.
+    func measure(log: @escaping (String) -> Void = logLine) throws -> ComparisonTable {
+        let names = try selectedRows
+        if let saveSamples { try FileManager.default.createDirectory(atPath: saveSamples, withIntermediateDirectories: true) }
+        var rows: [ComparisonTable.Row] = []
+        for (i, name) in names.enumerated() {
+            log("row \(i + 1)/\(names.count): \(name)")
+            rows.append(try measure(row: name, log: log))
+        }
+        return ComparisonTable(rows: rows)
+    }
+
+    /// One row: the test split, or the row's checkpoint sampled and scored as `eval` does.
+    func measure(row name: String, log: @escaping (String) -> Void) throws -> ComparisonTable.Row {
+        var input = "fashion-mnist:test"
+        var checkpoint: URL?
+        if name != "test" {
+            let url = URL(fileURLWithPath: checkpoints).appendingPathComponent("\(name).safetensors")
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                log("\(name): \(url.path) is missing; checkpoints/README.md gives the command that trains it")
+                return ComparisonTable.Row(name: name, note: "no checkpoint")
+            }
+            if name == "cyclegan" {
+                return ComparisonTable.Row(name: name, note: "translation FID not measured yet")
+            }
+            input = url.path
+            checkpoint = url
+        }
+        var arguments = [input, "--count", String(count), "--seed", String(seed), "--batch-size", String(batchSize),
+                         "--threads", String(compute.threads)]
+        if let data { arguments += ["--data", data] }
+        if let cache { arguments += ["--cache", cache] }
+        var images: Tensor?
+        let report = try Eval.parse(arguments).evaluate(log: log, keepImages: saveSamples == nil ? nil : { images = $0 })
+        if let saveSamples, let images {
+            try NPY.writeImages(images, to: URL(fileURLWithPath: saveSamples).appendingPathComponent("\(name).npy"))
+        }
+        var row = ComparisonTable.Row(name: name)
+        row.fid = report.fid
+        row.fidInfinity = report.fidInfinity
+        row.inceptionScore = report.inceptionScore
+        row.kid = report.kid
+        row.precision = report.precision
+        row.recall = report.recall
+        row.imagesPerSecond = report.sampling?.imagesPerSecond
+        row.networkEvaluations = report.sampling?.networkEvaluationsPerImage
+        row.threads = report.sampling?.threads
+        if let checkpoint {
+            let file = try SafeTensorsFile(contentsOf: checkpoint)
+            row.parameters = Self.weightCount(file)
+            row.trainSeconds = file.metadata["train_seconds"].flatMap(Double.init)
+        }
+        return row
+    }
+
+    /// The weights of a checkpoint's networks: every tensor but the optimisers' state, the EMA
+    /// copies and BatchNorm's running statistics.
+    static func weightCount(_ file: SafeTensorsFile) -> Int {
+        let buffers = ["running_mean", "running_var", "num_batches_tracked"]
+        return file.entries.values.filter { entry in
+            !entry.name.hasPrefix("optim.") && !entry.name.hasPrefix("ema.") && !buffers.contains { entry.name.hasSuffix("." + $0) }
+        }.reduce(0) { $0 + $1.shape.reduce(1, *) }
+    }
+}

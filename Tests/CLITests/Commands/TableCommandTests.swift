@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+@testable import generative
+import GenTrain
+import XCTest
+import GenTensor
+import GenFormats
+import GenNN
+import GenEval
+import GenModels
+
+/// `generative table` on a folder of weights-only checkpoints, and `export --weights-only` itself.
+final class TableCommandTests: CommandTestCase {
+    func table(_ arguments: [String]) throws -> ComparisonTable {
+        let parsed = try XCTUnwrap(try Generative.parseAsRoot(["table"] + arguments) as? Table)
+        return try parsed.measure(log: { _ in })
+    }
+
+    func testTableScoresTheShippedRowsAsEvalDoes() throws {
+        let dir = tempDir()
+        let run = dir.appendingPathComponent("run").path
+        try self.run(["train", "vae", "--epochs", "1", "--max-steps", "40", "--batch-size", "64", "--out", run])
+        let full = run + "/checkpoint.safetensors"
+        let trained = try Checkpoint(contentsOf: URL(fileURLWithPath: full))
+        XCTAssertGreaterThan(trained.metadata["train_seconds"].flatMap(Double.init) ?? 0, 0, "training time is recorded")
+
+        // Weights only: Adam's two moments gone (the weights and their EMA copy stay, so half the
+        // size, up to the header), the same samples.
+        let shipped = dir.appendingPathComponent("checkpoints")
+        try FileManager.default.createDirectory(at: shipped, withIntermediateDirectories: true)
+        let vae = shipped.appendingPathComponent("vae.safetensors").path
+        try self.run(["export", "--checkpoint", full, "--weights-only", "--out", vae])
+        let size = { (path: String) in try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) }
+        XCTAssertLessThan(try size(vae), try size(full) / 2 + 4096)
+        let a = dir.appendingPathComponent("a.npy"), b = dir.appendingPathComponent("b.npy")
+        try self.run(["sample", "vae", "--checkpoint", full, "--count", "4", "--out", a.path])
+        try self.run(["sample", "vae", "--checkpoint", vae, "--count", "4", "--out", b.path])
+        XCTAssertEqual(try Data(contentsOf: a), try Data(contentsOf: b))
+        XCTAssertTrue(errorMessage(["export", "--checkpoint", full, "--weights-only", "--ema", "--out", vae])?.contains("--weights-only") ?? false)
+
+        // ... and it cannot be resumed.
+        let resumed = dir.appendingPathComponent("resumed")
+        try FileManager.default.createDirectory(at: resumed, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: vae, toPath: resumed.appendingPathComponent("checkpoint.safetensors").path)
+        XCTAssertTrue(errorMessage(["train", "vae", "--epochs", "2", "--out", resumed.path, "--resume"])?.contains("holds weights only") ?? false)
+
+        // The table: the test split, the VAE, and a row without a checkpoint.
+        let samples = dir.appendingPathComponent("samples").path
+        let arguments = ["--rows", "dcgan,vae,test", "--checkpoints", shipped.path, "--count", "300", "--seed", "3"]
+        let measured = try table(arguments + ["--save-samples", samples])
+        XCTAssertEqual(measured.rows.map(\.name), ["test", "vae", "dcgan"], "in the chapter's order")
+        XCTAssertEqual(measured.rows[2].note, "no checkpoint")
+        XCTAssertNil(measured.rows[2].fid)
+        let test = measured.rows[0], row = measured.rows[1]
+        XCTAssertLessThan(try XCTUnwrap(test.fid), try XCTUnwrap(row.fid), "real test images beat a VAE trained for 40 steps")
+        XCTAssertEqual(row.parameters, MLPVAE(generator: RandomGenerator(seed: 0)).trainableParameters.reduce(0) { $0 + $1.value.shape.reduce(1, *) })
+        XCTAssertEqual(row.networkEvaluations, 1)
+        XCTAssertGreaterThan(try XCTUnwrap(row.trainSeconds), 0)
+        XCTAssertNil(test.imagesPerSecond)
+        XCTAssertEqual(measured.measuredRanks, ["test": 1, "vae": 2])
+        XCTAssertEqual(measured.chapterRanks, ["test": 1, "vae": 2])
+        XCTAssertTrue(measured.markdown().contains("| vae | "))
+
+        // The same FID as `eval` of the samples it kept, and the same table again for the same seed.
+        let eval = try XCTUnwrap(try Generative.parseAsRoot(["eval", samples + "/vae.npy", "--seed", "3"]) as? Eval).evaluate(log: { _ in })
+        XCTAssertEqual(eval.fid, try XCTUnwrap(row.fid), accuracy: 0.01 * eval.fid)
+        XCTAssertEqual(try NPY.readImages(URL(fileURLWithPath: samples + "/test.npy")).shape[0], 300)
+        let again = try table(arguments)
+        XCTAssertEqual(again.rows.map(\.fid), measured.rows.map(\.fid))
+        XCTAssertEqual(again.rows.map(\.inceptionScore), measured.rows.map(\.inceptionScore))
+
+        // JSON: every key of every row, null where there is no figure.
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(measured.json().utf8)) as? [String: Any])
+        let rows = try XCTUnwrap(object["rows"] as? [[String: Any]])
+        let keys: Set<String> = ["name", "fid", "fid_inf", "is", "kid", "precision", "recall", "images_per_s", "nfe", "threads",
+                                 "params", "train_seconds", "note"]
+        for row in rows { XCTAssertEqual(Set(row.keys), keys) }
+        XCTAssertTrue(rows[2]["fid"] is NSNull)
+
+        XCTAssertTrue(errorMessage(["table", "--rows", "vae,glow"])?.contains("unknown row 'glow'") ?? false)
+    }
+
+    /// Ranks by FID, in both orderings, and the pairs the measurement puts the other way round.
+    func testRanksAndDisagreements() {
+        var vae = ComparisonTable.Row(name: "vae"), dcgan = ComparisonTable.Row(name: "dcgan"), ddpm = ComparisonTable.Row(name: "ddpm")
+        vae.fid = 30; dcgan.fid = 40; ddpm.fid = 10
+        let table = ComparisonTable(rows: [vae, dcgan, ddpm])
+        XCTAssertEqual(table.measuredRanks, ["ddpm": 1, "vae": 2, "dcgan": 3])
+        XCTAssertEqual(table.chapterRanks, ["ddpm": 1, "dcgan": 2, "vae": 3])
+        XCTAssertEqual(table.disagreements, ["vae (30.000) < dcgan (40.000), the chapter has the opposite"])
+    }
+}
