@@ -367,23 +367,28 @@ public struct Sampler {
         return output
     }
 
-    /// Samples images 0..<count in batches of at most `batchSize`; image i is the same whatever
-    /// `count` and `batchSize` (its noise is keyed by i), up to float rounding in the network.
+    /// Samples images startIndex..<startIndex + count in batches of at most `batchSize` (the first
+    /// starting at `startIndex`); image i is the same whatever `count`, `startIndex` and `batchSize`
+    /// (its noise is keyed by i), up to float rounding in the network, and bit for bit when its
+    /// batch holds the same images.
     ///
     /// - Parameters:
     ///   - labels: one label per image (count of them) for a class-conditional denoiser, else nil.
     ///   - imageShape: one image's shape, channels-last (a latent is just another shape).
+    ///   - startIndex: the index of the first image (a shard of a run split over processes).
     ///   - progress: called after each batch with (images done, count).
     /// - Returns: (count, imageShape...).
     public func sample(_ denoiser: any Denoiser, process: any NoiseProcess, noise: any NoiseSource, count: Int,
-                       batchSize: Int, labels: [Int]? = nil, imageShape: [Int],
+                       batchSize: Int, labels: [Int]? = nil, imageShape: [Int], startIndex: Int = 0,
                        progress: ((Int, Int) -> Void)? = nil) -> Tensor {
         precondition(count >= 1 && batchSize >= 1, "Sampler: count \(count) and batch size \(batchSize) must be positive")
         precondition(labels == nil || labels!.count == count, "Sampler: \(labels!.count) labels for \(count) images")
+        precondition(startIndex >= 0, "Sampler: negative start index \(startIndex)")
         var parts: [Tensor] = []
         for start in stride(from: 0, to: count, by: batchSize) {
             let range = start..<min(start + batchSize, count)
-            let batch = SampleBatch(indices: Array(range), labels: labels.map { Array($0[range]) }, imageShape: imageShape)
+            let batch = SampleBatch(indices: Array((startIndex + range.lowerBound)..<(startIndex + range.upperBound)),
+                                    labels: labels.map { Array($0[range]) }, imageShape: imageShape)
             parts.append(sample(denoiser, process: process, noise: noise, batch: batch).sample)
             progress?(range.upperBound, count)
         }

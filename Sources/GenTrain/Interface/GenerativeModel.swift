@@ -42,7 +42,8 @@ public struct ModelError: Error, CustomStringConvertible, Equatable {
 /// checkpoint contents) that also loads from its checkpoint, samples images and describes itself.
 ///
 /// Images are (N, H, W, C) floats in [0, 1], channels-last, with `imageShape` = [H, W, C]. Image i's
-/// noise depends only on (seed, i), whatever `count` and the batch size.
+/// noise depends only on (seed, i), whatever `count`, the first index and the batch size, so that a
+/// run's images can be split by index over processes (`sample(count:startIndex:...)`).
 public protocol GenerativeModel: TrainableModel {
     /// Rebuilds the model from a checkpoint of its kind: typed configuration from the metadata,
     /// weights checked against the networks' shapes.
@@ -51,9 +52,13 @@ public protocol GenerativeModel: TrainableModel {
     var imageShape: [Int] { get }
     /// Classes of a class-conditional model (0: unconditional).
     var classCount: Int { get }
-    /// `count` images (count, H, W, C) in [0, 1]. `labels` (one class per image) condition a
-    /// class-conditional model; nil draws the family's unconditional samples.
-    func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
+    /// Images startIndex..<startIndex + count of the seed's (count, H, W, C) in [0, 1]: image i's
+    /// noise (and, without `labels`, its class where the family picks one) is keyed by its index i,
+    /// and the first network batch starts at `startIndex`, so a shard of whole batches is bit for bit
+    /// those images of one call from 0. `labels` (one class per image of the shard) condition a
+    /// class-conditional model; nil draws the family's unconditional samples. `progress` hears
+    /// (images of the shard done, count).
+    func sample(count: Int, startIndex: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
                 progress: ((Int, Int) -> Void)?) throws -> Tensor
     /// The labels `sample` uses when given none (a conditional GAN's balanced classes); nil when
     /// unlabelled samples are unconditional.
@@ -81,6 +86,12 @@ public protocol GenerativeModel: TrainableModel {
 }
 
 extension GenerativeModel {
+    /// Images 0..<count (`sample(count:startIndex:...)` from 0).
+    public func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
+                       progress: ((Int, Int) -> Void)?) throws -> Tensor {
+        try sample(count: count, startIndex: 0, seed: seed, labels: labels, options: options, progress: progress)
+    }
+
     public var classCount: Int { 0 }
     public func unconditionalLabels(count: Int) -> [Int]? { nil }
     public func evaluationsPerImage(_ options: SamplingOptions) throws -> Int { 1 }
@@ -166,8 +177,11 @@ extension DiffusionSampling where Self: GenerativeModel {
 extension DDPMTraining: DiffusionSampling {}
 extension ScoreModelTraining: DiffusionSampling {}
 
-/// Image i of class i mod `classes`: balanced labels, for class agreement.
-public func balancedClassLabels(count: Int, classes: Int) -> [Int] { (0..<count).map { $0 % classes } }
+/// Image i of class i mod `classes`: balanced labels, for class agreement; images
+/// startIndex..<startIndex + count of a run get that run's.
+public func balancedClassLabels(count: Int, classes: Int, startIndex: Int = 0) -> [Int] {
+    (startIndex..<(startIndex + count)).map { $0 % classes }
+}
 
 extension Checkpoint {
     /// Refuses a checkpoint whose metadata `model` is not `kind`, naming both.

@@ -7,9 +7,13 @@ import GenNN
 import GenModels
 import GenData
 import GenEval
+import GenDistributed
 
-/// `generative eval INPUT`: FID, FID∞, IS, KID, precision/recall and sampling speed.
-struct Eval: ParsableCommand {
+/// `generative eval INPUT`: FID, FID∞, IS, KID, precision/recall and sampling speed. Under
+/// `mpirun`, a checkpoint's samples (INPUT's, and a --reference checkpoint's) are split over the
+/// ranks by image index and gathered to rank 0, which scores them and prints; the other ranks print
+/// nothing.
+struct Eval: DistributedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score images or a checkpoint's samples: FID, FID∞, Inception Score, KID, precision/recall, classes and speed.",
         discussion: """
@@ -166,19 +170,41 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
+        let world = try Communicator.current
         if likelihoodFlags.likelihood {
+            guard world.size == 1 else { throw ValidationError("--likelihood is not split over ranks yet: run it in one process") }
             let report = try measureLikelihood()
             print(json ? try report.json() : report.table())
             return
         }
+        guard world.isRoot else { return try sampleShares() }
         let report = try evaluate()
         print(json ? try report.json() : report.table())
     }
 
+    /// How checkpoints are sampled, from the flags.
+    var checkpointSampling: CheckpointSampling {
+        CheckpointSampling(batchSize: batchSize, threads: threads, ema: !noEma, sampling: sampling, guidance: guidance,
+                           temperature: temperature)
+    }
+
+    /// A rank other than 0 of a distributed eval: its shares of INPUT's samples, then of a
+    /// --reference checkpoint's, in the order in which rank 0's `evaluate` samples them. Files and
+    /// the data's splits are read by rank 0 alone.
+    func sampleShares(log: @escaping (String) -> Void = logLine) throws {
+        if EvalInput.isCheckpoint(input) {
+            _ = try EvalInput.sampleCheckpoint(URL(fileURLWithPath: input), count: count ?? EvalInput.defaultSampleCount, seed: seed,
+                                               settings: checkpointSampling, log: log)
+        }
+        if DatasetSplit(rawValue: reference) == nil && EvalInput.isCheckpoint(reference) {
+            _ = try EvalInput.sampleCheckpoint(URL(fileURLWithPath: reference), count: count ?? EvalInput.defaultSampleCount, seed: seed,
+                                               settings: checkpointSampling, log: log)
+        }
+    }
+
     /// Loads or samples the images and scores them; `keepImages` receives the images scored.
     func evaluate(log: @escaping (String) -> Void = logLine, keepImages: ((Tensor) -> Void)? = nil) throws -> EvaluationReport {
-        let settings = CheckpointSampling(batchSize: batchSize, threads: threads, ema: !noEma, sampling: sampling, guidance: guidance,
-                                          temperature: temperature)
+        let settings = checkpointSampling
         let loaded = try EvalInput.load(input, count: count, seed: seed, sampling: settings, log: log)
         // Validate before anything slow (and before blurring, so NaN or out-of-range input is
         // reported as such).
@@ -268,12 +294,22 @@ struct EvalInput {
             if images.shape[0] == 0 { throw ValidationError("\(input): holds no images") }
             return truncated(EvalInput(images: images, kind: "npy"), count: count, source: input)
         case "safetensors":
-            return try sampleCheckpoint(url, count: count ?? defaultSampleCount, seed: seed, settings: sampling, log: log)
+            guard let sampled = try sampleCheckpoint(url, count: count ?? defaultSampleCount, seed: seed, settings: sampling, log: log) else {
+                throw ValidationError("\(input): the samples were gathered to rank 0; this rank has none to score")
+            }
+            return sampled
         default:
             if pathsOnly { throw ValidationError("\(input): not a file kind eval reads (by its extension)") }
             throw ValidationError("\(input): expected a .npy file, a folder of PNGs, a .safetensors checkpoint, fashion-mnist:train|test or noise"
                                   + (url.pathExtension.lowercased() == "npz" ? " (a .npz of statistics is read by --reference only)" : ""))
         }
+    }
+
+    /// Whether `path` names a checkpoint that `load` samples (an existing .safetensors file).
+    static func isCheckpoint(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue
+            && URL(fileURLWithPath: path).pathExtension.lowercased() == "safetensors"
     }
 
     static func truncated(_ value: EvalInput, count: Int?, source: String) -> EvalInput {
@@ -319,9 +355,10 @@ struct EvalInput {
     /// Samples `count` images from a checkpoint through the model interface, timing the sampling
     /// (the whole of it: every batch, from loaded weights to images in [0, 1]). Class-conditional
     /// models are sampled with balanced labels (image i gets class i mod classes), which the
-    /// report's class agreement checks.
+    /// report's class agreement checks. Under `mpirun` the images are split over the ranks
+    /// (`shardedSampling`) and gathered to rank 0; the other ranks get nil.
     static func sampleCheckpoint(_ url: URL, count: Int, seed: UInt64, settings: CheckpointSampling,
-                                 log: @escaping (String) -> Void) throws -> EvalInput {
+                                 log: @escaping (String) -> Void) throws -> EvalInput? {
         let file = try SafeTensorsFile(contentsOf: url)
         guard file.metadata["format"] == Checkpoint.formatVersion else {
             throw ValidationError("\(url.path): not a generative checkpoint (to use a classifier's weights as the feature network, pass them with --network)")
@@ -339,13 +376,19 @@ struct EvalInput {
         do { try model.validate(options) } catch let error as ModelError { throw ValidationError("\(url.path): \(error.description)") }
         let labels = model.classCount > 0 ? balancedClassLabels(count: count, classes: model.classCount) : nil
         let summary = model.samplingSummary(options)
-        log("sampling \(count) images from \(url.path) (\(summary)), batch \(settings.batchSize)")
+        let world = try Communicator.current
+        if world.isRoot {
+            log("sampling \(count) images from \(url.path) (\(summary)), batch \(settings.batchSize)"
+                + (world.size > 1 ? ", on \(world.size) ranks" : ""))
+        }
         let start = Date()
-        let images = try withoutGradients {
-            try withProgress(count: count, log: log) { progress in
-                try model.sample(count: count, seed: seed, labels: labels, options: options, progress: progress)
+        let sampled = try withoutGradients {
+            try sampleShards(model, count: count, options: options, log: log) { range, progress in
+                try model.sample(count: range.count, startIndex: range.lowerBound, seed: seed, labels: labels.map { Array($0[range]) },
+                                 options: options, progress: progress)
             }
         }
+        guard let images = sampled else { return nil }
         let seconds = Date().timeIntervalSince(start)
         let speed = SamplingSpeed(model: summary, imagesPerSecond: Double(count) / max(seconds, 1e-9), seconds: seconds,
                                   batchSize: model.effectiveBatchSize(options),

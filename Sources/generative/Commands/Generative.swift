@@ -7,6 +7,7 @@ import GenModels
 import GenData
 import GenEval
 import GenTrain
+import GenDistributed
 
 /// The `generative` command line: thin wrappers over the library APIs.
 @main
@@ -53,8 +54,16 @@ struct Generative: ParsableCommand {
     }
 
     /// Runs a parsed command on the backend its `--backend` and `--threads` choose (a scope around
-    /// the command, not a process-wide setting); commands that compute nothing run as they are.
+    /// the command, not a process-wide setting); commands that compute nothing run as they are. A
+    /// `DistributedCommand` launched by `mpirun` runs on every rank of the world (`runDistributed`).
     static func run(_ command: inout ParsableCommand) throws {
+        if command is DistributedCommand, let world = try Communicator.world {
+            return try runDistributed(&command, world: world, runOnBackend)
+        }
+        try runOnBackend(&command)
+    }
+
+    private static func runOnBackend(_ command: inout ParsableCommand) throws {
         guard let compute = ComputeFlags.find(in: command) else { return try command.run() }
         try Backend.with(try compute.makeBackend()) { try command.run() }
     }

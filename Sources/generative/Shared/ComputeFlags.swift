@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GenDistributed
 import GenTensor
 
 /// The backend in use and its threads, for headers and speed lines ("backend cpu, 2 threads").
@@ -20,14 +21,17 @@ enum BackendName: String, ExpressibleByArgument, CaseIterable {
 /// the command inside `Backend.with` this backend: a scope, not a process-wide switch.
 struct ComputeFlags: ParsableArguments {
     @Option(name: .customLong("threads"),
-            help: "Threads for the kernels (default: the GENERATIVE_THREADS environment variable, else every core).")
+            help: "Threads for the kernels (default: the GENERATIVE_THREADS environment variable, else every core; under mpirun, the rank's share of the cores).")
     var threadsOption: Int?
 
     @Option(help: "The kernels: cpu (oneDNN) or reference (the Swift reference kernels, serial; to check the first). Default: the GENERATIVE_BACKEND environment variable, else cpu.")
     var backend: BackendName?
 
-    /// The threads to use: `--threads`, else `GENERATIVE_THREADS`, else every core.
-    var threads: Int { threadsOption ?? Self.environmentThreads ?? ProcessInfo.processInfo.activeProcessorCount }
+    /// The threads to use: `--threads`, else `GENERATIVE_THREADS`, else every core (under `mpirun`,
+    /// the rank's share of them: `LocalCores`).
+    var threads: Int {
+        threadsOption ?? Self.environmentThreads ?? LocalCores.defaultThreads() ?? ProcessInfo.processInfo.activeProcessorCount
+    }
 
     /// `GENERATIVE_THREADS` when set to a whole number of at least 1.
     static var environmentThreads: Int? {

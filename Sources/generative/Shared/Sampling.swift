@@ -7,6 +7,7 @@ import GenNN
 import GenModels
 import GenData
 import GenEval
+import GenDistributed
 
 /// Flags shared by the sampling commands.
 struct SampleFlags: ParsableArguments {
@@ -56,8 +57,9 @@ protocol SampleCommandSpec {
     static func accept(_ model: any GenerativeModel, path: String) throws
 }
 
-/// `generative sample NAME`: images from any model of the interface, with the shared flags.
-struct SampleCommand<Spec: SampleCommandSpec>: ParsableCommand {
+/// `generative sample NAME`: images from any model of the interface, with the shared flags; under
+/// `mpirun`, split over the ranks by image index (`sampleShards`).
+struct SampleCommand<Spec: SampleCommandSpec>: DistributedCommand {
     static var configuration: CommandConfiguration {
         CommandConfiguration(commandName: Spec.commandName, abstract: Spec.abstract)
     }
@@ -79,9 +81,7 @@ struct SampleCommand<Spec: SampleCommandSpec>: ParsableCommand {
         let labels = try classLabels(label, count: flags.count, model: model, path: flags.checkpoint)
         let options = SamplingOptions(ema: !noEMA, batchSize: flags.batchSize)
         try model.validate(options)
-        let images = try withProgress(count: flags.count) { progress in
-            try model.sample(count: flags.count, seed: flags.seed, labels: labels, options: options, progress: progress)
-        }
+        guard let images = try sampleShards(model, flags: flags, labels: labels, options: options) else { return }
         print("wrote " + (try writeImages(images, to: flags.out)) + " (\(model.samplingSummary(options)))")
         if let labelsOut {
             guard let used = labels ?? model.unconditionalLabels(count: flags.count) else {
@@ -91,6 +91,24 @@ struct SampleCommand<Spec: SampleCommandSpec>: ParsableCommand {
             print("wrote the \(used.count) class labels to \(labelsOut)")
         }
     }
+}
+
+/// Images 0..<flags.count of `model` (with `labels`, one per image, or none) split over the ranks
+/// of `Communicator.current` (`shardedSampling`): all of them on rank 0, nil on the others.
+func sampleShards(_ model: any GenerativeModel, flags: SampleFlags, labels: [Int]?, options: SamplingOptions,
+                  showProgress: Bool = true) throws -> Tensor? {
+    try sampleShards(model, count: flags.count, options: options, showProgress: showProgress) { range, progress in
+        try model.sample(count: range.count, startIndex: range.lowerBound, seed: flags.seed, labels: labels.map { Array($0[range]) },
+                         options: options, progress: progress)
+    }
+}
+
+/// `shardedSampling` over `Communicator.current` at `model`'s batch size and image shape.
+func sampleShards(_ model: any GenerativeModel, count: Int, options: SamplingOptions, showProgress: Bool = true,
+                  log: @escaping (String) -> Void = logLine,
+                  _ body: (Range<Int>, ((Int, Int) -> Void)?) throws -> Tensor) throws -> Tensor? {
+    try shardedSampling(count: count, batchSize: model.effectiveBatchSize(options), imageShape: model.imageShape,
+                        world: try Communicator.current, showProgress: showProgress, log: log, body)
 }
 
 /// `--class K` as one label per image, checked against the model's classes.

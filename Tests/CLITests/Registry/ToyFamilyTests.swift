@@ -65,10 +65,10 @@ final class GaussianImageModel: GenerativeModel {
 
     /// Image i is mean + std * z_i with z_i drawn from the seed's stream at offset i: the same
     /// whatever the count and batch size.
-    func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
+    func sample(count: Int, startIndex: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
                 progress: ((Int, Int) -> Void)?) throws -> Tensor {
         let size = imageShape.reduce(1, *)
-        let images = (0..<count).map { i -> Tensor in
+        let images = (startIndex..<(startIndex + count)).map { i -> Tensor in
             let z = Tensor.normal([1] + imageShape, generator: RandomGenerator(seed: seed, counter: UInt64(2 * size * i)))
             return withoutGradients { (network.mean.value + network.logStd.value.exp() * z).clamped(min: 0, max: 1) }
         }

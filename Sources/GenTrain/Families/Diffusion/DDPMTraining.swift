@@ -149,15 +149,15 @@ public final class DDPMTraining: TrainableModel {
     /// Samples `count` images (count, H, W, C) in [0, 1]. `labels` condition a class-conditional
     /// network and name the classes that classifier guidance pushes toward; `guidance` is the
     /// classifier-free scale (conditional networks only); `classifierGuidance` takes the table's
-    /// indices (a noisy classifier's).
+    /// indices (a noisy classifier's). The images are startIndex..<startIndex + count of the seed's.
     public func sample(count: Int, sampler: Sampler, seed: UInt64, batchSize: Int = 256, labels: [Int]? = nil,
                        guidance: Double? = nil, classifierGuidance: ClassifierGuidance? = nil, ema useEMA: Bool = true,
-                       progress: ((Int, Int) -> Void)? = nil) -> Tensor {
+                       startIndex: Int = 0, progress: ((Int, Int) -> Void)? = nil) -> Tensor {
         var sampler = sampler
         sampler.options.classifierGuidance = classifierGuidance?.indexed(steps: schedule.steps)
         return sampleImages(denoiser(ema: useEMA), guidance: guidance, nullLabel: config.unetConfig.nullLabel,
                             sampler: sampler, process: process, seed: seed, count: count, batchSize: batchSize,
-                            labels: labels, imageShape: imageShape, progress: progress)
+                            labels: labels, imageShape: imageShape, startIndex: startIndex, progress: progress)
     }
 
     /// 64 EMA samples by DDIM-20 from fixed noise (one column per class when conditional).

@@ -26,13 +26,13 @@ extension DDPMTraining: GenerativeModel {
     }
 
     /// Unlabelled samples of a class-conditional network take the null label (unconditional).
-    public func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
+    public func sample(count: Int, startIndex: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
                        progress: ((Int, Int) -> Void)?) throws -> Tensor {
         try validate(options)
         let labels = labels ?? nullLabels(count: count)
         return sample(count: count, sampler: chosenSampler(options), seed: seed, batchSize: options.batchSize, labels: labels,
                       guidance: options.guidance, classifierGuidance: options.classifierGuidance, ema: options.ema,
-                      progress: progress)
+                      startIndex: startIndex, progress: progress)
     }
 
     /// Two evaluations per step with classifier-free guidance, plus the classifier's forward and
@@ -115,12 +115,12 @@ extension ScoreModelTraining: GenerativeModel {
     }
 
     /// Unlabelled samples of a class-conditional network take the null label (unconditional).
-    public func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
+    public func sample(count: Int, startIndex: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
                        progress: ((Int, Int) -> Void)?) throws -> Tensor {
         try validate(options)
         let labels = labels ?? nullLabels(count: count)
         return try sample(count: count, sampler: chosenSampler(options), seed: seed, batchSize: options.batchSize, labels: labels,
-                          guidance: options.guidance, ema: options.ema, progress: progress)
+                          guidance: options.guidance, ema: options.ema, startIndex: startIndex, progress: progress)
     }
 
     public func evaluationsPerImage(_ options: SamplingOptions) throws -> Int {

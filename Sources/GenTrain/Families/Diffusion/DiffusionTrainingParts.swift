@@ -62,11 +62,11 @@ func droppingLabels(_ labels: Tensor?, classes: Int, dropProbability: Double, rn
 /// `process` with noise keyed by (seed, image index).
 func sampleImages<Model: Denoiser>(_ base: Model, guidance: Double?, nullLabel: Int?, sampler: Sampler,
                                    process: any NoiseProcess, seed: UInt64, count: Int, batchSize: Int, labels: [Int]?,
-                                   imageShape: [Int], progress: ((Int, Int) -> Void)?) -> Tensor {
+                                   imageShape: [Int], startIndex: Int = 0, progress: ((Int, Int) -> Void)?) -> Tensor {
     let model: any Denoiser = guidance.flatMap { scale in
         nullLabel.map { ClassifierFreeGuidance(base, scale: scale, nullLabel: $0) }
     } ?? base
     let x = sampler.sample(model, process: process, noise: SeededNoise(seed: seed), count: count, batchSize: batchSize,
-                           labels: labels, imageShape: imageShape, progress: progress)
+                           labels: labels, imageShape: imageShape, startIndex: startIndex, progress: progress)
     return withoutGradients { ((x + 1) * 0.5).clamped(min: 0, max: 1) }
 }

@@ -103,13 +103,15 @@ public final class ScoreModelTraining: TrainableModel {
     }
 
     /// Samples `count` images (count, H, W, C) in [0, 1]; `guidance` is the classifier-free scale
-    /// (conditional networks only). Throws when the sampler cannot run on this model's process.
+    /// (conditional networks only); the images are startIndex..<startIndex + count of the seed's.
+    /// Throws when the sampler cannot run on this model's process.
     public func sample(count: Int, sampler: Sampler, seed: UInt64, batchSize: Int = 256, labels: [Int]? = nil,
-                       guidance: Double? = nil, ema useEMA: Bool = true, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
+                       guidance: Double? = nil, ema useEMA: Bool = true, startIndex: Int = 0,
+                       progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
         try sampler.check(process)
         return sampleImages(scoreNetwork(ema: useEMA), guidance: guidance, nullLabel: config.unetConfig.nullLabel,
                             sampler: sampler, process: process, seed: seed, count: count, batchSize: batchSize,
-                            labels: labels, imageShape: imageShape, progress: progress)
+                            labels: labels, imageShape: imageShape, startIndex: startIndex, progress: progress)
     }
 
     /// 64 EMA samples by the default sampler from fixed noise (one column per class when conditional).

@@ -78,17 +78,18 @@ public final class FlowTraining: GenerativeModel {
     }
 
     /// Latents z = temperature * N(0, I), image i's keyed by (seed, i), mapped through the inverse flow.
-    public func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
+    public func sample(count: Int, startIndex: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
                        progress: ((Int, Int) -> Void)?) throws -> Tensor {
         try validate(options)
         let temperature = options.temperature ?? Self.defaultTemperature
         let noise = SeededNoise(seed: seed)
         var parts: [Tensor] = []
         for start in stride(from: 0, to: count, by: options.batchSize) {
-            let indices = Array(start..<min(count, start + options.batchSize))
+            let end = min(count, start + options.batchSize)
+            let indices = Array((startIndex + start)..<(startIndex + end))
             let z = noise.initialNoise(indices: indices, imageShape: [model.dimensions]) * temperature
             parts.append(withoutGradients { model.images(fromLatents: z) })
-            progress?(indices.last! + 1, count)
+            progress?(end, count)
         }
         return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
     }

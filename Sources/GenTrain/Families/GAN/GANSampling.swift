@@ -95,14 +95,15 @@ extension GANTraining: GenerativeModel {
         isConditional ? balancedClassLabels(count: count, classes: config.classCount) : nil
     }
 
-    /// Codes z drawn at once from one counter-based stream (row i is image i's, whatever the count),
-    /// through the generator 500 at a time; the conditional GAN draws `labels`, or class i mod
-    /// classCount for image i.
-    public func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
+    /// Codes z drawn at once from one counter-based stream (row i is image i's, whatever the count
+    /// and the first index: a normal takes two draws), through the generator 500 at a time; the
+    /// conditional GAN draws `labels`, or class i mod classCount for image i.
+    public func sample(count: Int, startIndex: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
                        progress: ((Int, Int) -> Void)?) throws -> Tensor {
         if labels != nil && !isConditional { throw ModelError("a \(config.variant.rawValue) generator takes no class labels") }
-        let y = (labels ?? unconditionalLabels(count: count)).map { Tensor($0.map { Int64($0) }, shape: [$0.count]) }
-        let z = Tensor.normal([count, config.zDim], generator: RandomGenerator(seed: seed))
+        let balanced = isConditional ? balancedClassLabels(count: count, classes: config.classCount, startIndex: startIndex) : nil
+        let y = (labels ?? balanced).map { Tensor($0.map { Int64($0) }, shape: [$0.count]) }
+        let z = Tensor.normal([count, config.zDim], generator: RandomGenerator(seed: seed, counter: UInt64(2 * config.zDim * startIndex)))
         let batch = effectiveBatchSize(options)
         var parts: [Tensor] = []
         for start in stride(from: 0, to: count, by: batch) {

@@ -218,11 +218,12 @@ public final class LatentDiffusionTraining: GenerativeModel {
     /// Latents by the sampler (classifier-free guidance at `options.guidance`), divided by the
     /// latent scale and decoded; (count, H, W, C) in [0, 1]. Unlabelled samples of a conditional
     /// model are unconditional (the null label).
-    public func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
+    public func sample(count: Int, startIndex: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
                        progress: ((Int, Int) -> Void)?) throws -> Tensor {
         if config.condition == .prompt {
             if labels != nil { throw ModelError("a prompt ldm samples from --prompt, not --class") }
-            return try sample(prompts: Array(repeating: "", count: count), seed: seed, options: options, progress: progress)
+            return try sample(prompts: Array(repeating: "", count: count), startIndex: startIndex, seed: seed, options: options,
+                              progress: progress)
         }
         try validate(options)
         if config.condition.isConcatenated {
@@ -236,14 +237,15 @@ public final class LatentDiffusionTraining: GenerativeModel {
         } ?? base
         let latents = latentSampler(options).sample(model, process: diffusion.process, noise: SeededNoise(seed: seed), count: count,
                                                     batchSize: options.batchSize, labels: labels, imageShape: diffusion.imageShape,
-                                                    progress: progress)
+                                                    startIndex: startIndex, progress: progress)
         return decode(latents, batchSize: options.batchSize)
     }
 
     /// Images of prompts (one per image; "" is the empty, unconditional prompt), with classifier-free
     /// guidance at `options.guidance` against the empty prompt. A prompt that names no known item or
-    /// attribute is refused.
-    public func sample(prompts: [String], seed: UInt64, options: SamplingOptions, progress: ((Int, Int) -> Void)?) throws -> Tensor {
+    /// attribute is refused. The images are startIndex..<startIndex + prompts.count of the seed's.
+    public func sample(prompts: [String], startIndex: Int = 0, seed: UInt64, options: SamplingOptions,
+                       progress: ((Int, Int) -> Void)?) throws -> Tensor {
         guard config.condition == .prompt, let vocabulary = config.vocabulary else {
             throw ModelError("this ldm was trained with --condition \(config.condition.rawValue); --prompt needs --condition prompt")
         }
@@ -263,7 +265,7 @@ public final class LatentDiffusionTraining: GenerativeModel {
         let model: any Denoiser = options.guidance.map { ClassifierFreeGuidance(base, scale: $0, nullLabel: distinct.count - 1) } ?? base
         let latents = latentSampler(options).sample(model, process: diffusion.process, noise: SeededNoise(seed: seed), count: prompts.count,
                                                     batchSize: options.batchSize, labels: labels, imageShape: diffusion.imageShape,
-                                                    progress: progress)
+                                                    startIndex: startIndex, progress: progress)
         return decode(latents, batchSize: options.batchSize)
     }
 

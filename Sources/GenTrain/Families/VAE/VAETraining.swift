@@ -96,10 +96,11 @@ public final class VAETraining: GenerativeModel {
     public var imageShape: [Int] { model.imageShape }
 
     /// Decoded prior draws z ~ N(0, I) of the trained (not averaged) weights, in batches from one
-    /// counter-based stream: image i's code is the stream's i-th, whatever the batch size.
-    public func sample(count: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
+    /// counter-based stream: image i's code is the stream's i-th (a normal takes two draws), whatever
+    /// the batch size and the first index.
+    public func sample(count: Int, startIndex: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
                        progress: ((Int, Int) -> Void)?) throws -> Tensor {
-        let generator = RandomGenerator(seed: seed)
+        let generator = RandomGenerator(seed: seed, counter: UInt64(2 * model.latentDim * startIndex))
         var parts: [Tensor] = []
         for start in stride(from: 0, to: count, by: options.batchSize) {
             parts.append(sample(count: min(options.batchSize, count - start), generator: generator))

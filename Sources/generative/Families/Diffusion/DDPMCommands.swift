@@ -46,7 +46,7 @@ struct TrainDDPM: ParsableCommand {
 }
 
 /// `generative sample ddpm`.
-struct SampleDDPM: ParsableCommand {
+struct SampleDDPM: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "ddpm",
         abstract: "Sample a DDPM checkpoint with any registered sampler (default: DDIM, 20 steps; ddpm: ancestral, every step).")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GenDistributed
 import Foundation
 import GenTrain
 import GenTensor
@@ -144,20 +145,25 @@ struct DiffusionSamplerFlags: ParsableArguments {
     }
 }
 
-/// Samples a diffusion model as the flags say, reporting progress and speed on stderr, and writes the images.
+/// Samples a diffusion model as the flags say, reporting progress and speed on stderr, and writes the
+/// images; under `mpirun`, split over the ranks (rank 0 reports and writes).
 func sampleDiffusion(_ model: any GenerativeModel, flags: SampleFlags, labels: [Int]?, options: SamplingOptions) throws {
     try model.validate(options)
-    try runSampling(model, count: flags.count, out: flags.out, options: options) { progress in
-        try model.sample(count: flags.count, seed: flags.seed, labels: labels, options: options, progress: progress)
+    try runSampling(model, count: flags.count, out: flags.out, options: options, world: try Communicator.current) { range, progress in
+        try model.sample(count: range.count, startIndex: range.lowerBound, seed: flags.seed, labels: labels.map { Array($0[range]) },
+                         options: options, progress: progress)
     }
 }
 
-/// Runs `body` (which makes `count` images, calling its progress closure) with progress on
-/// stderr, reports the speed, and writes the images to `out`; `note` follows the written path.
+/// Runs `body` (which makes the images of a range of indices, calling its progress closure) over
+/// `world`'s ranks (`shardedSampling`; one process by default, whose range is 0..<count), with
+/// progress on stderr, reports the speed, and writes the images to `out` (rank 0; the other ranks
+/// write and print nothing); `note` follows the written path.
 func runSampling(_ model: any GenerativeModel, count: Int, out: String, options: SamplingOptions, note: String = "",
-                 _ body: (((Int, Int) -> Void)?) throws -> Tensor) throws {
+                 world: Communicator = .single, _ body: (Range<Int>, ((Int, Int) -> Void)?) throws -> Tensor) throws {
     let start = Date()
-    let images = try withProgress(count: count) { progress in try body(progress) }
+    guard let images = try shardedSampling(count: count, batchSize: model.effectiveBatchSize(options), imageShape: model.imageShape,
+                                           world: world, body) else { return }
     reportSamplingSpeed(count: count, seconds: Date().timeIntervalSince(start), sampler: options.sampler?.name ?? "default",
                         evaluations: try model.evaluationsPerImage(options))
     print("wrote " + (try writeImages(images, to: out)) + note)

@@ -52,7 +52,7 @@ struct TrainSGM: ParsableCommand {
 }
 
 /// `generative sample sgm`.
-struct SampleSGM: ParsableCommand {
+struct SampleSGM: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "sgm",
         abstract: "Sample a score-based model with any registered sampler "

@@ -98,7 +98,7 @@ struct TrainRealNVP: ParsableCommand {
 }
 
 /// `generative sample realnvp`.
-struct SampleRealNVP: ParsableCommand {
+struct SampleRealNVP: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "realnvp",
         abstract: "Sample a flow (RealNVP or Glow): latents z ~ N(0, T^2 I) through the inverse flow.")
@@ -117,9 +117,7 @@ struct SampleRealNVP: ParsableCommand {
         let model = try loadModel(flags.checkpoint, as: FlowTraining.self)
         let options = SamplingOptions(batchSize: flags.batchSize, temperature: temperature)
         let start = Date()
-        let images = try withProgress(count: flags.count) { progress in
-            try model.sample(count: flags.count, seed: flags.seed, labels: nil, options: options, progress: progress)
-        }
+        guard let images = try sampleShards(model, flags: flags, labels: nil, options: options) else { return }
         reportSamplingSpeed(count: flags.count, seconds: Date().timeIntervalSince(start), sampler: "inverse flow", evaluations: 1)
         print("wrote " + (try writeImages(images, to: flags.out)) + " (\(model.samplingSummary(options)))")
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GenDistributed
 import Foundation
 import GenTrain
 import GenTensor
@@ -198,7 +199,7 @@ struct TrainLDM: ParsableCommand {
 }
 
 /// `generative sample ldm`.
-struct SampleLDM: ParsableCommand {
+struct SampleLDM: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "ldm",
         abstract: "Sample a latent diffusion checkpoint with any sampler of the DDPM's table (default: DDIM, 20 steps), then decode.")
@@ -239,8 +240,9 @@ struct SampleLDM: ParsableCommand {
             if !unknown.isEmpty { logLine("warning: --prompt: unknown words ignored: \(unknown.joined(separator: ", "))") }
             try model.validate(options)
             try runSampling(model, count: flags.count, out: flags.out, options: options,
-                            note: " (\(model.samplingSummary(options)), prompt \"\(prompt)\")") { progress in
-                try model.sample(prompts: Array(repeating: prompt, count: flags.count), seed: flags.seed, options: options, progress: progress)
+                            note: " (\(model.samplingSummary(options)), prompt \"\(prompt)\")", world: try Communicator.current) { range, progress in
+                try model.sample(prompts: Array(repeating: prompt, count: range.count), startIndex: range.lowerBound, seed: flags.seed,
+                                 options: options, progress: progress)
             }
             return
         }
@@ -292,7 +294,8 @@ struct ConditionedSamplingFlags: ParsableArguments {
     /// Runs `body` with progress on stderr, reports the speed, and writes the images.
     func write(count: Int, model: LatentDiffusionTraining, _ body: (SamplingOptions, ((Int, Int) -> Void)?) throws -> Tensor) throws {
         let options = try options()
-        try runSampling(model, count: count, out: out, options: options, note: " (\(model.samplingSummary(options)))") { progress in
+        // One process: its range is every image.
+        try runSampling(model, count: count, out: out, options: options, note: " (\(model.samplingSummary(options)))") { _, progress in
             try body(options, progress)
         }
     }

@@ -90,15 +90,15 @@ func interleavedRows(_ a: Tensor, _ b: Tensor, perRow: Int) -> Tensor {
 }
 
 /// `generative sample vae`.
-struct SampleVAE: ParsableCommand {
+struct SampleVAE: DistributedCommand {
     static let configuration = CommandConfiguration(commandName: "vae", abstract: "Decode draws from the prior N(0, I).")
 
     @OptionGroup var flags: SampleFlags
 
     func run() throws {
         let vae = try loadModel(flags.checkpoint, as: VAETraining.self)
-        let images = try vae.sample(count: flags.count, seed: flags.seed, labels: nil,
-                                    options: SamplingOptions(ema: false, batchSize: flags.batchSize), progress: nil)
+        guard let images = try sampleShards(vae, flags: flags, labels: nil, options: SamplingOptions(ema: false, batchSize: flags.batchSize),
+                                            showProgress: false) else { return }
         print("wrote " + (try writeImages(images, to: flags.out)))
     }
 }

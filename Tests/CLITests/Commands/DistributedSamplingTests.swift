@@ -1,0 +1,117 @@
+import Foundation
+@testable import generative
+import GenData
+import GenEval
+import GenFormats
+import GenTensor
+import XCTest
+
+/// `sample` and `eval` split over two ranks under `mpirun -np 2` (when Open MPI is installed; CI
+/// installs it: .ci/run) give the images and the scores of one process: bit for bit where whole
+/// batches go to the ranks, within 1e-5 per pixel where a batch is split.
+final class DistributedSamplingTests: CommandTestCase {
+    /// `mpirun` on the PATH, or a skip saying why the two-rank runs did not happen.
+    private func mpirun() throws -> URL {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for folder in path.split(separator: ":") {
+            let url = URL(fileURLWithPath: String(folder)).appendingPathComponent("mpirun")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        throw XCTSkip("mpirun is not installed (Debian: libopenmpi-dev openmpi-bin, which scripts/mpirun installs), "
+                      + "so sampling was not split over 2 ranks")
+    }
+
+    /// Runs the built `generative` with `arguments` on two ranks, as DistributedCommandTests does:
+    /// (exit status, stdout, stderr); a run that hangs fails the test after 300 s.
+    private func runOnTwoRanks(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+        let mpirun = try mpirun(), executable = try executable()
+        let folder = tempDir()
+        let outURL = folder.appendingPathComponent("out"), errURL = folder.appendingPathComponent("err")
+        try Data().write(to: outURL)
+        try Data().write(to: errURL)
+        let process = Process()
+        process.executableURL = mpirun
+        process.arguments = ["-np", "2", "--oversubscribe", "--allow-run-as-root", "--bind-to", "none", executable.path] + arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
+        process.environment = environment
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        let start = Date()
+        try process.run()
+        while process.isRunning && Date().timeIntervalSince(start) < 300 { usleep(50_000) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            XCTFail("mpirun -np 2 \(arguments.joined(separator: " ")) did not finish in 300 s")
+        }
+        return (process.terminationStatus, try String(contentsOf: outURL, encoding: .utf8), try String(contentsOf: errURL, encoding: .utf8))
+    }
+
+    /// A DDPM of width 8 after one training step (seconds to train and to sample).
+    private func tinyDDPM(in dir: URL) throws -> String {
+        let out = dir.appendingPathComponent("ddpm").path
+        try run(["train", "ddpm", "--max-steps", "1", "--width", "8", "--batch-size", "4", "--out", out])
+        return out + "/checkpoint.safetensors"
+    }
+
+    private func pixels(_ url: URL) throws -> [Float] { try NPY.readImages(url).scalars(as: Float.self) }
+
+    func testSampleDDPMOnTwoRanksWritesTheImagesOfOneProcess() throws {
+        _ = try mpirun()
+        let dir = tempDir()
+        let checkpoint = try tinyDDPM(in: dir)
+        let common = ["sample", "ddpm", "--checkpoint", checkpoint, "--steps", "3", "--threads", "1"]
+        // 7 images in batches of 2: 4 batches, two per rank (images 0..<4 and 4..<7), as one process batches them.
+        // 5 images in one batch of 8: fewer batches than ranks, so the images split 2 + 3, in other batches.
+        for (count, batch, exact) in [(7, 2, true), (5, 8, false)] {
+            let one = dir.appendingPathComponent("one-\(count).npy"), two = dir.appendingPathComponent("two-\(count).npy")
+            let flags = ["--count", "\(count)", "--batch-size", "\(batch)"]
+            let single = try runExecutable(common + flags + ["--out", one.path])
+            XCTAssertEqual(single.status, 0, single.err)
+            XCTAssertFalse(single.err.contains("ranks:"), single.err)
+            let (status, out, err) = try runOnTwoRanks(common + flags + ["--out", two.path])
+            XCTAssertEqual(status, 0, "stdout:\n\(out)\nstderr:\n\(err)")
+            // Rank 0 alone prints the header line and writes.
+            XCTAssertEqual(err.split(separator: "\n").filter { $0 == "ranks: 2" }.count, 1, err)
+            XCTAssertEqual(out.split(separator: "\n").filter { $0.hasPrefix("wrote ") }.count, 1, out)
+            let x = try pixels(one), y = try pixels(two)
+            XCTAssertEqual(x.count, count * 784)
+            XCTAssertEqual(y.count, x.count)
+            if exact {
+                XCTAssertEqual(x, y, "whole batches per rank: bit for bit")
+            } else {
+                XCTAssertLessThanOrEqual(zip(x, y).map { abs($0 - $1) }.max() ?? 1, 1e-5)
+            }
+        }
+    }
+
+    func testEvalOnTwoRanksGivesTheFIDOfOneProcess() throws {
+        _ = try mpirun()
+        let dir = tempDir()
+        let checkpoint = try tinyDDPM(in: dir)
+        // A small reference of test images keeps the feature extraction short.
+        let reference = dir.appendingPathComponent("reference.npy")
+        let test = try ImageDataset.fashionMNIST(split: .test)
+        try NPY.write(test.images.sliced(axis: 0, 0..<64), to: reference)
+        let arguments = ["eval", checkpoint, "--count", "12", "--steps", "3", "--batch-size", "4", "--threads", "1",
+                         "--reference", reference.path, "--json"]
+        let single = try runExecutable(arguments)
+        XCTAssertEqual(single.status, 0, single.err)
+        let (status, out, err) = try runOnTwoRanks(arguments)
+        XCTAssertEqual(status, 0, "stdout:\n\(out)\nstderr:\n\(err)")
+        XCTAssertEqual(err.split(separator: "\n").filter { $0 == "ranks: 2" }.count, 1, err)
+        let a = try EvaluationReport.decode(json: Data(single.out.utf8))
+        let b = try EvaluationReport.decode(json: Data(out.utf8))  // one report: rank 1 prints nothing
+        XCTAssertEqual(a.fid, b.fid, accuracy: 1e-6)
+        XCTAssertEqual(a.inceptionScore, b.inceptionScore, accuracy: 1e-6)
+    }
+
+    func testShardsAreWholeBatchesWhenEveryRankGetsOne() {
+        XCTAssertEqual((0..<2).map { ImageShards.range(count: 7, batchSize: 2, rank: $0, size: 2) }, [0..<4, 4..<7])
+        XCTAssertEqual((0..<3).map { ImageShards.range(count: 10, batchSize: 2, rank: $0, size: 3) }, [0..<2, 2..<6, 6..<10])
+        XCTAssertEqual((0..<2).map { ImageShards.range(count: 5, batchSize: 8, rank: $0, size: 2) }, [0..<2, 2..<5])
+        XCTAssertEqual((0..<3).map { ImageShards.range(count: 2, batchSize: 8, rank: $0, size: 3) }, [0..<0, 0..<1, 1..<2])
+        XCTAssertEqual(ImageShards.range(count: 9, batchSize: 4, rank: 0, size: 1), 0..<9)
+    }
+}
