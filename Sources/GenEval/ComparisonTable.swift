@@ -106,6 +106,7 @@ public struct ComparisonTable: Codable, Sendable, Equatable {
         func integer(_ value: Int?) -> String { value.map(String.init) ?? "—" }
         func duration(_ seconds: Double?) -> String {
             guard let seconds else { return "—" }
+            if seconds < 60 { return String(format: "%.0f s", seconds) }
             return seconds >= 3600 ? String(format: "%.1f h", seconds / 3600) : String(format: "%.0f min", seconds / 60)
         }
         let ours = measuredRanks, chapter = chapterRanks

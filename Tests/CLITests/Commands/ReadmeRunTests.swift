@@ -45,6 +45,9 @@ final class ReadmeRunTests: CommandTestCase {
                 if args.contains("--fid-at") { set("--fid-at", "8,16") }
                 set("--batch-size", "16")
             }
+        case "table":
+            set("--count", "16")
+            set("--batch-size", "16")
         case "bench":
             if !args.contains("--peak") {
                 set("--seconds", "0.05")

@@ -1,0 +1,44 @@
+import Foundation
+@testable import generative
+import GenTrain
+import XCTest
+import GenNN
+import GenEval
+
+/// The checkpoints shipped in `checkpoints/` are the files their cards in `checkpoints/README.md`
+/// describe (by SHA-256), hold weights only, and load through the registry.
+final class ShippedCheckpointTests: XCTestCase {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("checkpoints")
+
+    /// (file name, SHA-256) of every card: a `## NAME.safetensors` heading, then a `| SHA-256 | `HEX` |` row.
+    static func cards() throws -> [(String, String)] {
+        let text = try String(contentsOf: folder.appendingPathComponent("README.md"), encoding: .utf8)
+        var cards: [(String, String)] = [], current: String?
+        for line in text.split(separator: "\n").map(String.init) {
+            if line.hasPrefix("## "), line.hasSuffix(".safetensors") { current = String(line.dropFirst(3)) }
+            if let name = current, line.hasPrefix("| SHA-256 |") {
+                cards.append((name, line.split(separator: "`").dropFirst().first.map(String.init) ?? ""))
+                current = nil
+            }
+        }
+        return cards
+    }
+
+    func testEveryShippedFileMatchesItsCardAndLoads() throws {
+        let cards = try Self.cards()
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.folder.path).filter { $0.hasSuffix(".safetensors") }
+        XCTAssertEqual(Set(cards.map(\.0)), Set(files), "every shipped file has a card, and every card a file")
+        var bytes = 0
+        for (name, hash) in cards {
+            let url = Self.folder.appendingPathComponent(name)
+            XCTAssertEqual(try SHA256.hex(contentsOf: url), hash, name)
+            let checkpoint = try Checkpoint(contentsOf: url)
+            XCTAssertTrue(checkpoint.isWeightsOnly, name)
+            XCTAssertTrue(ComparisonTable.rowNames.contains(String(name.dropLast(".safetensors".count))), name)
+            XCTAssertNoThrow(try ModelRegistry.load(checkpoint), name)
+            bytes += try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int)
+        }
+        XCTAssertLessThanOrEqual(bytes, 100_000_000, "the issue's budget for shipped checkpoints")
+    }
+}
