@@ -15,12 +15,8 @@ extension WorkloadBenchmark {
         let ts = Tensor([Int64](repeating: 500, count: xs.shape[0]))
         let ys = Tensor.randomIntegers([xs.shape[0]], low: 0, high: 11, generator: rng)
         return [
-            Workload(name: "unet", phase: "train", batch: x.shape[0], flopsPerItem: 1662.7e6) {
-                let t = Tensor.randomIntegers([x.shape[0]], low: 0, high: schedule.steps, generator: rng)
-                let eps = Tensor.normal(x.shape, generator: rng)
-                let loss = schedule.ddpmLoss(model: unet, x0: x, t: t, eps: eps, y: y)
-                adam.step(gradients(of: loss, wrt: adam.parameters.map { $0.value }))
-            },
+            Workload(name: "unet", phase: "train", batch: x.shape[0], flopsPerItem: 1662.7e6,
+                     step: ddpmTrainingStep(unet, adam, schedule, x, y, rng)),
             Workload(name: "unet", phase: "sample", batch: xs.shape[0], flopsPerItem: 554.4e6) {
                 withoutGradients { _ = unet(xs, t: ts, y: ys) }
             },
@@ -36,6 +32,18 @@ extension WorkloadBenchmark {
         return [Workload(name: "ddpm", phase: "sample", batch: x.shape[0], flopsPerItem: 0) {
             withoutGradients { ddim20Evaluations(unet, x, y) }
         }]
+    }
+
+    /// One Adam step of `network` on the noise-prediction loss of `x` (labels `y`), with fresh
+    /// timesteps and noise from `rng` each time.
+    static func ddpmTrainingStep(_ network: UNet, _ adam: Adam, _ schedule: NoiseSchedule, _ x: Tensor, _ y: Tensor,
+                                 _ rng: RandomGenerator) -> () -> Void {
+        {
+            let t = Tensor.randomIntegers([x.shape[0]], low: 0, high: schedule.steps, generator: rng)
+            let eps = Tensor.normal(x.shape, generator: rng)
+            let loss = schedule.ddpmLoss(model: network, x0: x, t: t, eps: eps, y: y)
+            adam.step(gradients(of: loss, wrt: adam.parameters.map { $0.value }))
+        }
     }
 
     /// The twenty network evaluations of DDIM-20, at its timesteps 999, 949, ..., 49.

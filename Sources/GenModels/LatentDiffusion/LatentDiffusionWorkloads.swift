@@ -19,12 +19,8 @@ extension WorkloadBenchmark {
         let zs = Tensor.normal([b(64)] + aeConfig.latentShape, generator: rng)
         let ys = Tensor.randomIntegers([zs.shape[0]], low: 0, high: 11, generator: rng)
         return [
-            Workload(name: "ldm", phase: "train", batch: z.shape[0], flopsPerItem: 0) {
-                let t = Tensor.randomIntegers([z.shape[0]], low: 0, high: schedule.steps, generator: rng)
-                let eps = Tensor.normal(z.shape, generator: rng)
-                let loss = schedule.ddpmLoss(model: latentNet, x0: z, t: t, eps: eps, y: y)
-                adam.step(gradients(of: loss, wrt: adam.parameters.map { $0.value }))
-            },
+            Workload(name: "ldm", phase: "train", batch: z.shape[0], flopsPerItem: 0,
+                     step: ddpmTrainingStep(latentNet, adam, schedule, z, y, rng)),
             Workload(name: "ldm", phase: "sample", batch: zs.shape[0], flopsPerItem: 0) {
                 withoutGradients {
                     ddim20Evaluations(latentNet, zs, ys)
