@@ -126,7 +126,7 @@ public final class AutoencoderKLTraining: TrainableModel {
 
     /// The first 32 of `scaleImages` (odd rows) above their reconstructions (even rows).
     public func sampleGrid(seed: UInt64) -> Tensor {
-        guard let scaleImages else { return Tensor.zeros([28, 28, 1]) }
+        guard let scaleImages else { return Tensor.zeros(config.imageShape) }
         let x = scaleImages.sliced(axis: 0, 0..<min(32, scaleImages.shape[0]))
         let r = reconstruct(x)
         var rows: [Tensor] = []
