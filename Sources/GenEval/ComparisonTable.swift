@@ -100,8 +100,13 @@ public struct ComparisonTable: Codable, Sendable, Equatable {
         return pairs
     }
 
-    /// A markdown table: the measured figures, the chapter's FID and IS beside them, and both ranks.
-    public func markdown() -> String {
+    /// The columns of `markdown()` and of the report's table.
+    public static let columns = ["row", "FID", "chapter FID", "rank", "chapter rank", "FID∞", "IS", "chapter IS", "KID",
+                                 "precision", "recall", "images/s", "NFE", "threads", "params", "training"]
+
+    /// Each row's cells under `columns`: the measured figures, the chapter's FID and IS beside them,
+    /// both ranks; "—" where a figure is missing, and the row's note in place of its FID.
+    public func cells() -> [[String]] {
         func number(_ value: Double?, _ format: String) -> String { value.map { String(format: format, $0) } ?? "—" }
         func integer(_ value: Int?) -> String { value.map(String.init) ?? "—" }
         func duration(_ seconds: Double?) -> String {
@@ -110,22 +115,32 @@ public struct ComparisonTable: Codable, Sendable, Equatable {
             return seconds >= 3600 ? String(format: "%.1f h", seconds / 3600) : String(format: "%.0f min", seconds / 60)
         }
         let ours = measuredRanks, chapter = chapterRanks
-        var lines = [
-            "| row | FID | chapter FID | rank | chapter rank | FID∞ | IS | chapter IS | KID | precision | recall | images/s | NFE | threads | params | training |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        ]
-        for row in rows {
+        return rows.map { row in
             var cells = [row.name, number(row.fid, "%.3f"), number(Self.chapterFID[row.name], "%.3f"), integer(ours[row.name]),
                          integer(chapter[row.name]), number(row.fidInfinity, "%.3f"), number(row.inceptionScore, "%.2f"),
                          number(Self.chapterIS[row.name], "%.2f"), number(row.kid, "%.4f"), number(row.precision, "%.3f"),
                          number(row.recall, "%.3f"), number(row.imagesPerSecond, "%.1f"), integer(row.networkEvaluations),
                          integer(row.threads), integer(row.parameters), duration(row.trainSeconds)]
             if let note = row.note { cells[1] = note }
-            lines.append("| " + cells.joined(separator: " | ") + " |")
+            return cells
         }
+    }
+
+    /// A markdown table of `cells()`, then the pairs ordered unlike the chapter, if any.
+    public func markdown() -> String {
+        var lines = ["| " + Self.columns.joined(separator: " | ") + " |",
+                     "| --- |" + String(repeating: " ---: |", count: Self.columns.count - 1)]
+        lines += cells().map { "| " + $0.joined(separator: " | ") + " |" }
         let disagreeing = disagreements
         if !disagreeing.isEmpty { lines.append(""); lines.append("Order unlike the chapter's: " + disagreeing.joined(separator: "; ") + ".") }
         return lines.joined(separator: "\n")
+    }
+
+    /// Reads `json()`'s output (`generative table --json`).
+    public static func decode(json: Data) throws -> ComparisonTable {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try decoder.decode(ComparisonTable.self, from: json)
     }
 
     /// `{"rows": [...]}`, every row with every key.

@@ -480,6 +480,11 @@ public final class TrainingLoop {
         try PNGWriter.write(Self.lossPlot(epochs: history, steps: (try? Self.readStepMetrics(run.metrics)) ?? []), to: run.lossPlot)
     }
 
+    /// The loss plot of a run's metrics log (`RUN/metrics.jsonl`), as training draws `loss.png`.
+    public static func lossPlot(metrics url: URL) throws -> Tensor {
+        lossPlot(epochs: try readMetrics(url), steps: try readStepMetrics(url))
+    }
+
     /// The loss plot: each loss term against the step, from the step lines when there are at least
     /// two (one batch's value every `--log-every` steps), else the epoch means against the epoch;
     /// on a log scale when the values span decades.

@@ -20,7 +20,7 @@ struct Generative: ParsableCommand {
             commandName: "generative",
             abstract: "Train, sample and evaluate generative models (VAE, GANs, flows, diffusion) on Fashion-MNIST.",
             version: ToolkitVersion.line,
-            subcommands: [Train.self, Sample.self] + CommandRegistry.verbs + [Export.self, Bench.self, Eval.self, Table.self, Plot.self, DistributedCheck.self]
+            subcommands: [Train.self, Sample.self] + CommandRegistry.verbs + [Export.self, Bench.self, Eval.self, Table.self, Report.self, Plot.self, DistributedCheck.self]
                 + CommandRegistry.formerVerbSpellings)
     }
 

@@ -41,4 +41,25 @@ final class ShippedCheckpointTests: XCTestCase {
         }
         XCTAssertLessThanOrEqual(bytes, 100_000_000, "the issue's budget for shipped checkpoints")
     }
+
+    /// The logs and reports beside the checkpoints (what `generative report` draws) belong to a
+    /// shipped checkpoint and read as their commands wrote them.
+    func testTheLogsAndReportsBesideThemBelongToAShippedRowAndRead() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: Self.folder.path)
+        let rows = Set(names.filter { $0.hasSuffix(".safetensors") }.map { String($0.dropLast(".safetensors".count)) })
+        var found = 0
+        for name in names {
+            let url = Self.folder.appendingPathComponent(name)
+            for suffix in [".metrics.jsonl", ".samplers.jsonl", ".likelihood.json"] where name.hasSuffix(suffix) {
+                found += 1
+                XCTAssertTrue(rows.contains(String(name.dropLast(suffix.count))), "\(name) belongs to no shipped checkpoint")
+                switch suffix {
+                case ".metrics.jsonl": XCTAssertGreaterThan(try TrainingLoop.readStepMetrics(url).count, 10, name)
+                case ".samplers.jsonl": XCTAssertTrue(try Plot.read(url.path).allSatisfy { $0.1.sampling != nil }, name)
+                default: XCTAssertNoThrow(try JSONDecoder().decode(LikelihoodReport.self, from: Data(contentsOf: url)), name)
+                }
+            }
+        }
+        XCTAssertGreaterThan(found, 0)
+    }
 }

@@ -1,0 +1,200 @@
+import ArgumentParser
+import Foundation
+import GenTensor
+import GenFormats
+import GenData
+import GenEval
+import GenTrain
+
+/// `generative report`: one self-contained HTML page of the shipped models side by side.
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write an HTML page of the models side by side: the comparison table, sample grids, loss curves, samplers' FID against NFE, bits/dim.",
+        discussion: """
+            Writes OUT/index.html and its PNGs beside it: no script, nothing loaded from the network. The table is \
+            read from --table (the output of `generative table --json`), else measured as `generative table` does \
+            with --count and --seed. Each row with a checkpoint in --checkpoints gets a grid of samples (one row per \
+            class too, for class-conditional models) and, where CHECKPOINTS/ROW.metrics.jsonl holds its training \
+            log, its loss curve. Every CHECKPOINTS/*.samplers.jsonl (reports of `generative eval CHECKPOINT --json` \
+            with different samplers, one per line) adds a plot of FID against network evaluations per image; every \
+            CHECKPOINTS/ROW.likelihood.json (`generative eval CHECKPOINT --likelihood --json`) a line of the \
+            bits/dim table. Prints the page's path.
+            """)
+
+    @Option(help: "The folder to write index.html and its images into (created if need be).")
+    var out: String
+
+    @Option(help: "The table as `generative table --json` printed it (default: measure it now).")
+    var table: String?
+
+    @Option(help: "The folder holding ROW.safetensors for each model row, and the logs and reports beside them.")
+    var checkpoints: String = "checkpoints"
+
+    @Option(parsing: .unconditional, help: "Samples per row when the table is measured here (the test row: its first N images).")
+    var count: Int = 10_000
+
+    @Option(help: "Seed of the table's samples and of every sample grid.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Images in each model's sample grid.")
+    var grid: Int = 64
+
+    @Option(help: "Images per batch, for the feature network and for sampling.")
+    var batchSize: Int = 500
+
+    @OptionGroup var compute: ComputeFlags
+
+    func validate() throws {
+        guard count >= 2 else { throw ValidationError("--count must be at least 2 (FID needs a covariance)") }
+        guard grid >= 1 else { throw ValidationError("--grid must be at least 1") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isFolder), !isFolder.boolValue {
+            throw ValidationError("--out \(out) is a file; give a folder")
+        }
+        if let table, !FileManager.default.fileExists(atPath: table) { throw ValidationError("--table \(table): no such file") }
+    }
+
+    func run() throws {
+        let folder = URL(fileURLWithPath: out)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let (comparison, caption) = try loadTable()
+        var page = ReportPage(table: comparison, tableCaption: caption)
+        for (i, row) in comparison.rows.enumerated() {
+            logLine("report \(i + 1)/\(comparison.rows.count): \(row.name)")
+            if let card = try card(row.name, folder: folder) { page.cards.append(card) }
+        }
+        (page.samplerPlot, page.samplerPoints) = try samplers(folder: folder)
+        page.likelihoods = try likelihoods()
+        page.missing = missingSections(comparison)
+        let index = folder.appendingPathComponent("index.html")
+        try Data(page.html().utf8).write(to: index, options: .atomic)
+        print(index.path)
+    }
+
+    /// `--table`, else the table measured now; with a line saying how.
+    func loadTable() throws -> (ComparisonTable, String) {
+        if let table {
+            let data = try Data(contentsOf: URL(fileURLWithPath: table))
+            do {
+                let decoded = try ComparisonTable.decode(json: data)
+                return (decoded, "Measured by `generative table` (\(URL(fileURLWithPath: table).lastPathComponent)).")
+            } catch {
+                throw ValidationError("--table \(table): not the output of `generative table --json`")
+            }
+        }
+        var arguments = ["--checkpoints", checkpoints, "--count", String(count), "--seed", String(seed),
+                         "--batch-size", String(batchSize), "--threads", String(compute.threads)]
+        if let backend = compute.backend { arguments += ["--backend", backend.rawValue] }
+        let measured = try Table.parse(arguments).measure()
+        return (measured, "\(count) samples per row (the test row: its first \(count) images), seed \(seed), \(compute.threads) threads.")
+    }
+
+    /// A row's card: its samples (the test row: the first test images), a class grid for a
+    /// class-conditional model, and its training loss where its log is shipped; nil for a row with
+    /// neither checkpoint nor log (the table and the list of what is missing name it).
+    func card(_ name: String, folder: URL) throws -> ReportPage.ModelCard? {
+        if name == "test" {
+            let images = try ImageDataset.fashionMNIST(split: .test).images
+            let first = images.sliced(axis: 0, 0..<min(grid, images.shape[0]))
+            try writeGrid(first, to: folder.appendingPathComponent("test-samples.png"))
+            return ReportPage.ModelCard(name: name, caption: "The first \(first.shape[0]) test images", samples: "test-samples.png")
+        }
+        let base = URL(fileURLWithPath: checkpoints)
+        let path = base.appendingPathComponent("\(name).safetensors").path
+        var card = ReportPage.ModelCard(name: name, caption: "")
+        let log = base.appendingPathComponent("\(name).metrics.jsonl")
+        if FileManager.default.fileExists(atPath: log.path) {
+            try PNGWriter.write(try TrainingLoop.lossPlot(metrics: log), to: folder.appendingPathComponent("\(name)-loss.png"))
+            card.loss = "\(name)-loss.png"
+        }
+        guard FileManager.default.fileExists(atPath: path) else {
+            guard card.loss != nil else { return nil }
+            card.caption = "No checkpoint: checkpoints/README.md gives the command that trains it."
+            return card
+        }
+        let model: any GenerativeModel
+        do { model = try loadAnyModel(path) } catch {
+            card.caption = "Not sampled: \(Generative.message(for: error))"
+            return card
+        }
+        let options = SamplingOptions(ema: true, batchSize: batchSize)
+        let images = try model.sample(count: grid, seed: seed, labels: nil, options: options, progress: nil)
+        try writeGrid(images, to: folder.appendingPathComponent("\(name)-samples.png"))
+        card.samples = "\(name)-samples.png"
+        card.caption = "\(grid) samples, seed \(seed): \(model.samplingSummary(options))"
+        if model.classCount > 0 {
+            let perClass = 8
+            let labels = (0..<model.classCount).flatMap { Array(repeating: $0, count: perClass) }
+            let byClass = try model.sample(count: labels.count, seed: seed, labels: labels, options: options, progress: nil)
+            try PNGWriter.write(imageGrid(byClass, columns: perClass), to: folder.appendingPathComponent("\(name)-classes.png"))
+            card.classGrid = "\(name)-classes.png"
+        }
+        if card.loss == nil { card.note = "No training log shipped (\(log.lastPathComponent))." }
+        return card
+    }
+
+    func writeGrid(_ images: Tensor, to url: URL) throws {
+        let columns = Int(Double(images.shape[0]).squareRoot().rounded(.up))
+        try PNGWriter.write(imageGrid(images, columns: max(columns, 1)), to: url)
+    }
+
+    /// The sampler reports shipped beside the checkpoints: a plot of FID against network
+    /// evaluations per image (log scale), one marker per sampler, and the points.
+    func samplers(folder: URL) throws -> (String?, [ReportPage.SamplerPoint]) {
+        var points: [ReportPage.SamplerPoint] = []
+        for file in shipped(suffix: ".samplers.jsonl") {
+            for (_, report) in try Plot.read(file.path) {
+                guard let sampling = report.sampling else { continue }
+                let fid = report.fid
+                points.append(ReportPage.SamplerPoint(sampler: sampling.model, networkEvaluations: sampling.networkEvaluationsPerImage,
+                                                      fid: fid, imagesPerSecond: sampling.imagesPerSecond, count: report.sampleCount))
+            }
+        }
+        guard !points.isEmpty else { return (nil, []) }
+        points.sort { ($0.networkEvaluations, $0.fid) < ($1.networkEvaluations, $1.fid) }
+        let counts = Set(points.map(\.count))
+        let series = points.map { PlotSeries(name: $0.sampler, points: [(Double($0.networkEvaluations), $0.fid)], lines: false, markers: true) }
+        let image = renderPlot(series: series, xLabel: "network evaluations per image (log scale)",
+                               yLabel: "fid" + (counts.count == 1 ? ", \(counts.first!) samples" : ""),
+                               xScale: .log, yScale: .linear, width: 800, height: 500)
+        try PNGWriter.write(image, to: folder.appendingPathComponent("samplers.png"))
+        return ("samplers.png", points)
+    }
+
+    /// The likelihood reports shipped beside the checkpoints (CHECKPOINTS/ROW.likelihood.json).
+    func likelihoods() throws -> [ReportPage.Likelihood] {
+        try shipped(suffix: ".likelihood.json").map { file in
+            let report: LikelihoodReport
+            do { report = try JSONDecoder().decode(LikelihoodReport.self, from: Data(contentsOf: file)) } catch {
+                throw ValidationError("\(file.path): not the output of `generative eval CHECKPOINT --likelihood --json`")
+            }
+            let name = String(file.lastPathComponent.dropLast(".likelihood.json".count))
+            return ReportPage.Likelihood(name: name, method: report.likelihoodMethod, bitsPerDim: report.bitsPerDim,
+                                         standardError: report.bitsPerDimSE, count: report.count)
+        }
+    }
+
+    /// The files in --checkpoints whose names end in `suffix`, sorted.
+    func shipped(suffix: String) -> [URL] {
+        let base = URL(fileURLWithPath: checkpoints)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: base.path)) ?? []
+        return names.filter { $0.hasSuffix(suffix) }.sorted().map { base.appendingPathComponent($0) }
+    }
+
+    /// What the page lacks, with the reason.
+    func missingSections(_ table: ComparisonTable) -> [String] {
+        var missing = table.rows.filter { $0.fid == nil }.map { row in
+            "\(row.name): \(row.note ?? "no figures") (checkpoints/README.md lists the shipped checkpoints and their commands)"
+        }
+        if shipped(suffix: ".samplers.jsonl").isEmpty {
+            missing.append("FID against network evaluations: no CHECKPOINTS/*.samplers.jsonl (eval reports of one checkpoint with several samplers)")
+        }
+        if shipped(suffix: ".likelihood.json").isEmpty {
+            missing.append("bits/dim: no CHECKPOINTS/*.likelihood.json (generative eval CHECKPOINT --likelihood --json)")
+        }
+        missing.append("Guidance grids (classifier-free, classifier, prompt), inpainting and super-resolution examples, and CycleGAN "
+                       + "translations: this version of report does not draw them yet")
+        return missing
+    }
+}

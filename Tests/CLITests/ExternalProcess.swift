@@ -1,0 +1,43 @@
+import Foundation
+import XCTest
+
+extension CommandTestCase {
+    /// The first of `names` that is an executable on the PATH, or nil.
+    func executableOnPath(_ names: String...) -> URL? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for name in names {
+            for folder in path.split(separator: ":") {
+                let url = URL(fileURLWithPath: String(folder)).appendingPathComponent(name)
+                if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+            }
+        }
+        return nil
+    }
+
+    /// Runs `executable` with `arguments` (and `environment` added), its output going to files
+    /// rather than pipes (a chatty child cannot block on a full pipe): (exit status, stdout,
+    /// stderr). A run still going after `timeout` seconds is stopped and fails the test, instead of
+    /// hanging the suite.
+    func runProcess(_ executable: URL, _ arguments: [String], environment: [String: String] = [:],
+                    timeout: TimeInterval = 300) throws -> (status: Int32, out: String, err: String) {
+        let folder = tempDir()
+        let outURL = folder.appendingPathComponent("out"), errURL = folder.appendingPathComponent("err")
+        try Data().write(to: outURL)
+        try Data().write(to: errURL)
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        let start = Date()
+        try process.run()
+        while process.isRunning && Date().timeIntervalSince(start) < timeout { usleep(50_000) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            XCTFail("\(executable.lastPathComponent) \(arguments.joined(separator: " ")) did not finish in \(Int(timeout)) s")
+        }
+        return (process.terminationStatus, try String(contentsOf: outURL, encoding: .utf8), try String(contentsOf: errURL, encoding: .utf8))
+    }
+}
