@@ -24,6 +24,10 @@ public struct ComparisonTable: Codable, Sendable, Equatable {
         public var trainSeconds: Double?
         /// Why the row has no figures (no checkpoint, for example), or nil.
         public var note: String?
+        /// Test bits/dim of a likelihood model (`table --likelihood`), and how it was measured
+        /// ("vlb", "ode", "exact").
+        public var bitsPerDim: Double?
+        public var likelihoodMethod: String?
 
         public init(name: String, note: String? = nil) {
             self.name = name
@@ -33,7 +37,7 @@ public struct ComparisonTable: Codable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey {
             case name, fid, fidInfinity = "fid_inf", inceptionScore = "is", kid, precision, recall,
                  imagesPerSecond = "images_per_s", networkEvaluations = "nfe", threads, parameters = "params",
-                 trainSeconds = "train_seconds", note
+                 trainSeconds = "train_seconds", note, bitsPerDim = "bits_per_dim", likelihoodMethod = "likelihood_method"
         }
 
         public func encode(to encoder: Encoder) throws {
@@ -52,6 +56,8 @@ public struct ComparisonTable: Codable, Sendable, Equatable {
             try c.encode(parameters, forKey: .parameters)
             try c.encode(trainSeconds, forKey: .trainSeconds)
             try c.encode(note, forKey: .note)
+            try c.encode(bitsPerDim, forKey: .bitsPerDim)
+            try c.encode(likelihoodMethod, forKey: .likelihoodMethod)
         }
     }
 
@@ -100,9 +106,14 @@ public struct ComparisonTable: Codable, Sendable, Equatable {
         return pairs
     }
 
-    /// The columns of `markdown()` and of the report's table.
-    public static let columns = ["row", "FID", "chapter FID", "rank", "chapter rank", "FID∞", "IS", "chapter IS", "KID",
-                                 "precision", "recall", "images/s", "NFE", "threads", "params", "training"]
+    /// The columns of `markdown()` and of the report's table; bits/dim only when a row has one.
+    public var columns: [String] {
+        ["row", "FID", "chapter FID", "rank", "chapter rank", "FID∞", "IS", "chapter IS", "KID", "precision", "recall",
+         "images/s", "NFE", "threads", "params", "training"] + (hasLikelihoods ? ["bits/dim"] : [])
+    }
+
+    /// Whether any row has a bits/dim (`table --likelihood`).
+    public var hasLikelihoods: Bool { rows.contains { $0.bitsPerDim != nil } }
 
     /// Each row's cells under `columns`: the measured figures, the chapter's FID and IS beside them,
     /// both ranks; "—" where a figure is missing, and the row's note in place of its FID.
@@ -122,14 +133,17 @@ public struct ComparisonTable: Codable, Sendable, Equatable {
                          number(row.recall, "%.3f"), number(row.imagesPerSecond, "%.1f"), integer(row.networkEvaluations),
                          integer(row.threads), integer(row.parameters), duration(row.trainSeconds)]
             if let note = row.note { cells[1] = note }
+            if hasLikelihoods {
+                cells.append(row.bitsPerDim.map { String(format: "%.3f (%@)", $0, row.likelihoodMethod ?? "?") } ?? "—")
+            }
             return cells
         }
     }
 
     /// A markdown table of `cells()`, then the pairs ordered unlike the chapter, if any.
     public func markdown() -> String {
-        var lines = ["| " + Self.columns.joined(separator: " | ") + " |",
-                     "| --- |" + String(repeating: " ---: |", count: Self.columns.count - 1)]
+        var lines = ["| " + columns.joined(separator: " | ") + " |",
+                     "| --- |" + String(repeating: " ---: |", count: columns.count - 1)]
         lines += cells().map { "| " + $0.joined(separator: " | ") + " |" }
         let disagreeing = disagreements
         if !disagreeing.isEmpty { lines.append(""); lines.append("Order unlike the chapter's: " + disagreeing.joined(separator: "; ") + ".") }

@@ -147,7 +147,7 @@ public struct ReportPage: Sendable {
             let tds = values.enumerated().map { index, value in index == 0 ? "<th scope=\"row\">\(escape(value))</th>" : "<td>\(escape(value))</td>" }
             rows.append("<tr data-row=\"\(escape(row.name))\"\(cls)>" + tds.joined() + "</tr>")
         }
-        let head = ComparisonTable.columns.map { "<th scope=\"col\">\(escape($0))</th>" }.joined()
+        let head = table.columns.map { "<th scope=\"col\">\(escape($0))</th>" }.joined()
         return "<table id=\"comparison\"><thead><tr>\(head)</tr></thead><tbody>\n" + rows.joined(separator: "\n") + "\n</tbody></table>"
     }
 

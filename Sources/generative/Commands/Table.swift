@@ -5,6 +5,7 @@ import GenFormats
 import GenNN
 import GenData
 import GenEval
+import GenTrain
 
 /// `generative table`: the chapter's Table 6-1 measured on the shipped checkpoints.
 struct Table: ParsableCommand {
@@ -17,7 +18,10 @@ struct Table: ParsableCommand {
             does, against the training split. A row whose checkpoint is missing is listed without figures. Prints a \
             markdown table with the chapter's FID and IS beside each row and the rank by FID in both orderings, or \
             with --json one object {"rows": [{"name", "fid", "fid_inf", "is", "kid", "precision", "recall", \
-            "images_per_s", "nfe", "threads", "params", "train_seconds", "note"}]}. Progress goes to stderr.
+            "images_per_s", "nfe", "threads", "params", "train_seconds", "note", "bits_per_dim", "likelihood_method"}]}. \
+            --likelihood adds the test bits/dim of the models that have a likelihood, as `generative eval CHECKPOINT \
+            --likelihood` measures it. --retrain first runs each row's card commands (train, then export). Progress goes \
+            to stderr.
             """)
 
     @Option(help: "The rows to measure, separated by commas (default: all).")
@@ -37,6 +41,15 @@ struct Table: ParsableCommand {
 
     @Flag(help: "Print one JSON object instead of the markdown table.")
     var json = false
+
+    @Flag(help: "Add the test bits/dim of each model that has a likelihood (its default method, --likelihood-count test images).")
+    var likelihood = false
+
+    @Option(help: "Test images for --likelihood.")
+    var likelihoodCount: Int = 1000
+
+    @Flag(help: "First retrain each selected row with its card's commands (CHECKPOINTS/README.md), resuming a run folder that holds a checkpoint; the commands run as written, from the current folder.")
+    var retrain = false
 
     @Option(help: "Images per batch, for the feature network and for sampling.")
     var batchSize: Int = 500
@@ -65,6 +78,7 @@ struct Table: ParsableCommand {
         _ = try selectedRows
         guard count >= 2 else { throw ValidationError("--count must be at least 2 (FID needs a covariance)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard likelihoodCount >= 1 else { throw ValidationError("--likelihood-count must be at least 1") }
         var isFolder: ObjCBool = false
         if let saveSamples, FileManager.default.fileExists(atPath: saveSamples, isDirectory: &isFolder), !isFolder.boolValue {
             throw ValidationError("--save-samples \(saveSamples) is a file; give a folder")
@@ -81,6 +95,7 @@ struct Table: ParsableCommand {
         let names = try selectedRows
         if let saveSamples { try FileManager.default.createDirectory(atPath: saveSamples, withIntermediateDirectories: true) }
         var rows: [ComparisonTable.Row] = []
+        if retrain { try self.retrain(names.filter { $0 != "test" }, log: log) }
         for (i, name) in names.enumerated() {
             log("row \(i + 1)/\(names.count): \(name)")
             rows.append(try measure(row: name, log: log))
@@ -127,8 +142,38 @@ struct Table: ParsableCommand {
             let file = try SafeTensorsFile(contentsOf: checkpoint)
             row.parameters = Self.weightCount(file)
             row.trainSeconds = file.metadata["train_seconds"].flatMap(Double.init)
+            if likelihood, !(try loadAnyModel(checkpoint.path).likelihoodMethods.isEmpty) {
+                var likelihoodArguments = [checkpoint.path, "--likelihood", "--count", String(likelihoodCount), "--seed", String(seed),
+                                           "--batch-size", String(batchSize), "--threads", String(compute.threads)]
+                if let data { likelihoodArguments += ["--data", data] }
+                let measured = try Eval.parse(likelihoodArguments).measureLikelihood(log: log)
+                row.bitsPerDim = measured.bitsPerDim
+                row.likelihoodMethod = measured.likelihoodMethod
+            }
         }
         return row
+    }
+
+    /// Runs the card commands of `names` (train, then export), in this process; a `train` whose
+    /// run folder already holds a checkpoint resumes it, so an interrupted --retrain continues.
+    func retrain(_ names: [String], log: @escaping (String) -> Void) throws {
+        let cards = try CheckpointCard.read(folder: URL(fileURLWithPath: checkpoints))
+        for name in names {
+            guard let card = cards.first(where: { $0.row == name }), !card.commands.isEmpty else {
+                log("\(name): no card with a command in \(checkpoints)/README.md; not retrained")
+                continue
+            }
+            for var arguments in card.commands {
+                if arguments.first == "train", let flag = arguments.firstIndex(of: "--out"), flag + 1 < arguments.count,
+                   case let out = arguments[flag + 1],
+                   FileManager.default.fileExists(atPath: out + "/checkpoint.safetensors"), !arguments.contains("--resume") {
+                    arguments.append("--resume")
+                }
+                log("\(name): generative \(arguments.joined(separator: " "))")
+                var command = try Generative.parseAsRoot(arguments)
+                try Generative.run(&command)
+            }
+        }
     }
 
     /// The weights of a checkpoint's networks: every tensor but the optimisers' state, the EMA

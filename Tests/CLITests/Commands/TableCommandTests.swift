@@ -73,7 +73,7 @@ final class TableCommandTests: CommandTestCase {
         let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(measured.json().utf8)) as? [String: Any])
         let rows = try XCTUnwrap(object["rows"] as? [[String: Any]])
         let keys: Set<String> = ["name", "fid", "fid_inf", "is", "kid", "precision", "recall", "images_per_s", "nfe", "threads",
-                                 "params", "train_seconds", "note"]
+                                 "params", "train_seconds", "note", "bits_per_dim", "likelihood_method"]
         for row in rows { XCTAssertEqual(Set(row.keys), keys) }
         XCTAssertTrue(rows[2]["fid"] is NSNull)
 
@@ -88,5 +88,40 @@ final class TableCommandTests: CommandTestCase {
         XCTAssertEqual(table.measuredRanks, ["ddpm": 1, "vae": 2, "dcgan": 3])
         XCTAssertEqual(table.chapterRanks, ["ddpm": 1, "dcgan": 2, "vae": 3])
         XCTAssertEqual(table.disagreements, ["vae (30.000) < dcgan (40.000), the chapter has the opposite"])
+    }
+
+    /// --retrain runs a card's commands (train, then export) before scoring, resuming the run
+    /// folder when it holds a checkpoint, so a second --retrain reproduces the same file;
+    /// --likelihood adds the bits/dim that `eval --likelihood` measures.
+    func testRetrainRunsTheCardCommandsAndLikelihoodAddsBitsPerDim() throws {
+        let dir = tempDir()
+        let shipped = dir.appendingPathComponent("checkpoints"), run = dir.appendingPathComponent("run").path
+        try FileManager.default.createDirectory(at: shipped, withIntermediateDirectories: true)
+        let vae = shipped.appendingPathComponent("vae.safetensors")
+        try Data("""
+            ## vae.safetensors
+
+            | | |
+            | --- | --- |
+            | command | `scripts/generative train vae --epochs 1 --max-steps 20 --batch-size 64 --out \(run)`, then \
+            `scripts/generative export --checkpoint \(run)/checkpoint.safetensors --weights-only --out \(vae.path)` |
+            | SHA-256 | `unknown` |
+            """.utf8).write(to: shipped.appendingPathComponent("README.md"))
+        let arguments = ["--rows", "vae,dcgan", "--checkpoints", shipped.path, "--count", "100", "--retrain"]
+        let first = try table(arguments + ["--likelihood", "--likelihood-count", "50"])
+        let hash = try SHA256.hex(contentsOf: vae)
+        XCTAssertEqual(try Checkpoint(contentsOf: URL(fileURLWithPath: run + "/checkpoint.safetensors")).metadata["step"], "20")
+        XCTAssertNotNil(first.rows[0].fid)
+        XCTAssertEqual(first.rows[1].note, "no checkpoint", "a row without a card is left as it is")
+        let eval = try XCTUnwrap(try Generative.parseAsRoot(["eval", vae.path, "--likelihood", "--count", "50"]) as? Eval).measureLikelihood(log: { _ in })
+        XCTAssertEqual(first.rows[0].bitsPerDim, eval.bitsPerDim)
+        XCTAssertEqual(first.rows[0].likelihoodMethod, "vlb")
+        XCTAssertTrue(first.markdown().contains("| bits/dim |"))
+
+        let second = try table(arguments)
+        XCTAssertEqual(try SHA256.hex(contentsOf: vae), hash, "the resumed run exports the same file")
+        XCTAssertEqual(second.rows[0].fid, first.rows[0].fid)
+        XCTAssertNil(second.rows[0].bitsPerDim)
+        XCTAssertFalse(second.markdown().contains("bits/dim"), "no likelihood, no column")
     }
 }

@@ -11,18 +11,9 @@ final class ShippedCheckpointTests: XCTestCase {
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("checkpoints")
 
-    /// (file name, SHA-256) of every card: a `## NAME.safetensors` heading, then a `| SHA-256 | `HEX` |` row.
+    /// (file name, SHA-256) of every card.
     static func cards() throws -> [(String, String)] {
-        let text = try String(contentsOf: folder.appendingPathComponent("README.md"), encoding: .utf8)
-        var cards: [(String, String)] = [], current: String?
-        for line in text.split(separator: "\n").map(String.init) {
-            if line.hasPrefix("## "), line.hasSuffix(".safetensors") { current = String(line.dropFirst(3)) }
-            if let name = current, line.hasPrefix("| SHA-256 |") {
-                cards.append((name, line.split(separator: "`").dropFirst().first.map(String.init) ?? ""))
-                current = nil
-            }
-        }
-        return cards
+        try CheckpointCard.read(folder: folder).map { ($0.file, $0.sha256) }
     }
 
     func testEveryShippedFileMatchesItsCardAndLoads() throws {
@@ -40,6 +31,16 @@ final class ShippedCheckpointTests: XCTestCase {
             bytes += try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int)
         }
         XCTAssertLessThanOrEqual(bytes, 100_000_000, "the issue's budget for shipped checkpoints")
+    }
+
+    /// Every card's commands are command lines the toolkit accepts (what `table --retrain` runs):
+    /// a training run, then the export that writes the card's file.
+    func testEveryCardsCommandsParse() throws {
+        for card in try CheckpointCard.read(folder: Self.folder) {
+            XCTAssertEqual(card.commands.first?.first, "train", card.file)
+            XCTAssertEqual(card.commands.last?.suffix(2), ["--out", "checkpoints/" + card.file], card.file)
+            for arguments in card.commands { XCTAssertNoThrow(try Generative.parseAsRoot(arguments), arguments.joined(separator: " ")) }
+        }
     }
 
     /// The logs and reports beside the checkpoints (what `generative report` draws) belong to a
