@@ -27,27 +27,13 @@ struct Report: ParsableCommand {
     @Option(help: "The table as `generative table --json` printed it (default: measure it now).")
     var table: String?
 
-    @Option(help: "The folder holding ROW.safetensors for each model row, and the logs and reports beside them.")
-    var checkpoints: String = "checkpoints"
-
-    @Option(parsing: .unconditional, help: "Samples per row when the table is measured here (the test row: its first N images).")
-    var count: Int = 10_000
-
-    @Option(help: "Seed of the table's samples and of every sample grid.")
-    var seed: UInt64 = 0
-
     @Option(help: "Images in each model's sample grid.")
     var grid: Int = 64
 
-    @Option(help: "Images per batch, for the feature network and for sampling.")
-    var batchSize: Int = 500
-
-    @OptionGroup var compute: ComputeFlags
+    @OptionGroup var measurement: TableFlags
 
     func validate() throws {
-        guard count >= 2 else { throw ValidationError("--count must be at least 2 (FID needs a covariance)") }
         guard grid >= 1 else { throw ValidationError("--grid must be at least 1") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         var isFolder: ObjCBool = false
         if FileManager.default.fileExists(atPath: out, isDirectory: &isFolder), !isFolder.boolValue {
             throw ValidationError("--out \(out) is a file; give a folder")
@@ -83,11 +69,9 @@ struct Report: ParsableCommand {
                 throw ValidationError("--table \(table): not the output of `generative table --json`")
             }
         }
-        var arguments = ["--checkpoints", checkpoints, "--count", String(count), "--seed", String(seed),
-                         "--batch-size", String(batchSize), "--threads", String(compute.threads)]
-        if let backend = compute.backend { arguments += ["--backend", backend.rawValue] }
-        let measured = try Table.parse(arguments).measure()
-        return (measured, "\(count) samples per row (the test row: its first \(count) images), seed \(seed), \(compute.threads) threads.")
+        let measured = try Table.parse(measurement.commandLine).measure()
+        let (count, seed, threads) = (measurement.count, measurement.seed, measurement.compute.threads)
+        return (measured, "\(count) samples per row (the test row: its first \(count) images), seed \(seed), \(threads) threads.")
     }
 
     /// A row's card: its samples (the test row: the first test images), a class grid for a
@@ -100,7 +84,7 @@ struct Report: ParsableCommand {
             try writeGrid(first, to: folder.appendingPathComponent("test-samples.png"))
             return ReportPage.ModelCard(name: name, caption: "The first \(first.shape[0]) test images", samples: "test-samples.png")
         }
-        let base = URL(fileURLWithPath: checkpoints)
+        let base = URL(fileURLWithPath: measurement.checkpoints)
         let path = base.appendingPathComponent("\(name).safetensors").path
         var card = ReportPage.ModelCard(name: name, caption: "")
         let log = base.appendingPathComponent("\(name).metrics.jsonl")
@@ -118,15 +102,15 @@ struct Report: ParsableCommand {
             card.caption = "Not sampled: \(Generative.message(for: error))"
             return card
         }
-        let options = SamplingOptions(ema: true, batchSize: batchSize)
-        let images = try model.sample(count: grid, seed: seed, labels: nil, options: options, progress: nil)
+        let options = SamplingOptions(ema: true, batchSize: measurement.batchSize)
+        let images = try model.sample(count: grid, seed: measurement.seed, labels: nil, options: options, progress: nil)
         try writeGrid(images, to: folder.appendingPathComponent("\(name)-samples.png"))
         card.samples = "\(name)-samples.png"
-        card.caption = "\(grid) samples, seed \(seed): \(model.samplingSummary(options))"
+        card.caption = "\(grid) samples, seed \(measurement.seed): \(model.samplingSummary(options))"
         if model.classCount > 0 {
             let perClass = 8
             let labels = (0..<model.classCount).flatMap { Array(repeating: $0, count: perClass) }
-            let byClass = try model.sample(count: labels.count, seed: seed, labels: labels, options: options, progress: nil)
+            let byClass = try model.sample(count: labels.count, seed: measurement.seed, labels: labels, options: options, progress: nil)
             try PNGWriter.write(imageGrid(byClass, columns: perClass), to: folder.appendingPathComponent("\(name)-classes.png"))
             card.classGrid = "\(name)-classes.png"
         }
@@ -177,7 +161,7 @@ struct Report: ParsableCommand {
 
     /// The files in --checkpoints whose names end in `suffix`, sorted.
     func shipped(suffix: String) -> [URL] {
-        let base = URL(fileURLWithPath: checkpoints)
+        let base = URL(fileURLWithPath: measurement.checkpoints)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: base.path)) ?? []
         return names.filter { $0.hasSuffix(suffix) }.sorted().map { base.appendingPathComponent($0) }
     }

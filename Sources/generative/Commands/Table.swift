@@ -27,15 +27,6 @@ struct Table: ParsableCommand {
     @Option(help: "The rows to measure, separated by commas (default: all).")
     var rows: String?
 
-    @Option(help: "The folder holding ROW.safetensors for each model row.")
-    var checkpoints: String = "checkpoints"
-
-    @Option(parsing: .unconditional, help: "Samples per row (the test row: its first N images).")
-    var count: Int = 10_000
-
-    @Option(help: "Seed of every row's sampling noise and of the metrics' random subsets.")
-    var seed: UInt64 = 0
-
     @Option(help: "Keep each row's images as DIR/ROW.npy (N x 28 x 28 float32 in [0, 1]).")
     var saveSamples: String?
 
@@ -51,16 +42,7 @@ struct Table: ParsableCommand {
     @Flag(help: "First retrain each selected row with its card's commands (CHECKPOINTS/README.md), resuming a run folder that holds a checkpoint; the commands run as written, from the current folder.")
     var retrain = false
 
-    @Option(help: "Images per batch, for the feature network and for sampling.")
-    var batchSize: Int = 500
-
-    @Option(help: "A data folder for the reference and test images (default: Debian's Fashion-MNIST).")
-    var data: String?
-
-    @Option(help: "The reference-statistics cache folder (default: $GENERATIVE_CACHE, else ~/.cache/generative).")
-    var cache: String?
-
-    @OptionGroup var compute: ComputeFlags
+    @OptionGroup var measurement: TableFlags
 
     /// The rows `--rows` names, in the table's order.
     var selectedRows: [String] {
@@ -76,8 +58,6 @@ struct Table: ParsableCommand {
 
     func validate() throws {
         _ = try selectedRows
-        guard count >= 2 else { throw ValidationError("--count must be at least 2 (FID needs a covariance)") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard likelihoodCount >= 1 else { throw ValidationError("--likelihood-count must be at least 1") }
         var isFolder: ObjCBool = false
         if let saveSamples, FileManager.default.fileExists(atPath: saveSamples, isDirectory: &isFolder), !isFolder.boolValue {
@@ -108,7 +88,7 @@ struct Table: ParsableCommand {
         var input = "fashion-mnist:test"
         var checkpoint: URL?
         if name != "test" {
-            let url = URL(fileURLWithPath: checkpoints).appendingPathComponent("\(name).safetensors")
+            let url = URL(fileURLWithPath: measurement.checkpoints).appendingPathComponent("\(name).safetensors")
             guard FileManager.default.fileExists(atPath: url.path) else {
                 log("\(name): \(url.path) is missing; checkpoints/README.md gives the command that trains it")
                 return ComparisonTable.Row(name: name, note: "no checkpoint")
@@ -119,10 +99,7 @@ struct Table: ParsableCommand {
             input = url.path
             checkpoint = url
         }
-        var arguments = [input, "--count", String(count), "--seed", String(seed), "--batch-size", String(batchSize),
-                         "--threads", String(compute.threads)]
-        if let data { arguments += ["--data", data] }
-        if let cache { arguments += ["--cache", cache] }
+        let arguments = [input, "--count", String(measurement.count)] + measurement.evalArguments(cache: true)
         var images: Tensor?
         let report = try Eval.parse(arguments).evaluate(log: log, keepImages: saveSamples == nil ? nil : { images = $0 })
         if let saveSamples, let images {
@@ -143,9 +120,7 @@ struct Table: ParsableCommand {
             row.parameters = Self.weightCount(file)
             row.trainSeconds = file.metadata["train_seconds"].flatMap(Double.init)
             if likelihood, !(try loadAnyModel(checkpoint.path).likelihoodMethods.isEmpty) {
-                var likelihoodArguments = [checkpoint.path, "--likelihood", "--count", String(likelihoodCount), "--seed", String(seed),
-                                           "--batch-size", String(batchSize), "--threads", String(compute.threads)]
-                if let data { likelihoodArguments += ["--data", data] }
+                let likelihoodArguments = [checkpoint.path, "--likelihood", "--count", String(likelihoodCount)] + measurement.evalArguments(cache: false)
                 let measured = try Eval.parse(likelihoodArguments).measureLikelihood(log: log)
                 row.bitsPerDim = measured.bitsPerDim
                 row.likelihoodMethod = measured.likelihoodMethod
@@ -157,10 +132,10 @@ struct Table: ParsableCommand {
     /// Runs the card commands of `names` (train, then export), in this process; a `train` whose
     /// run folder already holds a checkpoint resumes it, so an interrupted --retrain continues.
     func retrain(_ names: [String], log: @escaping (String) -> Void) throws {
-        let cards = try CheckpointCard.read(folder: URL(fileURLWithPath: checkpoints))
+        let cards = try CheckpointCard.read(folder: URL(fileURLWithPath: measurement.checkpoints))
         for name in names {
             guard let card = cards.first(where: { $0.row == name }), !card.commands.isEmpty else {
-                log("\(name): no card with a command in \(checkpoints)/README.md; not retrained")
+                log("\(name): no card with a command in \(measurement.checkpoints)/README.md; not retrained")
                 continue
             }
             for var arguments in card.commands {
@@ -183,5 +158,52 @@ struct Table: ParsableCommand {
         return file.entries.values.filter { entry in
             !entry.name.hasPrefix("optim.") && !entry.name.hasPrefix("ema.") && !buffers.contains { entry.name.hasSuffix("." + $0) }
         }.reduce(0) { $0 + $1.shape.reduce(1, *) }
+    }
+}
+
+/// The flags of the table's measurement, shared by `table` and `report` (which measures the table
+/// when it is given none).
+struct TableFlags: ParsableArguments {
+    @Option(help: "The folder holding ROW.safetensors for each model row (and, for report, the logs and reports beside them).")
+    var checkpoints: String = "checkpoints"
+
+    @Option(parsing: .unconditional, help: "Samples per row (the test row: its first N images).")
+    var count: Int = 10_000
+
+    @Option(help: "Seed of every row's sampling noise and of the metrics' random subsets (and of report's sample grids).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Images per batch, for the feature network and for sampling.")
+    var batchSize: Int = 500
+
+    @Option(help: "A data folder for the reference and test images (default: Debian's Fashion-MNIST).")
+    var data: String?
+
+    @Option(help: "The reference-statistics cache folder (default: $GENERATIVE_CACHE, else ~/.cache/generative).")
+    var cache: String?
+
+    @OptionGroup var compute: ComputeFlags
+
+    func validate() throws {
+        guard count >= 2 else { throw ValidationError("--count must be at least 2 (FID needs a covariance)") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    /// The flags every `eval` of the table gets: seed, batch size, threads, data (and the cache).
+    func evalArguments(cache withCache: Bool) -> [String] {
+        var arguments = ["--seed", String(seed), "--batch-size", String(batchSize), "--threads", String(compute.threads)]
+        if let data { arguments += ["--data", data] }
+        if withCache, let cache { arguments += ["--cache", cache] }
+        return arguments
+    }
+
+    /// These flags as a command line, for `table` to parse.
+    var commandLine: [String] {
+        var arguments = ["--checkpoints", checkpoints, "--count", String(count), "--seed", String(seed), "--batch-size", String(batchSize),
+                         "--threads", String(compute.threads)]
+        if let data { arguments += ["--data", data] }
+        if let cache { arguments += ["--cache", cache] }
+        if let backend = compute.backend { arguments += ["--backend", backend.rawValue] }
+        return arguments
     }
 }
