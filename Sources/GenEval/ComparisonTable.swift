@@ -22,7 +22,8 @@ public struct ComparisonTable: Codable, Sendable, Equatable {
         public var parameters: Int?
         /// Wall-clock seconds of training, summed over resumed runs (the checkpoint's `train_seconds`).
         public var trainSeconds: Double?
-        /// Why the row has no figures (no checkpoint, for example), or nil.
+        /// Why the row has no figures (no checkpoint, for example), or what its figures measure when
+        /// that is not the usual (cyclegan: its translations); nil otherwise.
         public var note: String?
         /// Test bits/dim of a likelihood model (`table --likelihood`), and how it was measured
         /// ("vlb", "ode", "exact").
@@ -32,6 +33,21 @@ public struct ComparisonTable: Codable, Sendable, Equatable {
         public init(name: String, note: String? = nil) {
             self.name = name
             self.note = note
+        }
+
+        /// A row with an evaluation's figures: the scores, and the sampling speed where the
+        /// evaluation sampled a checkpoint.
+        public init(name: String, report: EvaluationReport) {
+            self.name = name
+            fid = report.fid
+            fidInfinity = report.fidInfinity
+            inceptionScore = report.inceptionScore
+            kid = report.kid
+            precision = report.precision
+            recall = report.recall
+            imagesPerSecond = report.sampling?.imagesPerSecond
+            networkEvaluations = report.sampling?.networkEvaluationsPerImage
+            threads = report.sampling?.threads
         }
 
         enum CodingKeys: String, CodingKey {
@@ -84,8 +100,10 @@ public struct ComparisonTable: Codable, Sendable, Equatable {
     }
 
     /// Each measured row's rank by FID, and the chapter's rank of the same rows.
+    /// Rows whose figures measure something else (those with a note: cyclegan's translations) are
+    /// not ranked.
     public var measuredRanks: [String: Int] {
-        Self.ranks(Dictionary(uniqueKeysWithValues: rows.compactMap { row in row.fid.map { (row.name, $0) } }))
+        Self.ranks(Dictionary(uniqueKeysWithValues: rows.compactMap { row in row.note == nil ? row.fid.map { (row.name, $0) } : nil }))
     }
 
     public var chapterRanks: [String: Int] {
@@ -132,7 +150,7 @@ public struct ComparisonTable: Codable, Sendable, Equatable {
                          number(Self.chapterIS[row.name], "%.2f"), number(row.kid, "%.4f"), number(row.precision, "%.3f"),
                          number(row.recall, "%.3f"), number(row.imagesPerSecond, "%.1f"), integer(row.networkEvaluations),
                          integer(row.threads), integer(row.parameters), duration(row.trainSeconds)]
-            if let note = row.note { cells[1] = note }
+            if let note = row.note, row.fid == nil { cells[1] = note }
             if hasLikelihoods {
                 cells.append(row.bitsPerDim.map { String(format: "%.3f (%@)", $0, row.likelihoodMethod ?? "?") } ?? "—")
             }
@@ -140,11 +158,16 @@ public struct ComparisonTable: Codable, Sendable, Equatable {
         }
     }
 
-    /// A markdown table of `cells()`, then the pairs ordered unlike the chapter, if any.
+    /// "ROW: NOTE" for each row whose figures come with a note (in place of a note, a row without
+    /// figures shows it in its FID cell).
+    public var footnotes: [String] { rows.compactMap { row in row.fid == nil ? nil : row.note.map { "\(row.name): \($0)" } } }
+
+    /// A markdown table of `cells()`, then the footnotes and the pairs ordered unlike the chapter, if any.
     public func markdown() -> String {
         var lines = ["| " + columns.joined(separator: " | ") + " |",
                      "| --- |" + String(repeating: " ---: |", count: columns.count - 1)]
         lines += cells().map { "| " + $0.joined(separator: " | ") + " |" }
+        if !footnotes.isEmpty { lines.append(""); lines += footnotes.map { "- " + $0 } }
         let disagreeing = disagreements
         if !disagreeing.isEmpty { lines.append(""); lines.append("Order unlike the chapter's: " + disagreeing.joined(separator: "; ") + ".") }
         return lines.joined(separator: "\n")

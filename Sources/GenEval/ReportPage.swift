@@ -91,6 +91,9 @@ public struct ReportPage: Sendable {
         body.append("<p class=\"lead\">\(escape(tableCaption)) FID, FID∞ and KID against the 60,000 training images; lower is better. "
                     + "The chapter's FID and IS stand beside each row, and each row's rank by FID in both orderings.</p>")
         body.append(tableHTML())
+        if !table.footnotes.isEmpty {
+            body.append("<ul class=\"footnotes\">" + table.footnotes.map { "<li>\(escape($0))</li>" }.joined() + "</ul>")
+        }
         let disagreeing = table.disagreements
         if !disagreeing.isEmpty {
             body.append("<p class=\"note\">Order unlike the chapter's: \(escape(disagreeing.joined(separator: "; "))).</p>")
@@ -212,6 +215,6 @@ public struct ReportPage: Sendable {
         .card img { width: 100%; display: block; margin: 6px 0; }
         .card img.grid { image-rendering: pixelated; }
         img.wide { max-width: 800px; width: 100%; display: block; margin: 6px 0 12px; }
-        ul.missing { color: #555; font-size: 13px; }
+        ul.missing, ul.footnotes { color: #555; font-size: 13px; }
         """
 }

@@ -15,7 +15,9 @@ struct Table: ParsableCommand {
             Rows: \(ComparisonTable.rowNames.joined(separator: ", ")). The test row scores the test split; every other \
             row samples CHECKPOINTS/ROW.safetensors (checkpoints/README.md gives each file's training command) with its \
             model's default sampler and scores the samples exactly as `generative eval CHECKPOINT --count N --seed S` \
-            does, against the training split. A row whose checkpoint is missing is listed without figures. Prints a \
+            does, against the training split; the cyclegan row translates the test images of its domain A and scores \
+            them against the test images of domain B (a footnote says so, and it is not ranked). A row whose \
+            checkpoint is missing is listed without figures. Prints a \
             markdown table with the chapter's FID and IS beside each row and the rank by FID in both orderings, or \
             with --json one object {"rows": [{"name", "fid", "fid_inf", "is", "kid", "precision", "recall", \
             "images_per_s", "nfe", "threads", "params", "train_seconds", "note", "bits_per_dim", "likelihood_method"}]}. \
@@ -83,50 +85,38 @@ struct Table: ParsableCommand {
         return ComparisonTable(rows: rows)
     }
 
-    /// One row: the test split, or the row's checkpoint sampled and scored as `eval` does.
+    /// One row: the test split, or the row's checkpoint sampled and scored as `eval` does (the
+    /// cyclegan row: its translations, `measureTranslation`).
     func measure(row name: String, log: @escaping (String) -> Void) throws -> ComparisonTable.Row {
-        var input = "fashion-mnist:test"
-        var checkpoint: URL?
-        if name != "test" {
-            let url = URL(fileURLWithPath: measurement.checkpoints).appendingPathComponent("\(name).safetensors")
-            guard FileManager.default.fileExists(atPath: url.path) else {
-                log("\(name): \(url.path) is missing; checkpoints/README.md gives the command that trains it")
-                return ComparisonTable.Row(name: name, note: "no checkpoint")
-            }
-            if name == "cyclegan" {
-                return ComparisonTable.Row(name: name, note: "translation FID not measured yet")
-            }
-            input = url.path
-            checkpoint = url
+        guard name != "test" else { return try score("fashion-mnist:test", row: name, log: log) }
+        let url = URL(fileURLWithPath: measurement.checkpoints).appendingPathComponent("\(name).safetensors")
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            log("\(name): \(url.path) is missing; checkpoints/README.md gives the command that trains it")
+            return ComparisonTable.Row(name: name, note: "no checkpoint")
         }
+        var row = name == "cyclegan" ? try measureTranslation(url, log: log) : try score(url.path, row: name, log: log)
+        let file = try SafeTensorsFile(contentsOf: url)
+        row.parameters = Self.weightCount(file)
+        row.trainSeconds = file.metadata["train_seconds"].flatMap(Double.init)
+        if likelihood, let model = try? loadAnyModel(url.path), !model.likelihoodMethods.isEmpty {
+            let likelihoodArguments = [url.path, "--likelihood", "--count", String(likelihoodCount)] + measurement.evalArguments(cache: false)
+            let measured = try Eval.parse(likelihoodArguments).measureLikelihood(log: log)
+            row.bitsPerDim = measured.bitsPerDim
+            row.likelihoodMethod = measured.likelihoodMethod
+        }
+        return row
+    }
+
+    /// `input` (the test split, or a checkpoint it samples) scored as `eval INPUT --count N` scores
+    /// it; its images kept as SAVE_SAMPLES/ROW.npy when asked.
+    func score(_ input: String, row name: String, log: @escaping (String) -> Void) throws -> ComparisonTable.Row {
         let arguments = [input, "--count", String(measurement.count)] + measurement.evalArguments(cache: true)
         var images: Tensor?
         let report = try Eval.parse(arguments).evaluate(log: log, keepImages: saveSamples == nil ? nil : { images = $0 })
         if let saveSamples, let images {
             try NPY.writeImages(images, to: URL(fileURLWithPath: saveSamples).appendingPathComponent("\(name).npy"))
         }
-        var row = ComparisonTable.Row(name: name)
-        row.fid = report.fid
-        row.fidInfinity = report.fidInfinity
-        row.inceptionScore = report.inceptionScore
-        row.kid = report.kid
-        row.precision = report.precision
-        row.recall = report.recall
-        row.imagesPerSecond = report.sampling?.imagesPerSecond
-        row.networkEvaluations = report.sampling?.networkEvaluationsPerImage
-        row.threads = report.sampling?.threads
-        if let checkpoint {
-            let file = try SafeTensorsFile(contentsOf: checkpoint)
-            row.parameters = Self.weightCount(file)
-            row.trainSeconds = file.metadata["train_seconds"].flatMap(Double.init)
-            if likelihood, !(try loadAnyModel(checkpoint.path).likelihoodMethods.isEmpty) {
-                let likelihoodArguments = [checkpoint.path, "--likelihood", "--count", String(likelihoodCount)] + measurement.evalArguments(cache: false)
-                let measured = try Eval.parse(likelihoodArguments).measureLikelihood(log: log)
-                row.bitsPerDim = measured.bitsPerDim
-                row.likelihoodMethod = measured.likelihoodMethod
-            }
-        }
-        return row
+        return ComparisonTable.Row(name: name, report: report)
     }
 
     /// Runs the card commands of `names` (train, then export), in this process; a `train` whose

@@ -7,6 +7,7 @@ import GenTensor
 import GenFormats
 import GenNN
 import GenEval
+import GenData
 import GenModels
 
 /// `generative table` on a folder of weights-only checkpoints, and `export --weights-only` itself.
@@ -123,5 +124,34 @@ final class TableCommandTests: CommandTestCase {
         XCTAssertEqual(second.rows[0].fid, first.rows[0].fid)
         XCTAssertNil(second.rows[0].bitsPerDim)
         XCTAssertFalse(second.markdown().contains("bits/dim"), "no likelihood, no column")
+    }
+
+    /// The cyclegan row: domain A's test images translated to B, scored against B's test images,
+    /// as `eval TRANSLATED --reference B` scores them; not ranked with the sample FIDs.
+    func testTheCycleGANRowScoresTranslationsAgainstTheTargetDomain() throws {
+        let dir = tempDir()
+        let shipped = dir.appendingPathComponent("checkpoints"), run = dir.appendingPathComponent("run").path
+        try FileManager.default.createDirectory(at: shipped, withIntermediateDirectories: true)
+        try self.run(["train", "cyclegan", "--epochs", "1", "--max-steps", "3", "--out", run])
+        try self.run(["export", "--checkpoint", run + "/checkpoint.safetensors", "--weights-only",
+                      "--out", shipped.appendingPathComponent("cyclegan.safetensors").path])
+        let samples = dir.appendingPathComponent("samples")
+        let measured = try table(["--rows", "test,cyclegan", "--checkpoints", shipped.path, "--count", "200", "--save-samples", samples.path])
+        let row = measured.rows[1]
+        XCTAssertEqual(row.note, "Sneaker -> Ankle boot, 1000 test images against 1000")
+        XCTAssertEqual(row.networkEvaluations, 1)
+        XCTAssertGreaterThan(try XCTUnwrap(row.imagesPerSecond), 0)
+        XCTAssertEqual(measured.measuredRanks, ["test": 1], "a translation FID is not ranked with the others")
+        XCTAssertTrue(measured.markdown().contains("- cyclegan: Sneaker -> Ankle boot"))
+
+        let test = try ImageDataset.fashionMNIST(split: .test)
+        let labels = try XCTUnwrap(test.labels).scalars(as: Int64.self)
+        let boots = test.images.rows(labels.indices.filter { labels[$0] == 9 })
+        let reference = dir.appendingPathComponent("boots.npy")
+        try NPY.writeImages(boots, to: reference)
+        let translated = samples.appendingPathComponent("cyclegan.npy").path
+        XCTAssertEqual(try NPY.readImages(URL(fileURLWithPath: translated)).shape[0], 1000)
+        let eval = try XCTUnwrap(try Generative.parseAsRoot(["eval", translated, "--reference", reference.path]) as? Eval).evaluate(log: { _ in })
+        XCTAssertEqual(eval.fid, try XCTUnwrap(row.fid), accuracy: 0.01 * eval.fid)
     }
 }

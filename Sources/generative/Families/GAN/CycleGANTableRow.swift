@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import GenTensor
+import GenFormats
+import GenData
+import GenEval
+import GenTrain
+import GenNN
+
+extension Table {
+    /// The cyclegan row: the test images of the checkpoint's domain A (a Fashion-MNIST class, by
+    /// the name its training stored) translated A -> B with the EMA generator, scored as `eval`
+    /// scores them against the test images of domain B (`--reference` those images). Images/s is
+    /// the translation's speed, one network evaluation per image.
+    func measureTranslation(_ checkpoint: URL, log: @escaping (String) -> Void) throws -> ComparisonTable.Row {
+        let model = try CycleGANTraining.load(try Checkpoint.finite(contentsOf: checkpoint))
+        let test = try ImageDataset.fashionMNIST(split: .test)
+        guard let names = test.classNames, let labels = test.labels,
+              let a = names.firstIndex(of: model.config.domainA), let b = names.firstIndex(of: model.config.domainB) else {
+            return ComparisonTable.Row(name: "cyclegan", note: "domains \(model.config.domainA), \(model.config.domainB) are not Fashion-MNIST classes")
+        }
+        let classes = labels.scalars(as: Int64.self)
+        let domain = { (label: Int) in test.images.rows(classes.indices.filter { classes[$0] == Int64(label) }) }
+        let source = domain(a), target = domain(b)
+        log("cyclegan: translating the \(source.shape[0]) \(model.config.domainA) test images to \(model.config.domainB)")
+        let start = Date()
+        let translated = model.translate(source, .aToB, ema: true)
+        let seconds = Date().timeIntervalSince(start)
+
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("generative-table-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let translatedFile = folder.appendingPathComponent("translated.npy"), targetFile = folder.appendingPathComponent("target.npy")
+        try NPY.writeImages(translated, to: translatedFile)
+        try NPY.writeImages(target, to: targetFile)
+        if let saveSamples {
+            try NPY.writeImages(translated, to: URL(fileURLWithPath: saveSamples).appendingPathComponent("cyclegan.npy"))
+        }
+        let report = try Eval.parse([translatedFile.path, "--reference", targetFile.path] + measurement.evalArguments(cache: false))
+            .evaluate(log: log)
+        var row = ComparisonTable.Row(name: "cyclegan", report: report)
+        row.imagesPerSecond = Double(source.shape[0]) / max(seconds, 1e-9)
+        row.networkEvaluations = 1
+        row.threads = measurement.compute.threads
+        row.note = "\(model.config.domainA) -> \(model.config.domainB), \(source.shape[0]) test images against \(target.shape[0])"
+        return row
+    }
+}
