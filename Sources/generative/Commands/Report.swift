@@ -18,7 +18,8 @@ struct Report: ParsableCommand {
             log, its loss curve. Every CHECKPOINTS/*.samplers.jsonl (reports of `generative eval CHECKPOINT --json` \
             with different samplers, one per line) adds a plot of FID against network evaluations per image; every \
             CHECKPOINTS/ROW.likelihood.json (`generative eval CHECKPOINT --likelihood --json`) a line of the \
-            bits/dim table. Prints the page's path.
+            bits/dim table. The table is also written beside the page as table.md (markdown) and table.json (as \
+            `table --json` prints it). Prints the page's path.
             """)
 
     @Option(help: "The folder to write index.html and its images into (created if need be).")
@@ -38,13 +39,12 @@ struct Report: ParsableCommand {
         if FileManager.default.fileExists(atPath: out, isDirectory: &isFolder), !isFolder.boolValue {
             throw ValidationError("--out \(out) is a file; give a folder")
         }
-        if let table, !FileManager.default.fileExists(atPath: table) { throw ValidationError("--table \(table): no such file") }
     }
 
     func run() throws {
         let folder = URL(fileURLWithPath: out)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let (comparison, caption) = try loadTable()
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         var page = ReportPage(table: comparison, tableCaption: caption)
         for (i, row) in comparison.rows.enumerated() {
             logLine("report \(i + 1)/\(comparison.rows.count): \(row.name)")
@@ -53,6 +53,10 @@ struct Report: ParsableCommand {
         (page.samplerPlot, page.samplerPoints) = try samplers(folder: folder)
         page.likelihoods = try likelihoods()
         page.missing = missingSections(comparison)
+        // The table beside the page, as markdown and as `table --json` prints it (so a table measured
+        // here is kept, and can be given back with --table).
+        try Data((comparison.markdown() + "\n").utf8).write(to: folder.appendingPathComponent("table.md"), options: .atomic)
+        try Data((try comparison.json() + "\n").utf8).write(to: folder.appendingPathComponent("table.json"), options: .atomic)
         let index = folder.appendingPathComponent("index.html")
         try Data(page.html().utf8).write(to: index, options: .atomic)
         print(index.path)
@@ -61,6 +65,7 @@ struct Report: ParsableCommand {
     /// `--table`, else the table measured now; with a line saying how.
     func loadTable() throws -> (ComparisonTable, String) {
         if let table {
+            guard FileManager.default.fileExists(atPath: table) else { throw ValidationError("--table \(table): no such file") }
             let data = try Data(contentsOf: URL(fileURLWithPath: table))
             do {
                 let decoded = try ComparisonTable.decode(json: data)
@@ -85,7 +90,7 @@ struct Report: ParsableCommand {
             return ReportPage.ModelCard(name: name, caption: "The first \(first.shape[0]) test images", samples: "test-samples.png")
         }
         let base = URL(fileURLWithPath: measurement.checkpoints)
-        let path = base.appendingPathComponent("\(name).safetensors").path
+        let path = (measurement.checkpoints as NSString).appendingPathComponent("\(name).safetensors")
         var card = ReportPage.ModelCard(name: name, caption: "")
         let log = base.appendingPathComponent("\(name).metrics.jsonl")
         if FileManager.default.fileExists(atPath: log.path) {
@@ -99,7 +104,8 @@ struct Report: ParsableCommand {
         }
         let model: any GenerativeModel
         do { model = try loadAnyModel(path) } catch {
-            card.caption = "Not sampled: \(Generative.message(for: error))"
+            let absolute = URL(fileURLWithPath: path).path
+            card.caption = "Not sampled: " + Generative.message(for: error).replacingOccurrences(of: absolute, with: path)
             return card
         }
         let options = SamplingOptions(ema: true, batchSize: measurement.batchSize)

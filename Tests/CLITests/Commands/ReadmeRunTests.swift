@@ -48,6 +48,8 @@ final class ReadmeRunTests: CommandTestCase {
         case "table":
             set("--count", "16")
             set("--batch-size", "16")
+        case "report":
+            set("--grid", "4")
         case "bench":
             if !args.contains("--peak") {
                 set("--seconds", "0.05")
@@ -77,9 +79,11 @@ final class ReadmeRunTests: CommandTestCase {
                 try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
                 try NPY.writeImages(Tensor.uniform([40, 28, 28, 1], generator: RandomGenerator(seed: 1)), to: url)
             }
-            let arguments = Self.tiny(command)
+            let (words, output) = ReadmeCommandTests.redirected(command)
+            let arguments = Self.tiny(words)
             let start = Date()
-            let (status, _, err) = try runExecutable(arguments, in: folder)
+            let (status, out, err) = try runExecutable(arguments, in: folder)
+            if let output { try Data(out.utf8).write(to: folder.appendingPathComponent(output)) }
             print(String(format: "README command %5.1f s: generative %@", Date().timeIntervalSince(start), arguments.joined(separator: " ")))
             XCTAssertEqual(status, 0, "README command `generative \(text)` (run as `\(arguments.joined(separator: " "))`): \(err.suffix(600))")
             ran += 1

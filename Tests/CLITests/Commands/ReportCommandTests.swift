@@ -85,6 +85,10 @@ final class ReportCommandTests: CommandTestCase {
                 try FileManager.default.copyItem(at: shipped.appendingPathComponent(name), to: checkpoints.appendingPathComponent(name))
             }
             try run(["report", "--out", folder.path, "--checkpoints", checkpoints.path, "--count", "200", "--grid", "16"])
+            // The measured table is kept beside the page, and reads back as the page's.
+            let kept = try ComparisonTable.decode(json: Data(contentsOf: folder.appendingPathComponent("table.json")))
+            XCTAssertEqual(kept.rows.map(\.name), ComparisonTable.rowNames)
+            XCTAssertEqual(try String(contentsOf: folder.appendingPathComponent("table.md"), encoding: .utf8), kept.markdown() + "\n")
         }
         let page = folder.appendingPathComponent("index.html")
         let loaded = try load(page)
