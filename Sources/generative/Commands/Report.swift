@@ -86,7 +86,7 @@ struct Report: ParsableCommand {
         if name == "test" {
             let images = try ImageDataset.fashionMNIST(split: .test).images
             let first = images.sliced(axis: 0, 0..<min(grid, images.shape[0]))
-            try writeGrid(first, to: folder.appendingPathComponent("test-samples.png"))
+            _ = try writeImages(first, to: folder.appendingPathComponent("test-samples.png").path)
             return ReportPage.ModelCard(name: name, caption: "The first \(first.shape[0]) test images", samples: "test-samples.png")
         }
         let base = URL(fileURLWithPath: measurement.checkpoints)
@@ -110,7 +110,7 @@ struct Report: ParsableCommand {
         }
         let options = SamplingOptions(ema: true, batchSize: measurement.batchSize)
         let images = try model.sample(count: grid, seed: measurement.seed, labels: nil, options: options, progress: nil)
-        try writeGrid(images, to: folder.appendingPathComponent("\(name)-samples.png"))
+        _ = try writeImages(images, to: folder.appendingPathComponent("\(name)-samples.png").path)
         card.samples = "\(name)-samples.png"
         card.caption = "\(grid) samples, seed \(measurement.seed): \(model.samplingSummary(options))"
         if model.classCount > 0 {
@@ -122,11 +122,6 @@ struct Report: ParsableCommand {
         }
         if card.loss == nil { card.note = "No training log shipped (\(log.lastPathComponent))." }
         return card
-    }
-
-    func writeGrid(_ images: Tensor, to url: URL) throws {
-        let columns = Int(Double(images.shape[0]).squareRoot().rounded(.up))
-        try PNGWriter.write(imageGrid(images, columns: max(columns, 1)), to: url)
     }
 
     /// The sampler reports shipped beside the checkpoints: a plot of FID against network

@@ -166,7 +166,7 @@ struct TableFlags: ParsableArguments {
     @Option(help: "Images per batch, for the feature network and for sampling.")
     var batchSize: Int = 500
 
-    @Option(help: "A data folder for the reference and test images (default: Debian's Fashion-MNIST).")
+    @Option(help: "A data folder for the reference images and for --likelihood's test images (default: Debian's Fashion-MNIST; the test row always scores Debian's test split).")
     var data: String?
 
     @Option(help: "The reference-statistics cache folder (default: $GENERATIVE_CACHE, else ~/.cache/generative).")
