@@ -143,7 +143,7 @@ public struct ComparisonTable: Codable, Sendable, Equatable {
             if seconds < 60 { return String(format: "%.0f s", seconds) }
             return seconds >= 3600 ? String(format: "%.1f h", seconds / 3600) : String(format: "%.0f min", seconds / 60)
         }
-        let ours = measuredRanks, chapter = chapterRanks
+        let ours = measuredRanks, chapter = chapterRanks, likelihoodColumn = hasLikelihoods
         return rows.map { row in
             var cells = [row.name, number(row.fid, "%.3f"), number(Self.chapterFID[row.name], "%.3f"), integer(ours[row.name]),
                          integer(chapter[row.name]), number(row.fidInfinity, "%.3f"), number(row.inceptionScore, "%.2f"),
@@ -151,7 +151,7 @@ public struct ComparisonTable: Codable, Sendable, Equatable {
                          number(row.recall, "%.3f"), number(row.imagesPerSecond, "%.1f"), integer(row.networkEvaluations),
                          integer(row.threads), integer(row.parameters), duration(row.trainSeconds)]
             if let note = row.note, row.fid == nil { cells[1] = note }
-            if hasLikelihoods {
+            if likelihoodColumn {
                 cells.append(row.bitsPerDim.map { String(format: "%.3f (%@)", $0, row.likelihoodMethod ?? "?") } ?? "—")
             }
             return cells

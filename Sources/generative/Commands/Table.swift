@@ -189,11 +189,7 @@ struct TableFlags: ParsableArguments {
 
     /// These flags as a command line, for `table` to parse.
     var commandLine: [String] {
-        var arguments = ["--checkpoints", checkpoints, "--count", String(count), "--seed", String(seed), "--batch-size", String(batchSize),
-                         "--threads", String(compute.threads)]
-        if let data { arguments += ["--data", data] }
-        if let cache { arguments += ["--cache", cache] }
-        if let backend = compute.backend { arguments += ["--backend", backend.rawValue] }
-        return arguments
+        ["--checkpoints", checkpoints, "--count", String(count)] + evalArguments(cache: true)
+            + (compute.backend.map { ["--backend", $0.rawValue] } ?? [])
     }
 }
