@@ -20,6 +20,12 @@ public protocol Optimizer: AnyObject {
     var gradientRecord: GradientRecord { get set }
 }
 
+/// Combines one replica's gradients with the other data-parallel replicas' in place (each tensor
+/// `assign`ed its combined value), so that every replica takes the same step.
+public protocol GradientReducer: AnyObject {
+    func reduce(_ gradients: [Tensor])
+}
+
 /// An optimizer's last step's gradients (kept for `lastGradientNorm`) and the optional clipping
 /// bound applied to each step's gradients before the update.
 public struct GradientRecord {
@@ -33,8 +39,13 @@ public struct GradientRecord {
 
     public init() {}
 
-    /// Clips `gradients` in place when a bound is set, and keeps them: the start of every `step`.
+    /// When set, each step first combines its gradients with those of the other data-parallel
+    /// replicas (in place), before clipping.
+    public var reducer: GradientReducer?
+
+    /// Reduces and clips `gradients` in place when asked, and keeps them: the start of every `step`.
     mutating func take(_ gradients: [Tensor]) {
+        reducer?.reduce(gradients)
         normBeforeClipping = maxNorm.map { clipGradientNorm(gradients, maxNorm: $0) }
         self.gradients = gradients
     }

@@ -3,11 +3,26 @@ import RealModule
 /// A seeded, counter-based random generator: the n-th 64-bit draw is a hash of (seed, n), so the
 /// state is two integers that a checkpoint stores, and the same seed gives the same numbers on every
 /// run and machine. The hash is SplitMix64 (Steele, Lea & Flood 2014).
+///
+/// **Batch shards.** While `shard` is set (data-parallel training: this process computes rows
+/// `rows` of a global batch of `batch` examples), a tensor draw whose leading dimension is
+/// `rows.count` returns those rows of the draw the whole batch would have made, and advances the
+/// counter as the whole batch's draw does: every example gets the numbers it gets in one process,
+/// whatever the split. Every other draw (scalars, and tensors of another leading dimension) comes
+/// from a side stream keyed by the counter when the shard was set and the shard's first row, and
+/// leaves the counter alone: valid random numbers, the same for the same split, but not shared
+/// across splits.
 public final class RandomGenerator: @unchecked Sendable {
     /// The seed this generator was made with.
     public let seed: UInt64
     /// How many 64-bit values have been drawn.
     public private(set) var counter: UInt64
+    /// The rows of a global batch this process draws for (see the type's documentation); nil: all.
+    public var shard: BatchShard? {
+        didSet { side = shard.map { RandomGenerator(seed: Self.mix(seed ^ 0x5A4D_5EED, counter) ^ UInt64($0.rows.lowerBound), counter: 0) } }
+    }
+    /// The side stream of a sharded draw that is not one of the batch's rows.
+    private var side: RandomGenerator?
 
     public init(seed: UInt64, counter: UInt64 = 0) {
         self.seed = seed
@@ -25,6 +40,7 @@ public final class RandomGenerator: @unchecked Sendable {
 
     /// The next 64 random bits.
     public func next() -> UInt64 {
+        if let side { return side.next() }
         defer { counter &+= 1 }
         return RandomGenerator.mix(seed, counter)
     }
@@ -44,6 +60,7 @@ public final class RandomGenerator: @unchecked Sendable {
 
     /// A standard normal double (Box-Muller; each call draws two values and uses one).
     public func nextNormal() -> Double {
+        if let side { return side.nextNormal() }
         defer { counter &+= 2 }
         return RandomGenerator.normal(seed, counter)
     }
@@ -67,6 +84,25 @@ public final class RandomGenerator: @unchecked Sendable {
         return counter
     }
 
+    /// `body`'s draws from this stream even under a shard (the whole batch's draw).
+    func onMainStream<T>(_ body: () -> T) -> T {
+        let saved = side
+        side = nil
+        defer { side = saved }
+        return body()
+    }
+
+    /// The generator and first position of a tensor draw of `shape` taking `perElement` positions
+    /// per element: under a shard, the shard's rows of the global batch's draw (leading dimension
+    /// `rows.count`) or the side stream; otherwise this stream.
+    func reserve(shape: [Int], perElement: Int) -> (seed: UInt64, base: UInt64) {
+        let count = shape.reduce(1, *) * perElement
+        guard let shard, let side else { return (seed, reserve(count)) }
+        guard shape.first == shard.rows.count else { return (side.seed, side.reserve(count)) }
+        let perRow = count / Swift.max(shard.rows.count, 1)
+        return (seed, reserve(perRow * shard.batch) + UInt64(perRow * shard.rows.lowerBound))
+    }
+
     /// A random permutation of 0..<n (Fisher-Yates).
     public func permutation(_ n: Int) -> [Int] {
         var p = Array(0..<n)
@@ -82,7 +118,8 @@ extension Tensor {
                                generator: RandomGenerator, requiresGrad: Bool = false) -> Tensor {
         precondition(dtype.isFloatingPoint, "uniform: int64 dtype; use randomIntegers")
         let out = Tensor(uninitializedShape: shape, dtype: dtype, requiresGrad: requiresGrad)
-        Backend.current.fillUniform(out, low: low, high: high, seed: generator.seed, base: generator.reserve(out.elementCount))
+        let (seed, base) = generator.reserve(shape: shape, perElement: 1)
+        Backend.current.fillUniform(out, low: low, high: high, seed: seed, base: base)
         return out
     }
 
@@ -91,14 +128,34 @@ extension Tensor {
                               generator: RandomGenerator, requiresGrad: Bool = false) -> Tensor {
         precondition(dtype.isFloatingPoint, "normal: int64 dtype")
         let out = Tensor(uninitializedShape: shape, dtype: dtype, requiresGrad: requiresGrad)
-        Backend.current.fillNormal(out, mean: mean, std: std, seed: generator.seed, base: generator.reserve(2 * out.elementCount))
+        let (seed, base) = generator.reserve(shape: shape, perElement: 2)
+        Backend.current.fillNormal(out, mean: mean, std: std, seed: seed, base: base)
         return out
     }
 
     /// Uniform integers in low..<high, as int64.
+    /// Under a batch shard (`RandomGenerator.shard`), a draw of the shard's rows is that of the
+    /// whole batch (drawn in full: a value may take more than one position), sliced to the rows.
     public static func randomIntegers(_ shape: [Int], low: Int, high: Int, generator: RandomGenerator) -> Tensor {
         let count = shape.reduce(1, *)
+        if let shard = generator.shard, shape.first == shard.rows.count {
+            let perRow = count / Swift.max(shard.rows.count, 1)
+            let all = generator.onMainStream { (0..<(perRow * shard.batch)).map { _ in Int64(generator.nextInt(low, high)) } }
+            return Tensor(Array(all[(perRow * shard.rows.lowerBound)..<(perRow * shard.rows.upperBound)]), shape: shape)
+        }
         return Tensor((0..<count).map { _ in Int64(generator.nextInt(low, high)) }, shape: shape)
+    }
+}
+
+/// The rows `rows` of a batch of `batch` examples that one data-parallel replica computes.
+public struct BatchShard: Equatable, Sendable {
+    public let batch: Int
+    public let rows: Range<Int>
+
+    public init(batch: Int, rows: Range<Int>) {
+        precondition(rows.lowerBound >= 0 && rows.upperBound <= batch, "BatchShard: rows \(rows) outside a batch of \(batch)")
+        self.batch = batch
+        self.rows = rows
     }
 }
 

@@ -37,6 +37,13 @@ public final class RunLock {
         _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
     }
 
+    /// A lock that holds nothing: a data-parallel rank other than 0, which writes nothing in
+    /// `folder` (rank 0 holds the folder's lock).
+    public init(replicaOf folder: URL) {
+        url = folder.appendingPathComponent(".lock")
+        descriptor = -1
+    }
+
     /// Releases the lock (also done when the lock is deallocated).
     public func release() {
         guard descriptor >= 0 else { return }

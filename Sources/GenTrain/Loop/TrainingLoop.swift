@@ -69,6 +69,9 @@ public protocol TrainableModel: AnyObject {
     /// The classes its training labels index (each label in 0..<n); nil when it reads no labels (a
     /// class-conditional `GenerativeModel` needs none: its `classCount` is used).
     var labelClasses: Int? { get }
+    /// The buffers a step changes besides the optimisers' parameters (BatchNorm's running
+    /// statistics): data-parallel replicas average them after every step.
+    var replicatedBuffers: [Parameter] { get }
 }
 
 extension TrainableModel {
@@ -76,6 +79,7 @@ extension TrainableModel {
     public var namedOptimizers: [(name: String, optimizer: any Optimizer)] { [] }
     public var networkNames: [String] { ["model"] }
     public var labelClasses: Int? { nil }
+    public var replicatedBuffers: [Parameter] { [] }
 }
 
 /// Where a run writes its files.
@@ -167,6 +171,12 @@ public struct EpochRecord: Codable, Equatable {
 /// Why a training run stopped or would not start.
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// The exit status a command reports for this error: 128 + the signal when interrupted, else 1.
+    /// Whether a signal stopped the run (`interrupted`).
+    public var isInterruption: Bool {
+        if case .interrupted = self { return true }
+        return false
+    }
+
     public var exitStatus: Int32 {
         if case let .interrupted(signal, _, _) = self { return 128 + signal }
         return 1
@@ -185,6 +195,12 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case labelOutOfRange(index: Int, label: Int64, classes: Int)
     /// `--resume` of a checkpoint without optimiser state (`export --weights-only`).
     case weightsOnly(path: String)
+    /// Data-parallel replicas whose weights differ after a step (compared by a hash every step).
+    case replicasDiverged(step: Int)
+    /// A batch with fewer examples than data-parallel replicas.
+    case batchSmallerThanReplicas(batch: Int, replicas: Int)
+    /// `--grad-shards` for a model whose command cannot build a second replica.
+    case noReplicas(model: String)
 
     public var description: String {
         switch self {
@@ -202,6 +218,13 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .weightsOnly(path):
             return "--resume: \(path) holds weights only (no optimiser or random-generator state), so it cannot be resumed; "
                 + "start a new run from its weights with --init-from, or choose another --out"
+        case let .replicasDiverged(step):
+            return "the data-parallel replicas hold different weights after step \(step); stopped (a bug: please report it with the command)"
+        case let .batchSmallerThanReplicas(batch, replicas):
+            return "a batch of \(batch) examples cannot be split over \(replicas) replicas (ranks or --grad-shards): choose a --batch-size "
+                + "(and a last batch of an epoch) of at least \(replicas)"
+        case let .noReplicas(model):
+            return "--grad-shards: \(model) training cannot build a second replica in one process; use mpirun"
         case let .configurationChanged(path, differences):
             return "--resume: \(differences.joined(separator: "; ")) (stored in \(path)). A resumed run keeps its configuration "
                 + "(--help lists what may change); to start afresh use --overwrite"
@@ -230,6 +253,21 @@ public final class TrainingLoop {
     public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     /// The free bytes of the file system holding a folder (replaceable by tests).
     public var freeSpace: (URL) -> Int64? = { freeDiskSpace(at: $0) }
+    /// The data-parallel replicas this loop is one of (nil, or a group of one: this process computes
+    /// whole batches). Replica r computes rows `replicaRows` of each global batch of
+    /// `options.batchSize`, with the random numbers those rows get in one process
+    /// (`RandomGenerator.shard`); every optimiser step sums the replicas' gradients, each weighted by
+    /// its share of the batch; BatchNorm's batch statistics are the replica's rows', and its running
+    /// statistics are averaged over the replicas after every step. Only rank 0 writes files and logs.
+    public var replicas: ReplicaGroup? = TrainingLoop.worldReplicas
+    /// The replicas every new loop belongs to: the ranks of `mpirun`, set once by the command line
+    /// when it starts under `mpirun` (nil: one process).
+    nonisolated(unsafe) public static var worldReplicas: ReplicaGroup?
+    /// `--grad-shards K`: computes each batch as K replicas in this process would (`makeReplica`
+    /// builds the others), ending with the bits K ranks of `mpirun` end with (K = 2).
+    public var gradientShards = 1
+    /// Builds another replica of `model`: the same architecture, seed and settings.
+    public var makeReplica: (() throws -> TrainableModel)?
 
     public init(model: TrainableModel, options: TrainingOptions, run: RunDirectory, config: [String: String]) {
         self.model = model
@@ -248,17 +286,24 @@ public final class TrainingLoop {
     /// written this time.
     @discardableResult
     public func train(images: Tensor, labels: Tensor?, resume: Bool) throws -> [EpochRecord] {
-        try AnomalyDetection.with(enabled: options.detectAnomaly) {
+        if gradientShards > 1 && (replicas?.size ?? 1) == 1 { return try trainInProcessReplicas(images: images, labels: labels, resume: resume) }
+        let records = try AnomalyDetection.with(enabled: options.detectAnomaly) {
             try trainDetectingAnomalies(images: images, labels: labels, resume: resume)
         }
+        if let replicas, replicas === Self.worldReplicas, replicas.size > 1, !replicas.isWriter { throw ReplicaFinished() }
+        return records
     }
 
     /// `train`, inside the anomaly-detection scope that `--detect-anomaly` asks for.
     private func trainDetectingAnomalies(images: Tensor, labels: Tensor?, resume: Bool) throws -> [EpochRecord] {
-        try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true)
+        let group = (replicas?.size ?? 1) > 1 ? replicas : nil
+        let writes = group?.isWriter ?? true
+        if !writes { log = { _ in } }
+        if writes { try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true) }
         let n = images.shape[0]
         precondition(n > 0, "train: empty dataset")
         let batchesPerEpoch = (n + options.batchSize - 1) / options.batchSize
+        if let group { try checkShards(examples: n, group: group) }
         var epoch = 0, batchIndex = 0, step = 0
         var sums: [String: Double] = [:]
         var names: [String] = []
@@ -290,21 +335,29 @@ public final class TrainingLoop {
         } else {
             if !resume {
                 history = []
-                try? FileManager.default.removeItem(at: run.metrics)
+                if writes { try? FileManager.default.removeItem(at: run.metrics) }
             }
             for line in try model.initialise(from: options.initFrom) { log(line) }
         }
-        try checkDiskSpace()
+        if writes { try checkDiskSpace() }
         try checkLabels(labels)
         if let clip = options.clipGradientNorm { for (_, optimizer) in model.namedOptimizers { optimizer.maxGradientNorm = clip } }
+        let reducer = group.map { ShardGradientReducer(group: $0) }
+        for (_, optimizer) in model.namedOptimizers { optimizer.gradientRecord.reducer = reducer }
+        defer { for (_, optimizer) in model.namedOptimizers { optimizer.gradientRecord.reducer = nil } }
         StopSignal.install()
         defer { StopSignal.restore() }
         let started = Date()
         let progress = ProgressReporter(log: log, deadline: options.maxSeconds > 0 ? started.addingTimeInterval(options.maxSeconds) : nil)
-        var outOfTime: Bool { options.maxSeconds > 0 && Date().timeIntervalSince(started) >= options.maxSeconds }
+        var clockSaysStop: Bool { options.maxSeconds > 0 && Date().timeIntervalSince(started) >= options.maxSeconds }
+        // Replicas stop together: on rank 0's clock and any rank's signal, agreed after every step.
+        var agreedOutOfTime = false, agreedSignal: Int32 = 0
+        var outOfTime: Bool { group == nil ? clockSaysStop : agreedOutOfTime }
+        var stopSignal: Int32 { group == nil ? StopSignal.received : agreedSignal }
         var written: [EpochRecord] = []
-        let steps = try StepLog(run: run, options: options, model: model)
+        let steps = writes ? try StepLog(run: run, options: options, model: model) : nil
         func save() throws {
+            guard writes else { return }
             var c = Checkpoint()
             model.store(into: &c)
             c.metadata["epoch"] = String(epoch)
@@ -329,7 +382,7 @@ public final class TrainingLoop {
         /// the oldest beyond `keepCheckpoints` removed.
         func savePeriodic() throws {
             try save()
-            guard options.keepCheckpoints > 0 else { return }
+            guard writes, options.keepCheckpoints > 0 else { return }
             let kept = run.checkpoint(step: step)
             unlink(kept.path)
             if link(run.checkpoint.path, kept.path) != 0 { try FileManager.default.copyItem(at: run.checkpoint, to: kept) }
@@ -343,8 +396,21 @@ public final class TrainingLoop {
                 if (options.maxSteps > 0 && step >= options.maxSteps) || outOfTime { break }
                 let lo = batchIndex * options.batchSize, hi = min(n, lo + options.batchSize)
                 let idx = Array(order[lo..<hi])
-                let batch = images.rows(idx)
-                let losses = model.trainStep(images: batch, labels: labels?.rows(idx), rng: rng, step: step)
+                var losses: [(String, Double)]
+                if let group, let reducer {
+                    let rows = replicaRows(count: idx.count, rank: group.rank, size: group.size)
+                    let mine = Array(idx[rows])
+                    reducer.share = Float(rows.count) / Float(idx.count)
+                    rng.shard = BatchShard(batch: idx.count, rows: rows)
+                    losses = model.trainStep(images: images.rows(mine), labels: labels?.rows(mine), rng: rng, step: step)
+                    rng.shard = nil
+                    if let failure = reducer.failure { throw failure }
+                    (losses, agreedOutOfTime, agreedSignal) = try agree(losses, share: Double(rows.count) / Double(idx.count),
+                                                                        group: group, step: step + 1,
+                                                                        outOfTime: clockSaysStop, signal: StopSignal.received)
+                } else {
+                    losses = model.trainStep(images: images.rows(idx), labels: labels?.rows(idx), rng: rng, step: step)
+                }
                 if let bad = losses.first(where: { !$0.1.isFinite }) {
                     let origin = AnomalyDetection.first.map { " (the first non-finite value: \($0))" } ?? ""
                     throw TrainingError.nonFinite(step: step + 1, what: "\(bad.0) is \(nonFiniteText(bad.1))" + origin,
@@ -362,14 +428,14 @@ public final class TrainingLoop {
                 step += 1
                 seen += idx.count
                 let elapsed = Date().timeIntervalSince(start)
-                try steps.record(step: step, epoch: epoch + 1, losses: losses, images: idx.count)
+                try steps?.record(step: step, epoch: epoch + 1, losses: losses, images: idx.count)
                 progress.update(epoch: epoch + 1, epochs: options.epochs, batch: batchIndex, batches: batchesPerEpoch,
                                 losses: losses, imagesPerSecond: Double(seen) / max(elapsed, 1e-9),
                                 stepsLeft: options.maxSteps > 0 ? options.maxSteps - step : nil)
                 if options.saveEvery > 0 && step % options.saveEvery == 0 { try savePeriodic() }
-                if StopSignal.received != 0 {
+                if stopSignal != 0 {
                     try save()
-                    throw TrainingError.interrupted(signal: StopSignal.received, step: step, checkpoint: run.checkpoint.path)
+                    throw TrainingError.interrupted(signal: stopSignal, step: step, checkpoint: run.checkpoint.path)
                 }
             }
             if batchIndex < batchesPerEpoch { break }  // stopped by maxSteps or maxSeconds mid-epoch
@@ -381,18 +447,18 @@ public final class TrainingLoop {
             progress.finish(record)
             history.append(record)
             written.append(record)
-            try Self.appendMetrics(record, to: run.metrics)
-            try steps.record(record)
+            if writes { try Self.appendMetrics(record, to: run.metrics) }
+            try steps?.record(record)
             epoch += 1
             batchIndex = 0
             sums = [:]
             try save()
-            try writePictures(history: history, epoch: epoch)
+            if writes { try writePictures(history: history, epoch: epoch) }
         }
         if (options.maxSteps > 0 && step >= options.maxSteps) || outOfTime {
             try save()
             // The loss plot as it stands (step lines, or the epochs so far); sample grids come at epochs' ends.
-            try writeLossPlot(history: history)
+            if writes { try writeLossPlot(history: history) }
             log("stopped at step \(step) (epoch \(epoch + 1), batch \(batchIndex)); checkpoint \(run.checkpoint.path)")
         }
         return written

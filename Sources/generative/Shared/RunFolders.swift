@@ -7,6 +7,7 @@ import GenNN
 import GenModels
 import GenData
 import GenEval
+import GenDistributed
 
 /// The help of `--resume`, naming the settings that may change when a run resumes.
 func resumeHelp(_ changeable: String) -> ArgumentHelp {
@@ -86,5 +87,7 @@ func writeImages(_ images: Tensor, to path: String) throws -> String {
 
 /// A log line on stderr: progress and logs go there, results (paths, tables, JSON) to stdout.
 func logLine(_ line: String) {
+    // Under mpirun, rank 0 speaks for the job.
+    if let world = try? Communicator.world, !world.isRoot { return }
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }

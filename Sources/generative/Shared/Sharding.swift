@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GenDistributed
 import GenTensor
+import GenTrain
 
 /// A command that splits its work over the ranks of `scripts/mpirun -np N COMMAND`. When the
 /// process was launched by `mpirun`, `generative` starts MPI before running it, binds the rank to its
@@ -65,10 +66,29 @@ func runDistributed(_ command: inout ParsableCommand, world: Communicator, _ run
     do {
         if let cores = LocalCores.share() { try LocalCores.bind(cores) }
         if world.isRoot { FileHandle.standardError.write(Data("ranks: \(world.size)\n".utf8)) }
+        if world.size > 1 { TrainingLoop.worldReplicas = MPIReplicas(world) }
         try run(&command)
+    } catch is ReplicaFinished {
+        // A training rank other than 0, done: rank 0 reports.
+    } catch let error as TrainingError where error.isInterruption {
+        // Every rank stopped at the same step on the signal; rank 0 saved and reports it.
+        if world.isRoot { FileHandle.standardError.write(Data("Error: \(Generative.message(for: error))\n".utf8)) }
+        try world.finalize()
+        exit(error.exitStatus)
     } catch {
         FileHandle.standardError.write(Data("Error: rank \(world.rank) of \(world.size): \(Generative.message(for: error))\n".utf8))
         world.abort(code: 1)
     }
     try world.finalize()
+}
+
+/// The ranks of `mpirun` as data-parallel training replicas: sums and maxima by `MPI_Allreduce`.
+final class MPIReplicas: ReplicaGroup {
+    let world: Communicator
+    init(_ world: Communicator) { self.world = world }
+    var rank: Int { world.rank }
+    var size: Int { world.size }
+    func sum(_ values: inout [Float]) throws { try world.allreduceSum(&values) }
+    func sum(_ values: inout [Double]) throws { try world.allreduceSum(&values) }
+    func maximum(_ values: inout [Double]) throws { try world.allreduceMax(&values) }
 }

@@ -7,6 +7,7 @@ import GenNN
 import GenModels
 import GenData
 import GenEval
+import GenDistributed
 
 /// A family's defaults for the shared training flags.
 protocol TrainingDefaults {
@@ -167,7 +168,14 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
     @Option(help: "Clip every optimiser's gradients at this global L2 norm (PyTorch's clip_grad_norm_; default: no clipping).")
     var clipGradNorm: Double?
 
+    @Option(help: "Compute each batch as K data-parallel shards in this process, as K ranks of mpirun would (same bits for K = 2); for checking a distributed run on one machine.")
+    var gradShards: Int = 1
+
     func validate() throws {
+        guard gradShards >= 1 else { throw ValidationError("--grad-shards must be at least 1") }
+        if gradShards > 1, let world = try? Communicator.world, world.size > 1 {
+            throw ValidationError("--grad-shards emulates ranks in one process; under mpirun the ranks are the shards: leave it out")
+        }
         if let clipGradNorm, !(clipGradNorm > 0 && clipGradNorm.isFinite) { throw ValidationError("--clip-grad-norm must be a positive number") }
         if !initFrom.isEmpty && runFolder.resume {
             throw ValidationError("--init-from starts a run from weights and --resume continues one from its checkpoint: give one of them")
@@ -196,9 +204,21 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
         for item in initialWeights where !FileManager.default.fileExists(atPath: item.path) {
             throw ValidationError("--init-from \(item.path): no such file")
         }
+        // Data-parallel ranks other than 0 write nothing: rank 0 holds the folder.
+        if let world = try Communicator.world, !world.isRoot {
+            let run = RunDirectory(URL(fileURLWithPath: runFolder.path(model)))
+            return (run, RunLock(replicaOf: run.url))
+        }
         let opened = try runFolder.open(model)
         logLine("train \(model) in \(opened.run.url.path): \(backendDescription())")
         return opened
+    }
+
+    /// Makes `loop` data-parallel as asked: `--grad-shards` with `replica` building each extra
+    /// shard's model (under `mpirun`, every loop is already a rank's replica).
+    func configure(_ loop: TrainingLoop, replica: @escaping () throws -> TrainableModel) {
+        loop.gradientShards = gradShards
+        loop.makeReplica = replica
     }
 
     /// The training split of the selected data.

@@ -51,8 +51,11 @@ public struct DenoiserTrainingState {
 func droppingLabels(_ labels: Tensor?, classes: Int, dropProbability: Double, rng: RandomGenerator, model: String) -> Tensor? {
     guard classes > 0 else { return nil }
     guard let labels else { preconditionFailure("\(model): a class-conditional model needs labels") }
-    let dropped = labels.scalars(as: Int64.self).map { label in
-        rng.nextUnitDouble() < dropProbability ? Int64(classes) : label
+    // One uniform per label, drawn as a tensor (the values of one `nextUnitDouble` per label) so that
+    // a data-parallel shard draws its rows of the batch's draw.
+    let uniforms = Tensor.uniform([labels.shape[0]], dtype: .float64, generator: rng).scalars(as: Double.self)
+    let dropped = zip(labels.scalars(as: Int64.self), uniforms).map { label, u in
+        u < dropProbability ? Int64(classes) : label
     }
     return Tensor(dropped, shape: [dropped.count])
 }

@@ -66,7 +66,7 @@ public final class ScoreModelTraining: TrainableModel {
         let n = images.shape[0]
         let x0 = images * 2 - 1
         let top = process.maximumTime, bottom = config.minimumTime
-        let times = (0..<n).map { _ in bottom + (top - bottom) * rng.nextUnitDouble() }
+        let times = Tensor.uniform([n], dtype: .float64, generator: rng).scalars(as: Double.self).map { bottom + (top - bottom) * $0 }
         let eps = Tensor.normal(x0.shape, generator: rng)
         let y = droppingLabels(labels, classes: config.classes, dropProbability: config.condDrop, rng: rng, model: Self.kind)
         let loss = denoisingScoreMatchingLoss(ScoreNetwork(model, sde: config.sde, process: process), process: process,

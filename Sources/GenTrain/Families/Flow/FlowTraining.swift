@@ -20,6 +20,8 @@ public final class FlowTraining: GenerativeModel {
     public let optimizer: Adam
     /// The step log's optimiser (`lr`, `grad_norm`).
     public var namedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
+    /// The coupling networks' BatchNorm running statistics (data-parallel replicas average them).
+    public var replicatedBuffers: [Parameter] { model.namedParameters.map(\.1).filter { !$0.isTrainable } }
     /// The largest global gradient norm (nil: no clipping): the optimiser's `maxGradientNorm`.
     public var clipGradientNorm: Double? { optimizer.maxGradientNorm }
 

@@ -41,6 +41,9 @@ public final class GANTraining: TrainableModel {
     /// The step log's optimisers: the generator's (`lr_g`, `grad_norm_g`) and the discriminator's
     /// (`lr_d`, `grad_norm_d`, of its last step).
     public var namedOptimizers: [(name: String, optimizer: any Optimizer)] { [("g", generatorOptimizer), ("d", discriminatorOptimizer)] }
+    /// BatchNorm's running statistics and spectral normalisation's vectors, which data-parallel
+    /// replicas average after every step.
+    public var replicatedBuffers: [Parameter] { (generator.namedParameters + discriminator.namedParameters).map(\.1).filter { !$0.isTrainable } }
     /// The generator's EMA (all of its parameters; buffers such as BatchNorm running statistics are
     /// copied, not averaged).
     public let ema: ExponentialMovingAverage

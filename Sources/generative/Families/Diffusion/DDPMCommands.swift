@@ -9,7 +9,7 @@ import GenData
 import GenEval
 
 /// `generative train ddpm`.
-struct TrainDDPM: ParsableCommand {
+struct TrainDDPM: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "ddpm",
         abstract: "Train a DDPM noise-prediction U-Net (Ho et al. 2020) with an EMA of its weights.",
@@ -41,7 +41,9 @@ struct TrainDDPM: ParsableCommand {
                             .merging(["prediction": prediction.rawValue, "schedule": schedule.rawValue]) { $1 },
                         summary: "training ddpm (width \(flags.width), \(config.classes > 0 ? "\(config.classes) classes" : "unconditional"), "
                             + "\(model.model.parameterCount) parameters)",
-                        run: run, dataset: dataset)
+                        run: run, dataset: dataset) { [config, flags] in
+            DDPMTraining(config: config, learningRate: flags.common.lr, seed: flags.common.seed)
+        }
     }
 }
 

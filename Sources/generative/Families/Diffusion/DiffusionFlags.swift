@@ -90,9 +90,11 @@ struct DiffusionTrainFlags: ParsableArguments {
     }
 
     /// Trains `model` on the data as the flags say, and prints where the results went.
+    /// `replica` builds another copy of the model for `--grad-shards`.
     func train(_ model: TrainableModel & AnyObject, config: [String: String], summary: String,
-               run: RunDirectory, dataset: ImageDataset) throws {
+               run: RunDirectory, dataset: ImageDataset, replica: @escaping () throws -> TrainableModel) throws {
         let loop = TrainingLoop(model: model, options: common.options(), run: run, config: config)
+        common.configure(loop, replica: replica)
         logLine(summary + " on \(dataset.count) images (\(dataset.source))")
         try loop.train(images: dataset.images, labels: dataset.labels, resume: common.resume)
         print("checkpoint: \(run.checkpoint.path)\nmetrics: \(run.metrics.path)")

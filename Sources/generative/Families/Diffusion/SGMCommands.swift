@@ -9,7 +9,7 @@ import GenData
 import GenEval
 
 /// `generative train sgm`.
-struct TrainSGM: ParsableCommand {
+struct TrainSGM: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "sgm",
         abstract: "Train a score-based model through an SDE (Song et al. 2021): denoising score matching weighted by sigma(t)^2.",
@@ -47,7 +47,9 @@ struct TrainSGM: ParsableCommand {
                             .merging(["sde": sde.rawValue, "sigma_max": String(sigmaMax)]) { $1 },
                         summary: "training sgm (\(sde.rawValue) SDE, width \(flags.width), "
                             + "\(config.classes > 0 ? "\(config.classes) classes" : "unconditional"), \(model.model.parameterCount) parameters)",
-                        run: run, dataset: dataset)
+                        run: run, dataset: dataset) { [config, flags] in
+            ScoreModelTraining(config: config, learningRate: flags.common.lr, seed: flags.common.seed)
+        }
     }
 }
 

@@ -32,7 +32,7 @@ enum FlowTrainingDefaults: TrainingDefaults {
 }
 
 /// `generative train realnvp`.
-struct TrainRealNVP: ParsableCommand {
+struct TrainRealNVP: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "realnvp",
         abstract: "Train a normalising flow (RealNVP, or Glow with --flow glow) by maximum likelihood of dequantised images.",
@@ -90,6 +90,9 @@ struct TrainRealNVP: ParsableCommand {
                       "batch_size": String(flags.batchSize), "seed": String(flags.seed)]
         if let clip = flags.clipGradNorm { stored["clip_grad_norm"] = String(clip) }
         let loop = TrainingLoop(model: model, options: flags.options(), run: run, config: stored)
+        flags.configure(loop) { [config, flags, weightDecay] in
+            FlowTraining(config: config, learningRate: flags.lr, weightDecay: weightDecay, seed: flags.seed)
+        }
         logLine("training \(flow.rawValue) (\(scales) scales, \(channels) channels, \(blocks) blocks, \(coupling.rawValue) couplings, "
                 + "\(model.model.layers.count) layers, \(model.model.parameterCount) parameters) on \(dataset.count) images (\(dataset.source))")
         try loop.train(images: dataset.images, labels: nil, resume: flags.resume)

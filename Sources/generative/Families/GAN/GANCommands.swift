@@ -118,6 +118,7 @@ func trainGAN(_ variant: GANVariant, config: GANConfiguration, flags: GANTrainFl
     var summary = ["model": variant.rawValue, "batch_size": String(flags.batchSize), "seed": String(flags.seed)]
     if let data = try? JSONEncoder().encode(config) { summary["gan_config"] = String(decoding: data, as: UTF8.self) }
     let loop = TrainingLoop(model: gan, options: options, run: run, config: summary)
+    flags.configure(loop) { [config] in GANTraining(config: config, seed: flags.seed) }
     let optimizer = config.optimizer == .adam
         ? String(format: "Adam lr %g/%g betas (%g, %g)", config.generatorLearningRate, config.discriminatorLearningRate,
                  config.beta1, config.beta2)
@@ -135,7 +136,7 @@ func trainGAN(_ variant: GANVariant, config: GANConfiguration, flags: GANTrainFl
 }
 
 /// `generative train gan`.
-struct TrainGAN: ParsableCommand {
+struct TrainGAN: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "gan",
         abstract: "Train the original GAN (MLP G 100-256-512-1024-784, MLP D 784-512-256-1) with Adam 2e-4 (0.5, 0.999).")
@@ -153,7 +154,7 @@ struct TrainGAN: ParsableCommand {
 }
 
 /// `generative train dcgan`.
-struct TrainDCGAN: ParsableCommand {
+struct TrainDCGAN: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "dcgan",
         abstract: "Train the reference DCGAN (transposed convolutions, BatchNorm) with Adam 2e-4 (0.5, 0.999) and BCE losses.")
@@ -179,7 +180,7 @@ struct TrainDCGAN: ParsableCommand {
 }
 
 /// `generative train wgan`.
-struct TrainWGAN: ParsableCommand {
+struct TrainWGAN: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "wgan",
         abstract: "Train a WGAN (DCGAN generator, WGAN critic with weights clipped to ±c) with RMSprop 5e-5 and 5 critic steps.")
@@ -204,7 +205,7 @@ struct TrainWGAN: ParsableCommand {
 }
 
 /// `generative train wgan-gp`.
-struct TrainWGANGP: ParsableCommand {
+struct TrainWGANGP: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "wgan-gp",
         abstract: "Train a WGAN-GP (DCGAN generator, WGAN critic, gradient penalty; --generator/--critic pick others) with Adam 1e-4 (0, 0.9) and 5 critic steps.")
@@ -229,7 +230,7 @@ struct TrainWGANGP: ParsableCommand {
 }
 
 /// `generative train lsgan`.
-struct TrainLSGAN: ParsableCommand {
+struct TrainLSGAN: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "lsgan",
         abstract: "Train an LSGAN (the reference DCGAN networks, least-squares losses a = 0, b = c = 1) with Adam 2e-4 (0.5, 0.999).")
@@ -251,7 +252,7 @@ struct TrainLSGAN: ParsableCommand {
 }
 
 /// `generative train sngan`.
-struct TrainSNGAN: ParsableCommand {
+struct TrainSNGAN: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "sngan",
         abstract: "Train an SNGAN (DCGAN generator, spectrally normalised critic, hinge loss; --generator/--critic pick others) with Adam 2e-4 (0.5, 0.999) and one critic step.")
@@ -272,7 +273,7 @@ struct TrainSNGAN: ParsableCommand {
 }
 
 /// `generative train cgan`.
-struct TrainCGAN: ParsableCommand {
+struct TrainCGAN: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "cgan",
         abstract: "Train a class-conditional DCGAN (label embedding concatenated to z, projection discriminator) with Adam 2e-4 (0.5, 0.999).")
@@ -297,7 +298,7 @@ extension GANGeneratorLossKind: ExpressibleByArgument {}
 extension GANInitialization: ExpressibleByArgument {}
 
 /// `generative train cyclegan`.
-struct TrainCycleGAN: ParsableCommand {
+struct TrainCycleGAN: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "cyclegan",
         abstract: "Train a CycleGAN between two domains (default: Fashion-MNIST sneakers and ankle boots) with least-squares, cycle (10) and identity (5) losses, Adam 2e-4 (0.5, 0.999).")
@@ -373,6 +374,11 @@ struct TrainCycleGAN: ParsableCommand {
                        "batch_size": String(common.batchSize), "seed": String(common.seed)]
         if let data = try? JSONEncoder().encode(config) { summary["cyclegan_config"] = String(decoding: data, as: UTF8.self) }
         let loop = TrainingLoop(model: model, options: options, run: run, config: summary)
+        common.configure(loop) { [config, preview = model.preview] in
+            let replica = CycleGANTraining(config: config, seed: common.seed)
+            replica.preview = preview
+            return replica
+        }
         logLine("training cyclegan between \(a.name) (\(a.images.shape[0]) images) and \(b.name) (\(b.images.shape[0])) for \(common.epochs) epochs, batch \(common.batchSize)")
         let start = Date()
         try loop.train(images: pairs, labels: nil, resume: common.resume)

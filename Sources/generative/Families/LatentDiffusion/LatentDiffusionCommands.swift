@@ -32,7 +32,7 @@ enum AutoencoderKLTrainingDefaults: TrainingDefaults {
 }
 
 /// `generative train autoencoder-kl`.
-struct TrainAutoencoderKL: ParsableCommand {
+struct TrainAutoencoderKL: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "autoencoder-kl",
         abstract: "Train latent diffusion's first stage: a KL-regularised autoencoder from 28x28x1 images to 7x7xC latents.",
@@ -83,6 +83,11 @@ struct TrainAutoencoderKL: ParsableCommand {
                       "kl_weight": String(klWeight), "reconstruction": reconstruction.rawValue, "lr": String(flags.lr),
                       "batch_size": String(flags.batchSize), "seed": String(flags.seed)]
         let loop = TrainingLoop(model: model, options: flags.options(), run: run, config: stored)
+        flags.configure(loop) { [config, objective, flags, images = dataset.images] in
+            let replica = AutoencoderKLTraining(config: config, objective: objective, learningRate: flags.lr, seed: flags.seed)
+            replica.scaleImages = images
+            return replica
+        }
         logLine("training autoencoder-kl (28x28x\(config.imageShape[2]) -> \(config.latentShape.map(String.init).joined(separator: "x")), "
                 + "width \(width), \(reconstruction.rawValue) + \(klWeight) KL, \(model.model.parameterCount) parameters) on \(dataset.count) images (\(dataset.source))")
         try loop.train(images: dataset.images, labels: nil, resume: flags.resume)
@@ -106,7 +111,7 @@ struct TrainAutoencoderKL: ParsableCommand {
 extension LatentCondition: ExpressibleByArgument {}
 
 /// `generative train ldm`.
-struct TrainLDM: ParsableCommand {
+struct TrainLDM: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "ldm",
         abstract: "Train a latent diffusion model: a DDPM over the scaled 7x7xC latents of a frozen autoencoder-kl.",
@@ -190,6 +195,12 @@ struct TrainLDM: ParsableCommand {
         let stored = flags.storedSettings(model: LatentDiffusionTraining.kind, classes: classes)
             .merging(["condition": condition.rawValue, "autoencoder_sha256": hash]) { $1 }
         let loop = TrainingLoop(model: model, options: flags.common.options(), run: run, config: stored)
+        flags.common.configure(loop) { [config, ddpm, ae, scale, flags, preview = model.previewImages] in
+            let replica = LatentDiffusionTraining(config: config, diffusion: ddpm, autoencoder: ae.model, latentScale: scale,
+                                                  learningRate: flags.common.lr, seed: flags.common.seed)
+            replica.previewImages = preview
+            return replica
+        }
         logLine("training ldm (width \(flags.width), \(condition == .class ? "\(classes) classes" : condition == .none ? "unconditional" : condition.rawValue), "
                 + "\(model.diffusion.model.parameterCount) parameters) on \(dataset.count) "
                 + (model.trainsOnPixels ? "images, encoded per batch" : "latents \(ae.config.latentShape)"))

@@ -23,7 +23,7 @@ extension ReconstructionLoss: ExpressibleByArgument {}
 extension AutoencoderKind: ExpressibleByArgument {}
 
 /// `generative train vae`.
-struct TrainVAE: ParsableCommand {
+struct TrainVAE: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "vae", abstract: "Train a VAE (default: the reference MLP VAE, 784-400-20) or an autoencoder with Adam on the negative ELBO.")
 
@@ -65,6 +65,9 @@ struct TrainVAE: ParsableCommand {
                                 config: ["model": "vae", "architecture": model.rawValue, "latent_dim": String(latentDim),
                                          "reconstruction": reconstruction.rawValue, "lr": String(flags.lr),
                                          "batch_size": String(flags.batchSize), "seed": String(flags.seed)])
+        flags.configure(loop) { [model, latentDim, flags, reconstruction] in
+            VAETraining(architecture: model, latentDim: latentDim, learningRate: flags.lr, reconstruction: reconstruction, seed: flags.seed)
+        }
         logLine("training \(model.rawValue) vae on \(data.count) images (\(data.source)) for \(flags.epochs) epochs, batch \(flags.batchSize)")
         let start = Date()
         try loop.train(images: data.images, labels: data.labels, resume: flags.resume)
