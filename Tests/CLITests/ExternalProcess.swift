@@ -17,9 +17,10 @@ extension CommandTestCase {
     /// Runs `executable` with `arguments` (and `environment` added), its output going to files
     /// rather than pipes (a chatty child cannot block on a full pipe): (exit status, stdout,
     /// stderr). A run still going after `timeout` seconds is stopped and fails the test, instead of
-    /// hanging the suite.
+    /// hanging the suite. `watch`, when given, is called every 50 ms while the process runs, until
+    /// it returns true (it may signal the process's children, say).
     func runProcess(_ executable: URL, _ arguments: [String], environment: [String: String] = [:],
-                    timeout: TimeInterval = 300) throws -> (status: Int32, out: String, err: String) {
+                    timeout: TimeInterval = 300, watch: ((Process) -> Bool)? = nil) throws -> (status: Int32, out: String, err: String) {
         let folder = tempDir()
         let outURL = folder.appendingPathComponent("out"), errURL = folder.appendingPathComponent("err")
         try Data().write(to: outURL)
@@ -32,7 +33,11 @@ extension CommandTestCase {
         process.standardError = try FileHandle(forWritingTo: errURL)
         let start = Date()
         try process.run()
-        while process.isRunning && Date().timeIntervalSince(start) < timeout { usleep(50_000) }
+        var watching = watch != nil
+        while process.isRunning && Date().timeIntervalSince(start) < timeout {
+            if watching, let watch { watching = !watch(process) }
+            usleep(50_000)
+        }
         if process.isRunning {
             process.terminate()
             process.waitUntilExit()

@@ -26,6 +26,33 @@ extension ReplicaGroup {
     public var isWriter: Bool { rank == 0 }
 }
 
+/// One training step's wall time, and the part of it spent in the replicas' collectives with the
+/// bytes this replica contributed to them (gradients, buffers, losses and the agreement).
+public struct StepTiming: Sendable, Equatable {
+    public var seconds: Double
+    public var collectiveSeconds: Double
+    public var collectiveBytes: Int
+}
+
+/// A replica group that adds up the time spent in its collectives and the bytes passed to them.
+final class TimedReplicaGroup: ReplicaGroup {
+    let inner: ReplicaGroup
+    private(set) var seconds = 0.0, bytes = 0
+    init(_ inner: ReplicaGroup) { self.inner = inner }
+    var rank: Int { inner.rank }
+    var size: Int { inner.size }
+    func reset() { seconds = 0; bytes = 0 }
+    private func timed(_ count: Int, _ body: () throws -> Void) rethrows {
+        let start = Date()
+        try body()
+        seconds += Date().timeIntervalSince(start)
+        bytes += count
+    }
+    func sum(_ values: inout [Float]) throws { try timed(4 * values.count) { try inner.sum(&values) } }
+    func sum(_ values: inout [Double]) throws { try timed(8 * values.count) { try inner.sum(&values) } }
+    func maximum(_ values: inout [Double]) throws { try timed(8 * values.count) { try inner.maximum(&values) } }
+}
+
 /// The rows of a batch of `count` examples that replica `rank` of `size` computes: contiguous, as
 /// even as possible (floor(r count / size) ..< floor((r + 1) count / size)).
 public func replicaRows(count: Int, rank: Int, size: Int) -> Range<Int> {
@@ -62,18 +89,22 @@ final class ShardGradientReducer: GradientReducer {
     }
 }
 
-/// A 64-bit FNV-1a hash of the bits of `parameters`' values, to check that replicas agree.
+/// A 64-bit FNV-1a-style hash of the bits of `parameters`' values, 8 bytes at a time, to check
+/// that replicas agree.
 func parameterHash(_ parameters: [Parameter]) -> UInt64 {
     var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    func mix(_ raw: UnsafeRawBufferPointer) {
+        let words = raw.count / 8
+        for i in 0..<words { h = (h ^ raw.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)) &* 0x100_0000_01B3 }
+        for i in (8 * words)..<raw.count { h = (h ^ UInt64(raw[i])) &* 0x100_0000_01B3 }
+    }
     for p in parameters {
         let v = p.value
-        let bits: [UInt64]
         switch v.dtype {
-        case .float32: bits = v.scalars(as: Float.self).map { UInt64($0.bitPattern) }
-        case .float64: bits = v.scalars(as: Double.self).map { $0.bitPattern }
-        case .int64: bits = v.scalars(as: Int64.self).map { UInt64(bitPattern: $0) }
+        case .float32: v.scalars(as: Float.self).withUnsafeBytes(mix)
+        case .float64: v.scalars(as: Double.self).withUnsafeBytes(mix)
+        case .int64: v.scalars(as: Int64.self).withUnsafeBytes(mix)
         }
-        for b in bits { h = (h ^ b) &* 0x100_0000_01B3 }
     }
     return h
 }

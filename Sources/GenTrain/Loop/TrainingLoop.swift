@@ -268,6 +268,10 @@ public final class TrainingLoop {
     public var gradientShards = 1
     /// Builds another replica of `model`: the same architecture, seed and settings.
     public var makeReplica: (() throws -> TrainableModel)?
+    /// Whether to keep `stepTimings` (for `bench --distributed`).
+    public var recordsStepTimings = false
+    /// Each step of the last `train` when `recordsStepTimings`.
+    public private(set) var stepTimings: [StepTiming] = []
 
     public init(model: TrainableModel, options: TrainingOptions, run: RunDirectory, config: [String: String]) {
         self.model = model
@@ -298,6 +302,7 @@ public final class TrainingLoop {
     private func trainDetectingAnomalies(images: Tensor, labels: Tensor?, resume: Bool) throws -> [EpochRecord] {
         let group = (replicas?.size ?? 1) > 1 ? replicas : nil
         let writes = group?.isWriter ?? true
+        stepTimings = []
         if !writes { log = { _ in } }
         if writes { try FileManager.default.createDirectory(at: run.url, withIntermediateDirectories: true) }
         let n = images.shape[0]
@@ -342,7 +347,8 @@ public final class TrainingLoop {
         if writes { try checkDiskSpace() }
         try checkLabels(labels)
         if let clip = options.clipGradientNorm { for (_, optimizer) in model.namedOptimizers { optimizer.maxGradientNorm = clip } }
-        let reducer = group.map { ShardGradientReducer(group: $0) }
+        let timed = group.map { TimedReplicaGroup($0) }
+        let reducer = timed.map { ShardGradientReducer(group: $0) }
         for (_, optimizer) in model.namedOptimizers { optimizer.gradientRecord.reducer = reducer }
         defer { for (_, optimizer) in model.namedOptimizers { optimizer.gradientRecord.reducer = nil } }
         StopSignal.install()
@@ -397,7 +403,8 @@ public final class TrainingLoop {
                 let lo = batchIndex * options.batchSize, hi = min(n, lo + options.batchSize)
                 let idx = Array(order[lo..<hi])
                 var losses: [(String, Double)]
-                if let group, let reducer {
+                let stepStart = Date()
+                if let group = timed, let reducer {
                     let rows = replicaRows(count: idx.count, rank: group.rank, size: group.size)
                     let mine = Array(idx[rows])
                     reducer.share = Float(rows.count) / Float(idx.count)
@@ -410,6 +417,11 @@ public final class TrainingLoop {
                                                                         outOfTime: clockSaysStop, signal: StopSignal.received)
                 } else {
                     losses = model.trainStep(images: images.rows(idx), labels: labels?.rows(idx), rng: rng, step: step)
+                }
+                if recordsStepTimings {
+                    stepTimings.append(StepTiming(seconds: Date().timeIntervalSince(stepStart), collectiveSeconds: timed?.seconds ?? 0,
+                                                  collectiveBytes: timed?.bytes ?? 0))
+                    timed?.reset()
                 }
                 if let bad = losses.first(where: { !$0.1.isFinite }) {
                     let origin = AnomalyDetection.first.map { " (the first non-finite value: \($0))" } ?? ""

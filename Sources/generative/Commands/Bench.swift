@@ -6,9 +6,10 @@ import GenFormats
 import GenData
 import GenEval
 import GenTrain
+import GenDistributed
 
 /// `generative bench`: times the reference workloads (the same as scripts/torch-bench.py does for PyTorch) or the kernels.
-struct Bench: ParsableCommand {
+struct Bench: DistributedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time the reference workloads and print one JSON line each (as scripts/torch-bench.py does for PyTorch).",
         discussion: """
@@ -18,7 +19,7 @@ struct Bench: ParsableCommand {
             report no FLOPs (0). Each line holds \
             workload, phase, batch, items_per_s, ms_per_step, gflops_per_s and framework. \
             With --kernels, times oneDNN's GEMM and convolutions on the workloads' shapes instead; with \
-            --peak, measures the FP32 peak (a vector FMA loop and a large sgemm) to read those against.
+            --peak, measures the FP32 peak (a vector FMA loop and a large sgemm) to read those against.             With --distributed, times data-parallel training steps (vae, ddpm, dcgan) on the ranks of             scripts/mpirun -np N (or one process): step time, time in the collectives and bytes exchanged             per step, one JSON line per workload (docs/distributed.md).
             """)
 
     @Option(help: "Only this workload (vae, unet, ddpm, classifier, dcgan, ldm); with --kernels, only its shapes (vae, dcgan, unet).")
@@ -48,6 +49,12 @@ struct Bench: ParsableCommand {
     @Flag(help: "Measure the machine's FP32 peak instead: a vector FMA loop and a 2048^3 sgemm on --threads threads (JSON lines).")
     var peak = false
 
+    @Flag(help: "Time data-parallel training steps on the ranks of scripts/mpirun -np N (or one process): ms per step, ms in allreduce, bytes per step (JSON lines).")
+    var distributed = false
+
+    @Option(help: "With --distributed: training steps per workload, the first two untimed (warm-up).")
+    var maxSteps: Int = 12
+
     func validate() throws {
         try DeprecatedFlag.check(batchSize, "--batch-size", old: deprecatedBatch, "--batch")
         guard batch >= 0 else { throw ValidationError("--batch-size must not be negative") }
@@ -56,7 +63,16 @@ struct Bench: ParsableCommand {
         if let workload, !names.contains(workload) {
             throw ValidationError("unknown workload '\(workload)'; choose one of \(names.joined(separator: ", "))")
         }
-        if peak && kernels { throw ValidationError("--peak and --kernels are separate measurements; give one") }
+        if [peak, kernels, distributed].filter({ $0 }).count > 1 {
+            throw ValidationError("--peak, --kernels and --distributed are separate measurements; give one")
+        }
+        guard maxSteps >= 3 else { throw ValidationError("--max-steps must be at least 3 (two warm-up steps and one timed)") }
+        if distributed, let workload, !CommandRegistry.trainingWorkloads.map(\.name).contains(workload) {
+            throw ValidationError("--distributed times \(CommandRegistry.trainingWorkloads.map(\.name).joined(separator: ", ")); not \(workload)")
+        }
+        if !distributed, let world = try Communicator.world, world.size > 1 {
+            throw ValidationError("only bench --distributed runs on several ranks; run the other measurements in one process")
+        }
         if kernels, let workload, !["vae", "dcgan", "unet"].contains(workload) {
             throw ValidationError("--kernels times the shapes of vae, dcgan and unet; \(workload)'s are not in its list")
         }
@@ -69,7 +85,7 @@ struct Bench: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         /// One result as a JSON line on stdout, flushed so that a reading process sees it at once.
-        func printLine(_ result: some Encodable) {
+        func printLine(_ result: any Encodable) {
             if let data = try? encoder.encode(result), let line = String(data: data, encoding: .utf8) {
                 print(line)
                 fflush(stdout)
@@ -79,6 +95,7 @@ struct Bench: ParsableCommand {
             for result in [PeakProbe.fma(threads: threads), PeakProbe.sgemm(threads: threads)] { printLine(result) }
             return
         }
+        if distributed { return try timeDistributedTraining { printLine($0) } }
         if kernels {
             print(String(format: "%-28@ %-22@ %-44@ %9@ %9@  %@", "shape" as NSString, "kind" as NSString,
                          "geometry" as NSString, "GFLOP/s" as NSString, "ms" as NSString, "implementation" as NSString))

@@ -18,6 +18,16 @@ struct FamilyCommands {
     var models: [any GenerativeModel.Type] = []
     /// The workloads `generative bench` times for this family.
     var benchmarks: [WorkloadBenchmark.Suite] = []
+    /// The training steps `generative bench --distributed` times for this family.
+    var trainingWorkloads: [TrainingWorkload] = []
+}
+
+/// A model whose training step `bench --distributed` times: `make` builds it as `train NAME` does
+/// by default (seed 0), for batches of `batchSize` images (28, 28, 1).
+struct TrainingWorkload {
+    var name: String
+    var batchSize: Int
+    var make: () -> TrainableModel
 }
 
 /// The families the command line knows. `train`, `sample`, `bench` and the top-level command list
@@ -49,6 +59,7 @@ enum CommandRegistry {
     static var sampleCommands: [ParsableCommand.Type] { families.flatMap(\.sample) }
     static var verbs: [ParsableCommand.Type] { families.flatMap(\.verbs) }
     static var benchmarks: [WorkloadBenchmark.Suite] { families.flatMap(\.benchmarks) }
+    static var trainingWorkloads: [TrainingWorkload] { families.flatMap(\.trainingWorkloads) }
 
     /// Every verb again at the top level under its older spelling (`generative reconstruct`),
     /// hidden from `--help`; each runs the verb after a note naming the new spelling.

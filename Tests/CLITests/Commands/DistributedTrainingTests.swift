@@ -84,4 +84,33 @@ final class DistributedTrainingTests: CommandTestCase {
             }
         }
     }
+
+    /// The kill test: one of two ranks killed mid-run ends the whole job, with mpirun's message
+    /// naming the rank and the signal; the run resumes from its last checkpoint on two ranks or one.
+    func testAKilledRankEndsTheJobAndTheRunResumes() throws {
+        _ = try mpirun(skipping: skipped)
+        let dir = tempDir()
+        let run = dir.appendingPathComponent("run")
+        let common = ["train", "ddpm", "--width", "8", "--batch-size", "64", "--threads", "1", "--out", run.path]
+        var killed: Int32?
+        let result = try runOnTwoRanks(common + ["--epochs", "1", "--save-every", "5"], skipping: skipped) { process in
+            // Once the first checkpoint is written, kill the rank with the larger PID.
+            guard FileManager.default.fileExists(atPath: run.appendingPathComponent("checkpoint.safetensors").path),
+                  let victim = self.childProcesses(of: process.processIdentifier).last else { return false }
+            kill(victim, SIGKILL)
+            killed = victim
+            return true
+        }
+        XCTAssertNotNil(killed, "the job ended before its first checkpoint:\n\(result.err)")
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.err.contains("signal 9"), "mpirun names the killed rank:\n\(result.err)")
+        let saved = try XCTUnwrap(Int(try contents(run).metadata["step"] ?? ""))
+        XCTAssertGreaterThanOrEqual(saved, 5)
+        let twoRanks = try runOnTwoRanks(common + ["--resume", "--max-steps", "\(saved + 5)"], skipping: skipped)
+        XCTAssertEqual(twoRanks.status, 0, twoRanks.err)
+        XCTAssertEqual(try contents(run).metadata["step"], "\(saved + 5)")
+        let oneProcess = try runExecutable(common + ["--resume", "--max-steps", "\(saved + 10)"])
+        XCTAssertEqual(oneProcess.status, 0, oneProcess.err)
+        XCTAssertEqual(try contents(run).metadata["step"], "\(saved + 10)")
+    }
 }

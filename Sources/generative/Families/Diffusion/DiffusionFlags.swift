@@ -14,7 +14,10 @@ import GenEval
 let diffusionFamily = FamilyCommands(name: "diffusion", train: [TrainDDPM.self, TrainSGM.self],
                                      sample: [SampleDDPM.self, SampleSGM.self],
                                      models: [DDPMTraining.self, ScoreModelTraining.self],
-                                     benchmarks: [WorkloadBenchmark.unet, WorkloadBenchmark.ddpm])
+                                     benchmarks: [WorkloadBenchmark.unet, WorkloadBenchmark.ddpm],
+                                     trainingWorkloads: [TrainingWorkload(name: "ddpm", batchSize: 64) {
+                                         DDPMTraining(config: DDPMConfiguration(), learningRate: 2e-4, seed: 0)
+                                     }])
 
 extension ScoreSDE: ExpressibleByArgument {}
 extension PredictionType: ExpressibleByArgument {}

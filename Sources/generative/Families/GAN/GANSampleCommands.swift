@@ -20,7 +20,8 @@ let ganFamily = FamilyCommands(
              SampleCommand<GANSample<CGANVariant>>.self, SampleCycleGAN.self],
     verbs: [CycleGANVerbs.self],
     models: [GANTraining.self],
-    benchmarks: [WorkloadBenchmark.dcgan])
+    benchmarks: [WorkloadBenchmark.dcgan],
+    trainingWorkloads: [TrainingWorkload(name: "dcgan", batchSize: 64) { GANTraining(config: GANConfiguration(variant: .dcgan), seed: 0) }])
 
 /// `generative cyclegan VERB`: what a CycleGAN checkpoint does besides `sample cyclegan`.
 struct CycleGANVerbs: ParsableCommand {

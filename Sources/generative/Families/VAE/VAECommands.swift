@@ -10,7 +10,8 @@ import GenEval
 
 /// The VAE family: `train vae`, `sample vae`, and the verbs `vae reconstruct` and `vae interpolate`.
 let vaeFamily = FamilyCommands(name: "vae", train: [TrainVAE.self], sample: [SampleVAE.self],
-                               verbs: [VAEVerbs.self], models: [VAETraining.self], benchmarks: [WorkloadBenchmark.vae])
+                               verbs: [VAEVerbs.self], models: [VAETraining.self], benchmarks: [WorkloadBenchmark.vae],
+                               trainingWorkloads: [TrainingWorkload(name: "vae", batchSize: 128) { VAETraining(learningRate: 1e-3, seed: 0) }])
 
 /// `generative vae VERB`: what a VAE checkpoint does besides sampling.
 struct VAEVerbs: ParsableCommand {
