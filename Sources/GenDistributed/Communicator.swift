@@ -43,7 +43,8 @@ public final class Communicator: @unchecked Sendable {
     public var isRoot: Bool { rank == 0 }
 
     /// The world of `mpirun`'s processes, initialising MPI on first use; nil in a process that
-    /// `mpirun` did not launch (no `OMPI_COMM_WORLD_SIZE` in the environment), which never loads
+    /// `mpirun` did not launch (no `OMPI_COMM_WORLD_SIZE` in the environment, nor Slurm's
+    /// `srun --mpi=pmix` markers: `launcherWorldSize`), which never loads
     /// libmpi. Throws `DistributedError` (naming the library and the reason) when the process was
     /// launched by `mpirun` but libmpi cannot be loaded, lacks a symbol, or fails to initialise; every
     /// later read throws the same error.
@@ -66,9 +67,19 @@ public final class Communicator: @unchecked Sendable {
         environment["OMPI_COMM_WORLD_SIZE"] != nil
     }
 
+    /// The number of processes a launcher started, from its environment: Open MPI's `mpirun` sets
+    /// `OMPI_COMM_WORLD_SIZE`; Slurm's `srun --mpi=pmix` sets `PMIX_RANK` and `SLURM_NTASKS`
+    /// (Open MPI then initialises from PMIx). nil for a plain process.
+    public static func launcherWorldSize(environment: [String: String]) -> String? {
+        environment["OMPI_COMM_WORLD_SIZE"] ?? (environment["PMIX_RANK"] != nil ? environment["SLURM_NTASKS"] : nil)
+    }
+
     private static let worldState: Result<Communicator?, any Error> = Result {
-        guard let size = getenv("OMPI_COMM_WORLD_SIZE") else { return nil }
-        return try launch(worldSize: String(cString: size))
+        let names = ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "SLURM_NTASKS"]
+        var environment: [String: String] = [:]
+        for name in names { if let value = getenv(name) { environment[name] = String(cString: value) } }
+        guard let size = launcherWorldSize(environment: environment) else { return nil }
+        return try launch(worldSize: size)
     }
 
     /// Loads libmpi from `candidates`, initialises MPI and reads the world's rank and size.

@@ -62,3 +62,13 @@ final class CommunicatorTests: XCTestCase {
         }
     }
 }
+
+final class LauncherEnvironmentTests: XCTestCase {
+    func testMPIRunAndSrunWithPMIxAnnounceTheirWorldSize() {
+        XCTAssertEqual(Communicator.launcherWorldSize(environment: ["OMPI_COMM_WORLD_SIZE": "4"]), "4")
+        XCTAssertEqual(Communicator.launcherWorldSize(environment: ["PMIX_RANK": "1", "SLURM_NTASKS": "8"]), "8")
+        // A Slurm job step without PMIx (a plain `srun generative ...` per task) is a plain process.
+        XCTAssertNil(Communicator.launcherWorldSize(environment: ["SLURM_NTASKS": "8", "SLURM_PROCID": "0"]))
+        XCTAssertNil(Communicator.launcherWorldSize(environment: [:]))
+    }
+}
