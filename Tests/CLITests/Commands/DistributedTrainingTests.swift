@@ -34,8 +34,12 @@ final class DistributedTrainingTests: CommandTestCase {
     func testTwoRanksEndWithTheBitsOfTwoGradientShards() throws {
         _ = try mpirun(skipping: skipped)
         let dir = tempDir()
-        for (model, extra) in [("vae", [String]()), ("ddpm", ["--width", "8"])] {
-            let common = ["train", model, "--max-steps", "50", "--batch-size", "64", "--threads", "1", "--log-every", "10"] + extra
+        // vae and ddpm as the issue asks (50 steps at batch 64, also within 1% of one process's loss);
+        // dcgan's two networks and cyclegan's four are each synchronised where they step (a few steps).
+        let runs: [(model: String, steps: Int, batch: Int, extra: [String])] = [
+            ("vae", 50, 64, []), ("ddpm", 50, 64, ["--width", "8"]), ("dcgan", 10, 64, []), ("cyclegan", 3, 8, [])]
+        for (model, steps, batch, extra) in runs {
+            let common = ["train", model, "--max-steps", "\(steps)", "--batch-size", "\(batch)", "--threads", "1", "--log-every", "10"] + extra
             let plain = dir.appendingPathComponent("\(model)-plain"), shards = dir.appendingPathComponent("\(model)-shards"),
                 ranks = dir.appendingPathComponent("\(model)-ranks")
             let one = try runExecutable(common + ["--out", plain.path])
@@ -45,16 +49,20 @@ final class DistributedTrainingTests: CommandTestCase {
             let (status, out, err) = try runOnTwoRanks(common + ["--out", ranks.path], skipping: skipped)
             XCTAssertEqual(status, 0, "stdout:\n\(out)\nstderr:\n\(err)")
             XCTAssertEqual(err.split(separator: "\n").filter { $0 == "ranks: 2" }.count, 1, err)
-            XCTAssertEqual(err.components(separatedBy: "training ").count - 1, 1, "one header line, rank 0's:\n\(err)")
+            XCTAssertEqual(err.split(separator: "\n").filter { $0.hasPrefix("train \(model) in ") }.count, 1, "one header line, rank 0's:\n\(err)")
             XCTAssertEqual(out.components(separatedBy: "checkpoint: ").count - 1, 1, "one report, rank 0's:\n\(out)")
             XCTAssertEqual(try files(ranks), try files(shards), "the two ranks write what one process writes")
 
             let a = try contents(shards), b = try contents(ranks), c = try contents(plain)
-            XCTAssertEqual(a.metadata["step"], "50")
+            XCTAssertEqual(a.metadata["step"], "\(steps)")
             XCTAssertTrue(a.tensors == b.tensors, "\(model): 2 ranks and --grad-shards 2 end with the same bits")
-            XCTAssertEqual(a.metadata["epoch_sums"], b.metadata["epoch_sums"])
-            XCTAssertEqual(try lossSum(a.metadata), try lossSum(c.metadata), accuracy: 0.01 * abs(try lossSum(c.metadata)),
-                           "\(model): within 1% of one process's loss")
+            XCTAssertEqual(try JSONSerialization.jsonObject(with: Data((a.metadata["epoch_sums"] ?? "").utf8)) as? [String: Double],
+                           try JSONSerialization.jsonObject(with: Data((b.metadata["epoch_sums"] ?? "").utf8)) as? [String: Double])
+            // The GANs' BatchNorm normalises over each rank's rows, so their losses differ from one process's by more.
+            if model == "vae" || model == "ddpm" {
+                XCTAssertEqual(try lossSum(a.metadata), try lossSum(c.metadata), accuracy: 0.01 * abs(try lossSum(c.metadata)),
+                               "\(model): within 1% of one process's loss")
+            }
         }
     }
 
