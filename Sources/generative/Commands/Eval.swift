@@ -172,8 +172,8 @@ struct Eval: DistributedCommand {
     func run() throws {
         let world = try Communicator.current
         if likelihoodFlags.likelihood {
-            guard world.size == 1 else { throw ValidationError("--likelihood is not split over ranks yet: run it in one process") }
-            let report = try measureLikelihood()
+            // Split over the ranks by image; rank 0 gathers the per-image bits and reports.
+            guard let report = try measureLikelihood(world: world) else { return }
             print(json ? try report.json() : report.table())
             return
         }

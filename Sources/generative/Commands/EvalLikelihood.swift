@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GenDistributed
 import GenTensor
 import GenFormats
 import GenNN
@@ -81,8 +82,18 @@ extension Eval {
     /// The default number of images of a likelihood measurement.
     static let defaultLikelihoodCount = 1000
 
-    /// Measures the checkpoint's bits/dim on the images, in batches, with progress on stderr.
+    /// `measureLikelihood(world:log:)` in one process.
     func measureLikelihood(log: @escaping (String) -> Void = logLine) throws -> LikelihoodReport {
+        guard let report = try measureLikelihood(world: .single, log: log) else { preconditionFailure("one process is rank 0") }
+        return report
+    }
+
+    /// Measures the checkpoint's bits/dim on the images, in batches, with progress on stderr. Under
+    /// `mpirun`, the images are split over `world`'s ranks as sampling splits them (`ImageShards`:
+    /// whole batches per rank where there are enough), each image measured with the noise of its
+    /// index, and the per-image bits are gathered to rank 0, which returns the report (the others
+    /// return nil): one process's figures, bit for bit where whole batches go to the ranks.
+    func measureLikelihood(world: Communicator, log: @escaping (String) -> Void = logLine) throws -> LikelihoodReport? {
         let url = URL(fileURLWithPath: input)
         guard url.pathExtension == "safetensors" else { throw ValidationError("--likelihood measures a checkpoint; \(input) is not one") }
         let model: any GenerativeModel
@@ -101,15 +112,23 @@ extension Eval {
             throw ValidationError("\(source) holds \(all.shape.dropFirst().map(String.init).joined(separator: " x ")) images; the model's are \(model.imageShape.map(String.init).joined(separator: " x "))")
         }
         let start = Date()
+        let shards = (0..<world.size).map { ImageShards.range(count: n, batchSize: batchSize, rank: $0, size: world.size) }
+        let mine = shards[world.rank]
         var bits: [Double] = []
-        let progress = CountProgress("likelihood (\(method.rawValue))", total: n, start: start, log: log)
-        for first in stride(from: 0, to: n, by: batchSize) {
-            let batch = all.sliced(axis: 0, first..<min(n, first + batchSize))
-            let size = batch.shape[0]
+        let progress = world.isRoot ? CountProgress("likelihood (\(method.rawValue))", total: mine.count, start: start, log: log) : nil
+        for first in stride(from: mine.lowerBound, to: mine.upperBound, by: batchSize) {
+            let batch = all.sliced(axis: 0, first..<min(mine.upperBound, first + batchSize))
+            let size = batch.shape[0], done = bits.count
             bits += try model.bitsPerDimension(batch, startIndex: first, method: method, options: likelihoodFlags.options, seed: seed) {
-                progress.update(first + min(size - 1, Int($0 * Double(size))))
+                progress?.update(done + min(size - 1, Int($0 * Double(size))))
             }
-            progress.update(bits.count)
+            progress?.update(bits.count)
+        }
+        if world.size > 1 {
+            // MPI_Gather sends equal counts: each rank pads its share to the largest.
+            let largest = shards.map(\.count).max() ?? 0
+            guard let gathered = try world.gather(bits + [Double](repeating: 0, count: largest - bits.count), root: 0) else { return nil }
+            bits = shards.enumerated().flatMap { r, range in gathered[(r * largest)..<(r * largest + range.count)] }
         }
         let mean = bits.reduce(0, +) / Double(n)
         let variance = n > 1 ? bits.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n - 1) : 0

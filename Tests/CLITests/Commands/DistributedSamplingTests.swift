@@ -72,6 +72,27 @@ final class DistributedSamplingTests: CommandTestCase {
         XCTAssertEqual(a.inceptionScore, b.inceptionScore, accuracy: 1e-6)
     }
 
+    /// `eval --likelihood` on 2 ranks: the images split by whole batches, each measured with the
+    /// noise of its index, and the per-image bits gathered to rank 0: one process's report.
+    func testLikelihoodOnTwoRanksGivesTheFigureOfOneProcess() throws {
+        _ = try mpirun(skipping: skipped)
+        let checkpoint = LikelihoodCommandTests.folder.appendingPathComponent("vae-conv.safetensors").path
+        let arguments = ["eval", checkpoint, "--likelihood", "--count", "10", "--batch-size", "2", "--threads", "1", "--json"]
+        let single = try runExecutable(arguments)
+        XCTAssertEqual(single.status, 0, single.err)
+        let (status, out, err) = try runOnTwoRanks(arguments, skipping: skipped)
+        XCTAssertEqual(status, 0, "stdout:\n\(out)\nstderr:\n\(err)")
+        XCTAssertEqual(err.split(separator: "\n").filter { $0 == "ranks: 2" }.count, 1, err)
+        func figures(_ json: String) throws -> [String: Any] {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        }
+        let a = try figures(single.out), b = try figures(out)  // one report: rank 1 prints nothing
+        XCTAssertEqual(a["count"] as? Int, 10)
+        XCTAssertEqual(b["count"] as? Int, 10)
+        XCTAssertEqual(a["bits_per_dim"] as? Double, b["bits_per_dim"] as? Double, "whole batches per rank: bit for bit")
+        XCTAssertEqual(a["bits_per_dim_se"] as? Double, b["bits_per_dim_se"] as? Double)
+    }
+
     func testShardsAreWholeBatchesWhenEveryRankGetsOne() {
         XCTAssertEqual((0..<2).map { ImageShards.range(count: 7, batchSize: 2, rank: $0, size: 2) }, [0..<4, 4..<7])
         XCTAssertEqual((0..<3).map { ImageShards.range(count: 10, batchSize: 2, rank: $0, size: 3) }, [0..<2, 2..<6, 6..<10])
