@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The analytic scaling model of docs/distributed.md, from `generative bench --distributed` lines.
 
-Usage: scripts/scaling-model.py BENCH.jsonl
-BENCH.jsonl holds the JSON lines of three runs on one machine (any order):
+Usage: scripts/scaling-model.py BENCH.jsonl...
+The files hold the JSON lines of three runs on one machine (any order, one file or several):
   scripts/mpirun -np 2 generative bench --distributed --threads 1   (the allreduce line and 2 x 1)
   generative bench --distributed --threads 2                        (1 x 2)
   generative bench --distributed --threads 1                        (1 x 1: the compute per example)
@@ -22,8 +22,8 @@ import sys
 ALPHA = 5e-6
 
 
-def load(path):
-    rows = [json.loads(line) for line in open(path) if line.strip().startswith("{")]
+def load(paths):
+    rows = [json.loads(line) for path in paths for line in open(path) if line.strip().startswith("{")]
     steps = {}
     bus = None
     for r in rows:
@@ -38,8 +38,8 @@ def ring(bytes_, ranks, bandwidth):
     return 2 * (ranks - 1) * (ALPHA + bytes_ / (ranks * bandwidth)) if ranks > 1 else 0.0
 
 
-def main(path):
-    steps, bus = load(path)
+def main(paths):
+    steps, bus = load(paths)
     workloads = sorted({w for (w, _, _) in steps})
     print("| workload | batch | 1 x 2 ms/step | 2 x 1 ms/step | allreduce ms | MB/step | measured 1x2 / 2x1 | predicted 2 x 1 ms | predicted 1x2 / 2x1 |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -75,6 +75,6 @@ def main(path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) < 2:
         sys.exit(__doc__)
-    main(sys.argv[1])
+    main(sys.argv[1:])

@@ -55,6 +55,7 @@ final class ReadmeRunTests: CommandTestCase {
                 set("--seconds", "0.05")
                 set("--batch-size", "4")
             }
+            if args.contains("--distributed") { set("--max-steps", "3") }
         default:
             break
         }

@@ -276,7 +276,8 @@ public final class LatentDiffusionTraining: GenerativeModel {
 
     /// Images in [0, 1] from the concatenated `condition` (N, h, w, channels): image i's latent is
     /// sampled from noise keyed by (seed, i), then decoded.
-    public func sample(condition: Tensor, seed: UInt64, options: SamplingOptions, progress: ((Int, Int) -> Void)?) throws -> Tensor {
+    public func sample(condition: Tensor, seed: UInt64, startIndex: Int = 0, options: SamplingOptions,
+                       progress: ((Int, Int) -> Void)?) throws -> Tensor {
         try validate(options)
         let sampler = latentSampler(options)
         let network = diffusion.samplingNetwork(ema: options.ema)
@@ -286,7 +287,7 @@ public final class LatentDiffusionTraining: GenerativeModel {
             let range = start..<min(count, start + options.batchSize)
             let model = diffusion.denoiser(network: network, condition: condition.sliced(axis: 0, range))
             let z = sampler.sample(model, process: diffusion.process, noise: SeededNoise(seed: seed),
-                                   batch: SampleBatch(indices: Array(range), imageShape: diffusion.imageShape)).sample
+                                   batch: SampleBatch(indices: range.map { startIndex + $0 }, imageShape: diffusion.imageShape)).sample
             parts.append(decode(z, batchSize: z.shape[0]))
             progress?(range.upperBound, count)
         }
@@ -295,18 +296,20 @@ public final class LatentDiffusionTraining: GenerativeModel {
 
     /// Fills the masked pixels of images (N, H, W, C) in [0, 1]; masks (N, H, W, 1), 1 to fill. The
     /// decoded sample is composited with the input, so the kept pixels are the input's exactly.
-    public func inpaint(images: Tensor, masks: Tensor, seed: UInt64, options: SamplingOptions,
+    public func inpaint(images: Tensor, masks: Tensor, seed: UInt64, startIndex: Int = 0, options: SamplingOptions,
                         progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
         guard config.condition == .inpaint else { throw ModelError("this ldm was trained with --condition \(config.condition.rawValue), not inpaint") }
-        let filled = try sample(condition: inpaintingCondition(images: images, masks: masks), seed: seed, options: options, progress: progress)
+        let filled = try sample(condition: inpaintingCondition(images: images, masks: masks), seed: seed, startIndex: startIndex,
+                                options: options, progress: progress)
         return withoutGradients { filled * masks + images * (1 - masks) }
     }
 
     /// Upscales images (N, H/2, W/2, C) in [0, 1] to (N, H, W, C).
-    public func upscale(_ lowResolution: Tensor, seed: UInt64, options: SamplingOptions,
+    public func upscale(_ lowResolution: Tensor, seed: UInt64, startIndex: Int = 0, options: SamplingOptions,
                         progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
         guard config.condition == .upscale else { throw ModelError("this ldm was trained with --condition \(config.condition.rawValue), not upscale") }
-        return try sample(condition: upscalingCondition(lowResolution: lowResolution), seed: seed, options: options, progress: progress)
+        return try sample(condition: upscalingCondition(lowResolution: lowResolution), seed: seed, startIndex: startIndex,
+                          options: options, progress: progress)
     }
 
     /// Images whose inpainting or upscaling the per-epoch grid shows (set by the command).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GenTrain
+import GenDistributed
 import GenTensor
 import GenFormats
 import GenNN
@@ -103,13 +104,17 @@ struct TranslateFlags: ParsableArguments {
         }
         let from = direction == .aToB ? model.config.domainA : model.config.domainB
         let to = direction == .aToB ? model.config.domainB : model.config.domainA
-        let translated = model.translate(images, direction, ema: !noEMA)
+        // Split over the ranks of mpirun by index (the generator normalises each image on its own).
+        guard let translated = try shardedSampling(count: images.shape[0], batchSize: images.shape[0], imageShape: Array(images.shape.dropFirst()),
+                                                   world: try Communicator.current, showProgress: false, { range, _ in
+            model.translate(images.sliced(axis: 0, range), direction, ema: !noEMA)
+        }) else { return }
         print("translated \(images.shape[0]) images from \(from) to \(to): " + (try writeImages(translated, to: out)))
     }
 }
 
 /// `generative sample cyclegan`: translation of given images (CycleGAN has no noise to sample).
-struct SampleCycleGAN: ParsableCommand {
+struct SampleCycleGAN: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "cyclegan", abstract: "Translate images to the other domain with a CycleGAN (EMA weights by default).")
     @OptionGroup var flags: TranslateFlags
@@ -117,7 +122,7 @@ struct SampleCycleGAN: ParsableCommand {
 }
 
 /// `generative cyclegan translate`: a CycleGAN's translation of images into the other domain.
-struct Translate: ParsableCommand {
+struct Translate: DistributedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Translate images of one domain into the other with a CycleGAN checkpoint (EMA weights by default).")
     @OptionGroup var flags: TranslateFlags

@@ -302,18 +302,21 @@ struct ConditionedSamplingFlags: ParsableArguments {
         return model
     }
 
-    /// Runs `body` with progress on stderr, reports the speed, and writes the images.
-    func write(count: Int, model: LatentDiffusionTraining, _ body: (SamplingOptions, ((Int, Int) -> Void)?) throws -> Tensor) throws {
+    /// Runs `body` on this rank's range of the images (all of them in one process, split by index
+    /// over the ranks of `mpirun` as sampling is), with progress on stderr; rank 0 reports the speed
+    /// and writes the images.
+    func write(count: Int, model: LatentDiffusionTraining,
+               _ body: (Range<Int>, SamplingOptions, ((Int, Int) -> Void)?) throws -> Tensor) throws {
         let options = try options()
-        // One process: its range is every image.
-        try runSampling(model, count: count, out: out, options: options, note: " (\(model.samplingSummary(options)))") { _, progress in
-            try body(options, progress)
+        try runSampling(model, count: count, out: out, options: options, note: " (\(model.samplingSummary(options)))",
+                        world: try Communicator.current) { range, progress in
+            try body(range, options, progress)
         }
     }
 }
 
 /// `generative ldm inpaint`.
-struct Inpaint: ParsableCommand {
+struct Inpaint: DistributedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fill the masked pixels of images with an inpainting ldm; the kept pixels are the input's exactly.")
 
@@ -340,14 +343,15 @@ struct Inpaint: ParsableCommand {
             throw ValidationError("--mask \(mask) holds \(masks.shape[0]) masks for \(images.shape[0]) images (give one, or one each)")
         }
         masks = Tensor(masks.scalars(as: Float.self).map { $0 > 0.5 ? Float(1) : 0 }, shape: masks.shape)  // 1 above one half
-        try flags.write(count: images.shape[0], model: model) { options, progress in
-            try model.inpaint(images: images, masks: masks, seed: flags.seed, options: options, progress: progress)
+        try flags.write(count: images.shape[0], model: model) { range, options, progress in
+            try model.inpaint(images: images.sliced(axis: 0, range), masks: masks.sliced(axis: 0, range), seed: flags.seed,
+                              startIndex: range.lowerBound, options: options, progress: progress)
         }
     }
 }
 
 /// `generative ldm upscale`.
-struct Upscale: ParsableCommand {
+struct Upscale: DistributedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Upscale 14x14 images to 28x28 with a super-resolution ldm.")
 
@@ -379,8 +383,8 @@ struct Upscale: ParsableCommand {
         guard Array(low.shape.dropFirst()) == model.lowResolutionShape else {
             throw ValidationError("--input \(input): images \(Array(low.shape.dropFirst())), the model upscales \(model.lowResolutionShape)")
         }
-        try flags.write(count: low.shape[0], model: model) { options, progress in
-            try model.upscale(low, seed: flags.seed, options: options, progress: progress)
+        try flags.write(count: low.shape[0], model: model) { range, options, progress in
+            try model.upscale(low.sliced(axis: 0, range), seed: flags.seed, startIndex: range.lowerBound, options: options, progress: progress)
         }
     }
 }

@@ -127,6 +127,24 @@ final class LatentDiffusionCommandTests: CommandTestCase {
         let up = dir.appendingPathComponent("up.npy")
         try run(["ldm", "upscale", "--checkpoint", upscaleModel, "--input", low.path, "--steps", "3", "--out", up.path])
         XCTAssertEqual(try NPY.readImages(up).shape, [3, 28, 28, 1])
+
+        // Under mpirun -np 2, both verbs split the images by index (batches of one: whole batches per
+        // rank) and write one process's images bit for bit.
+        if executableOnPath("mpirun") != nil {
+            let verbs: [(name: String, arguments: [String])] = [
+                ("inpaint", ["ldm", "inpaint", "--checkpoint", inpaintModel, "--input", input.path, "--mask", maskFile.path]),
+                ("upscale", ["ldm", "upscale", "--checkpoint", upscaleModel, "--input", low.path])]
+            for (name, arguments) in verbs {
+                let common = arguments + ["--steps", "3", "--batch-size", "1", "--threads", "1"]
+                let one = dir.appendingPathComponent("\(name)-one.npy"), two = dir.appendingPathComponent("\(name)-two.npy")
+                let single = try runExecutable(common + ["--out", one.path])
+                XCTAssertEqual(single.status, 0, single.err)
+                let ranks = try runOnTwoRanks(common + ["--out", two.path], skipping: "")
+                XCTAssertEqual(ranks.status, 0, ranks.err)
+                XCTAssertEqual(ranks.out.components(separatedBy: "wrote ").count - 1, 1, ranks.out)
+                XCTAssertEqual(try NPY.readImages(one).scalars(as: Float.self), try NPY.readImages(two).scalars(as: Float.self), name)
+            }
+        }
         // The interpolation baseline, without a model: bicubic, clamped to [0, 1].
         let bicubic = dir.appendingPathComponent("bicubic.npy")
         try run(["ldm", "upscale", "--baseline", "bicubic", "--input", low.path, "--out", bicubic.path])
