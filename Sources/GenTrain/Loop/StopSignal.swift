@@ -10,9 +10,14 @@ public enum StopSignal {
     /// The signal received since `install`, or 0.
     nonisolated(unsafe) public private(set) static var received: Int32 = 0
     nonisolated(unsafe) private static var previous: [Int32: sighandler_t?] = [:]
+    /// Installs not yet restored: the in-process replicas of `--grad-shards` each install, in turn,
+    /// and only the first install and the last restore act.
+    nonisolated(unsafe) private static var depth = 0
 
     /// Installs the handlers (until `restore`).
     public static func install() {
+        depth += 1
+        guard depth == 1 else { return }
         received = 0
         for signal in [SIGINT, SIGTERM] {
             previous[signal] = Glibc.signal(signal) { number in
@@ -24,6 +29,8 @@ public enum StopSignal {
 
     /// Puts back the handlers that were there before `install`.
     public static func restore() {
+        depth = max(0, depth - 1)
+        guard depth == 0 else { return }
         for (signal, handler) in previous { _ = Glibc.signal(signal, handler ?? SIG_DFL) }
         previous = [:]
         received = 0

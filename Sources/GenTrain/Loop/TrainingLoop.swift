@@ -170,13 +170,13 @@ public struct EpochRecord: Codable, Equatable {
 
 /// Why a training run stopped or would not start.
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
-    /// The exit status a command reports for this error: 128 + the signal when interrupted, else 1.
     /// Whether a signal stopped the run (`interrupted`).
     public var isInterruption: Bool {
         if case .interrupted = self { return true }
         return false
     }
 
+    /// The exit status a command reports for this error: 128 + the signal when interrupted, else 1.
     public var exitStatus: Int32 {
         if case let .interrupted(signal, _, _) = self { return 128 + signal }
         return 1
