@@ -47,7 +47,7 @@ struct Generative: ParsableCommand {
             // non-zero exit (the usage is one `--help` away).
             let code = exitCode(for: error)
             guard code != .success else { exit(withError: error) }
-            FileHandle.standardError.write(Data("Error: \(message(for: error))\n".utf8))
+            if (error as? RankRefusal)?.silent != true { FileHandle.standardError.write(Data("Error: \(message(for: error))\n".utf8)) }
             // An interrupted run exits as the signal would have (130 for SIGINT, 143 for SIGTERM).
             Foundation.exit((error as? TrainingError)?.exitStatus ?? code.rawValue)
         }
@@ -60,6 +60,14 @@ struct Generative: ParsableCommand {
         if command is DistributedCommand, let world = try Communicator.world {
             return try runDistributed(&command, world: world, runOnBackend)
         }
+        // Any other command would run whole on every rank (each rank training, writing the same
+        // files): refused, from rank 0 alone, without starting MPI. distributed-check runs its own.
+        if !(command is DistributedCheck), let ranks = Int(Communicator.launcherWorldSize(environment: ProcessInfo.processInfo.environment) ?? ""),
+           ranks > 1 {
+            let name = type(of: command).configuration.commandName ?? "this command"
+            throw RankRefusal(message: "\(name) does not split over ranks: run it in one process, without mpirun",
+                              silent: (ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? "0") != "0")
+        }
         try runOnBackend(&command)
     }
 
@@ -67,4 +75,12 @@ struct Generative: ParsableCommand {
         guard let compute = ComputeFlags.find(in: command) else { return try command.run() }
         try Backend.with(try compute.makeBackend()) { try command.run() }
     }
+}
+
+/// A command that `mpirun` started on several ranks but that runs in one process: rank 0 prints the
+/// reason, the other ranks exit with the same status silently.
+struct RankRefusal: Error, CustomStringConvertible {
+    let message: String
+    let silent: Bool
+    var description: String { message }
 }

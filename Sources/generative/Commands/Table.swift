@@ -6,9 +6,10 @@ import GenNN
 import GenData
 import GenEval
 import GenTrain
+import GenDistributed
 
 /// `generative table`: the chapter's Table 6-1 measured on the shipped checkpoints.
-struct Table: ParsableCommand {
+struct Table: DistributedCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the chapter's comparison table (Table 6-1) on the shipped checkpoints: FID, FID∞, IS, KID, precision, recall, speed.",
         discussion: """
@@ -60,6 +61,9 @@ struct Table: ParsableCommand {
 
     func validate() throws {
         _ = try selectedRows
+        if retrain, let ranks = Int(Communicator.launcherWorldSize(environment: ProcessInfo.processInfo.environment) ?? ""), ranks > 1 {
+            throw ValidationError("--retrain runs the card commands in one process: retrain without mpirun (or train each row with scripts/mpirun train ...), then score the table on the ranks")
+        }
         guard likelihoodCount >= 1 else { throw ValidationError("--likelihood-count must be at least 1") }
         var isFolder: ObjCBool = false
         if let saveSamples, FileManager.default.fileExists(atPath: saveSamples, isDirectory: &isFolder), !isFolder.boolValue {
@@ -67,27 +71,53 @@ struct Table: ParsableCommand {
         }
     }
 
+    /// Under `mpirun`, every checkpoint row's samples (and test images for --likelihood) are split
+    /// over the ranks as `eval` splits them; rank 0 scores and prints, the others follow
+    /// (`followRows`).
     func run() throws {
-        let table = try measure()
+        let world = try Communicator.current
+        guard world.isRoot else { return try followRows(world: world) }
+        let table = try measure(world: world)
         print(json ? try table.json() : table.markdown())
     }
 
-    /// Scores every selected row, logging progress.
-    func measure(log: @escaping (String) -> Void = logLine) throws -> ComparisonTable {
+    /// A rank other than 0: its share of each collective that rank 0's `measure` makes, in the same
+    /// order (each checkpoint row's samples, then with --likelihood its test images' bits). The test
+    /// row and the cyclegan row's translations are rank 0's alone.
+    func followRows(world: Communicator) throws {
+        for name in try selectedRows where name != "test" {
+            let url = URL(fileURLWithPath: measurement.checkpoints).appendingPathComponent("\(name).safetensors")
+            guard FileManager.default.fileExists(atPath: url.path) else { continue }
+            if name != "cyclegan" {
+                try Eval.parse([url.path, "--count", String(measurement.count)] + measurement.evalArguments(cache: true)).sampleShares(log: { _ in })
+            }
+            if likelihood, let model = try? loadAnyModel(url.path), !model.likelihoodMethods.isEmpty {
+                _ = try Eval.parse(likelihoodArguments(url)).measureLikelihood(world: world, log: { _ in })
+            }
+        }
+    }
+
+    /// `eval`'s arguments for a row's --likelihood figure.
+    func likelihoodArguments(_ url: URL) -> [String] {
+        [url.path, "--likelihood", "--count", String(likelihoodCount)] + measurement.evalArguments(cache: false)
+    }
+
+    /// Scores every selected row, logging progress (on `world`'s rank 0; see `run`).
+    func measure(world: Communicator = .single, log: @escaping (String) -> Void = logLine) throws -> ComparisonTable {
         let names = try selectedRows
         if let saveSamples { try FileManager.default.createDirectory(atPath: saveSamples, withIntermediateDirectories: true) }
         var rows: [ComparisonTable.Row] = []
         if retrain { try self.retrain(names.filter { $0 != "test" }, log: log) }
         for (i, name) in names.enumerated() {
             log("row \(i + 1)/\(names.count): \(name)")
-            rows.append(try measure(row: name, log: log))
+            rows.append(try measure(row: name, world: world, log: log))
         }
         return ComparisonTable(rows: rows)
     }
 
     /// One row: the test split, or the row's checkpoint sampled and scored as `eval` does (the
     /// cyclegan row: its translations, `measureTranslation`).
-    func measure(row name: String, log: @escaping (String) -> Void) throws -> ComparisonTable.Row {
+    func measure(row name: String, world: Communicator = .single, log: @escaping (String) -> Void) throws -> ComparisonTable.Row {
         guard name != "test" else { return try score("fashion-mnist:test", row: name, log: log) }
         let url = URL(fileURLWithPath: measurement.checkpoints).appendingPathComponent("\(name).safetensors")
         guard FileManager.default.fileExists(atPath: url.path) else {
@@ -99,8 +129,9 @@ struct Table: ParsableCommand {
         row.parameters = Self.weightCount(file)
         row.trainSeconds = file.metadata["train_seconds"].flatMap(Double.init)
         if likelihood, let model = try? loadAnyModel(url.path), !model.likelihoodMethods.isEmpty {
-            let likelihoodArguments = [url.path, "--likelihood", "--count", String(likelihoodCount)] + measurement.evalArguments(cache: false)
-            let measured = try Eval.parse(likelihoodArguments).measureLikelihood(log: log)
+            guard let measured = try Eval.parse(likelihoodArguments(url)).measureLikelihood(world: world, log: log) else {
+                preconditionFailure("rank 0 gathers the likelihood")
+            }
             row.bitsPerDim = measured.bitsPerDim
             row.likelihoodMethod = measured.likelihoodMethod
         }

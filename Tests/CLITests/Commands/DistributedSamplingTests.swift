@@ -114,6 +114,42 @@ final class DistributedSamplingTests: CommandTestCase {
         XCTAssertLessThanOrEqual(zip(x, y).map { abs($0 - $1) }.max() ?? 1, 1e-5)
     }
 
+    /// `table` on 2 ranks: every checkpoint row's samples and test images split over the ranks, as
+    /// `eval` splits them; rank 0 prints one table with one process's figures.
+    func testTableOnTwoRanksGivesTheFiguresOfOneProcess() throws {
+        _ = try mpirun(skipping: skipped)
+        let dir = tempDir()
+        let shipped = dir.appendingPathComponent("checkpoints")
+        try FileManager.default.createDirectory(at: shipped, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: ShippedCheckpointTests.folder.appendingPathComponent("vae.safetensors"),
+                                         to: shipped.appendingPathComponent("vae.safetensors"))
+        let arguments = ["table", "--rows", "vae,dcgan", "--checkpoints", shipped.path, "--count", "40", "--batch-size", "8",
+                         "--likelihood", "--likelihood-count", "12", "--threads", "1", "--json"]
+        let single = try runExecutable(arguments)
+        XCTAssertEqual(single.status, 0, single.err)
+        let (status, out, err) = try runOnTwoRanks(arguments, skipping: skipped)
+        XCTAssertEqual(status, 0, "stdout:\n\(out)\nstderr:\n\(err)")
+        XCTAssertEqual(err.split(separator: "\n").filter { $0 == "ranks: 2" }.count, 1, err)
+        let a = try ComparisonTable.decode(json: Data(single.out.utf8)), b = try ComparisonTable.decode(json: Data(out.utf8))
+        XCTAssertEqual(a.rows.map(\.name), ["vae", "dcgan"])
+        XCTAssertEqual(b.rows.map(\.name), a.rows.map(\.name))
+        XCTAssertEqual(try XCTUnwrap(b.rows[0].fid), try XCTUnwrap(a.rows[0].fid), accuracy: 1e-6)
+        XCTAssertEqual(try XCTUnwrap(b.rows[0].bitsPerDim), try XCTUnwrap(a.rows[0].bitsPerDim), accuracy: 1e-9)
+        XCTAssertEqual(b.rows[1].note, "no checkpoint")
+        let refused = try runOnTwoRanks(["table", "--retrain", "--rows", "vae", "--checkpoints", shipped.path], skipping: skipped)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.err.contains("--retrain runs the card commands in one process"), refused.err)
+    }
+
+    /// A command that does not split over ranks is refused under mpirun, by rank 0 alone, instead of
+    /// running whole on every rank.
+    func testCommandsThatDoNotSplitAreRefusedOnSeveralRanks() throws {
+        _ = try mpirun(skipping: skipped)
+        let (status, _, err) = try runOnTwoRanks(["train", "classifier", "--max-steps", "1"], skipping: skipped)
+        XCTAssertNotEqual(status, 0)
+        XCTAssertEqual(err.components(separatedBy: "does not split over ranks").count - 1, 1, err)
+    }
+
     func testShardsAreWholeBatchesWhenEveryRankGetsOne() {
         XCTAssertEqual((0..<2).map { ImageShards.range(count: 7, batchSize: 2, rank: $0, size: 2) }, [0..<4, 4..<7])
         XCTAssertEqual((0..<3).map { ImageShards.range(count: 10, batchSize: 2, rank: $0, size: 3) }, [0..<2, 2..<6, 6..<10])
