@@ -72,6 +72,9 @@ public protocol TrainableModel: AnyObject {
     /// The buffers a step changes besides the optimisers' parameters (BatchNorm's running
     /// statistics): data-parallel replicas average them after every step.
     var replicatedBuffers: [Parameter] { get }
+    /// Why the next step would initialise weights from its batch (Glow's ActNorm), which replicas
+    /// holding different rows cannot do alike; nil when it would not.
+    var dataDependentInitialisation: String? { get }
 }
 
 extension TrainableModel {
@@ -80,6 +83,7 @@ extension TrainableModel {
     public var networkNames: [String] { ["model"] }
     public var labelClasses: Int? { nil }
     public var replicatedBuffers: [Parameter] { [] }
+    public var dataDependentInitialisation: String? { nil }
 }
 
 /// Where a run writes its files.
@@ -201,6 +205,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case batchSmallerThanReplicas(batch: Int, replicas: Int)
     /// `--grad-shards` for a model whose command cannot build a second replica.
     case noReplicas(model: String)
+    /// Data-parallel replicas asked to take a step that initialises weights from the batch.
+    case dataDependentInitialisation(what: String)
 
     public var description: String {
         switch self {
@@ -223,6 +229,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .batchSmallerThanReplicas(batch, replicas):
             return "a batch of \(batch) examples cannot be split over \(replicas) replicas (ranks or --grad-shards): choose a --batch-size "
                 + "(and a last batch of an epoch) of at least \(replicas)"
+        case let .dataDependentInitialisation(what):
+            return "\(what) initialises from the first batch, which data-parallel replicas (ranks or --grad-shards) see in parts: "
+                + "train the first step in one process (--max-steps 1), then --resume on the ranks"
         case let .noReplicas(model):
             return "--grad-shards: \(model) training cannot build a second replica in one process; use mpirun"
         case let .configurationChanged(path, differences):
@@ -347,6 +356,7 @@ public final class TrainingLoop {
         if writes { try checkDiskSpace() }
         try checkLabels(labels)
         if let clip = options.clipGradientNorm { for (_, optimizer) in model.namedOptimizers { optimizer.maxGradientNorm = clip } }
+        if group != nil, let what = model.dataDependentInitialisation { throw TrainingError.dataDependentInitialisation(what: what) }
         let timed = group.map { TimedReplicaGroup($0) }
         let reducer = timed.map { ShardGradientReducer(group: $0) }
         for (_, optimizer) in model.namedOptimizers { optimizer.gradientRecord.reducer = reducer }

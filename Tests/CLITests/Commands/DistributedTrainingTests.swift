@@ -121,4 +121,21 @@ final class DistributedTrainingTests: CommandTestCase {
         XCTAssertEqual(oneProcess.status, 0, oneProcess.err)
         XCTAssertEqual(try contents(run).metadata["step"], "\(saved + 10)")
     }
+
+    /// Glow's ActNorm initialises from the first batch, which ranks see in parts: a fresh run on two
+    /// ranks is refused with the way round (one step in one process, then resume on the ranks), which works.
+    func testAFreshGlowRunStartsInOneProcessThenResumesOnTheRanks() throws {
+        _ = try mpirun(skipping: skipped)
+        let run = tempDir().appendingPathComponent("glow").path
+        let common = ["train", "realnvp", "--flow", "glow", "--flow-steps", "1", "--coupling", "additive", "--scales", "1",
+                      "--channels", "8", "--blocks", "1", "--batch-size", "8", "--threads", "1", "--out", run]
+        let refused = try runOnTwoRanks(common + ["--max-steps", "2"], skipping: skipped)
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.err.contains("glow's ActNorm initialises from the first batch"), refused.err)
+        let first = try runExecutable(common + ["--max-steps", "1", "--overwrite"])
+        XCTAssertEqual(first.status, 0, first.err)
+        let resumed = try runOnTwoRanks(common + ["--max-steps", "3", "--resume"], skipping: skipped)
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertEqual(try contents(URL(fileURLWithPath: run)).metadata["step"], "3")
+    }
 }

@@ -22,6 +22,10 @@ public final class FlowTraining: GenerativeModel {
     public var namedOptimizers: [(name: String, optimizer: any Optimizer)] { [("", optimizer)] }
     /// The coupling networks' BatchNorm running statistics (data-parallel replicas average them).
     public var replicatedBuffers: [Parameter] { model.namedParameters.map(\.1).filter { !$0.isTrainable } }
+    /// Glow's ActNorm layers before their first batch.
+    public var dataDependentInitialisation: String? {
+        model.layers.contains { ($0 as? ActNorm).map { !$0.isInitialized } ?? false } ? "glow's ActNorm" : nil
+    }
     /// The largest global gradient norm (nil: no clipping): the optimiser's `maxGradientNorm`.
     public var clipGradientNorm: Double? { optimizer.maxGradientNorm }
 
@@ -44,6 +48,9 @@ public final class FlowTraining: GenerativeModel {
         let loss = bits.mean()
         let value = loss.item
         guard value.isFinite else {
+            // Data-parallel replicas all step (their gradients are summed in the step): this one
+            // adds nothing, and the loop stops every replica on the summed non-finite loss.
+            if optimizer.gradientRecord.reducer != nil { optimizer.step(optimizer.parameters.map { Tensor.zeros($0.value.shape) }) }
             for (i, logDet) in logDets.enumerated() {
                 let total = withoutGradients { logDet.sum().item }
                 if !total.isFinite { return [("log-determinant of \(model.layerDescription(i))", total)] }
