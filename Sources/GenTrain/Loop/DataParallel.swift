@@ -71,21 +71,28 @@ final class ShardGradientReducer: GradientReducer {
     init(group: ReplicaGroup) { self.group = group }
 
     func reduce(_ gradients: [Tensor]) {
-        var flat: [Float] = []
-        flat.reserveCapacity(gradients.reduce(0) { $0 + $1.elementCount })
-        for g in gradients { flat += g.scalars(as: Float.self) }
-        if share != 1 { for i in flat.indices { flat[i] *= share } }
-        do { try group.sum(&flat) } catch {
+        do {
+            let sums = try summedOverReplicas(gradients, group: group, scaledBefore: share)
+            withoutGradients { for (g, sum) in zip(gradients, sums) { g.assign(sum) } }
+        } catch {
             if failure == nil { failure = error }
-            return
         }
-        var start = 0
-        withoutGradients {
-            for g in gradients {
-                g.assign(Tensor(Array(flat[start..<(start + g.elementCount)]), shape: g.shape))
-                start += g.elementCount
-            }
-        }
+    }
+}
+
+/// Each float32 tensor of `tensors` times `scaledBefore`, summed over `group`'s replicas, times
+/// `scaledAfter`: new tensors of the same shapes, from one flat buffer and one collective.
+func summedOverReplicas(_ tensors: [Tensor], group: ReplicaGroup, scaledBefore: Float = 1, scaledAfter: Float = 1) throws -> [Tensor] {
+    var flat: [Float] = []
+    flat.reserveCapacity(tensors.reduce(0) { $0 + $1.elementCount })
+    for t in tensors { flat += t.scalars(as: Float.self) }
+    if scaledBefore != 1 { for i in flat.indices { flat[i] *= scaledBefore } }
+    try group.sum(&flat)
+    if scaledAfter != 1 { for i in flat.indices { flat[i] *= scaledAfter } }
+    var start = 0
+    return tensors.map { t in
+        defer { start += t.elementCount }
+        return Tensor(Array(flat[start..<(start + t.elementCount)]), shape: t.shape)
     }
 }
 
@@ -307,17 +314,8 @@ extension TrainingLoop {
                outOfTime: Bool, signal: Int32) throws -> ([(String, Double)], Bool, Int32) {
         let buffers = model.replicatedBuffers.filter { $0.value.dtype == .float32 }
         if !buffers.isEmpty {
-            var flat = buffers.flatMap { $0.value.scalars(as: Float.self) }
-            try group.sum(&flat)
-            let scale = 1 / Float(group.size)
-            var start = 0
-            withoutGradients {
-                for b in buffers {
-                    let count = b.value.elementCount
-                    b.assign(Tensor(flat[start..<(start + count)].map { $0 * scale }, shape: b.value.shape))
-                    start += count
-                }
-            }
+            let means = try summedOverReplicas(buffers.map(\.value), group: group, scaledAfter: 1 / Float(group.size))
+            withoutGradients { for (b, mean) in zip(buffers, means) { b.assign(mean) } }
         }
         var values = losses.map { $0.1 * share }
         try group.sum(&values)

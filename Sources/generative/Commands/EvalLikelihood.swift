@@ -125,10 +125,8 @@ extension Eval {
             progress?.update(bits.count)
         }
         if world.size > 1 {
-            // MPI_Gather sends equal counts: each rank pads its share to the largest.
-            let largest = shards.map(\.count).max() ?? 0
-            guard let gathered = try world.gather(bits + [Double](repeating: 0, count: largest - bits.count), root: 0) else { return nil }
-            bits = shards.enumerated().flatMap { r, range in gathered[(r * largest)..<(r * largest + range.count)] }
+            guard let all = try gatherShares(bits, shares: shards, valuesPerItem: 1, world: world) else { return nil }
+            bits = all
         }
         let mean = bits.reduce(0, +) / Double(n)
         let variance = n > 1 ? bits.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n - 1) : 0

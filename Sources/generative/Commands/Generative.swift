@@ -62,8 +62,7 @@ struct Generative: ParsableCommand {
         }
         // Any other command would run whole on every rank (each rank training, writing the same
         // files): refused, from rank 0 alone, without starting MPI. distributed-check runs its own.
-        if !(command is DistributedCheck), let ranks = Int(Communicator.launcherWorldSize(environment: ProcessInfo.processInfo.environment) ?? ""),
-           ranks > 1 {
+        if !(command is DistributedCheck), launchedRanks > 1 {
             let name = type(of: command).configuration.commandName ?? "this command"
             throw RankRefusal(message: "\(name) does not split over ranks: run it in one process, without mpirun",
                               silent: (ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? "0") != "0")

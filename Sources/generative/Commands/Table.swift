@@ -61,7 +61,7 @@ struct Table: DistributedCommand {
 
     func validate() throws {
         _ = try selectedRows
-        if retrain, let ranks = Int(Communicator.launcherWorldSize(environment: ProcessInfo.processInfo.environment) ?? ""), ranks > 1 {
+        if retrain, launchedRanks > 1 {
             throw ValidationError("--retrain runs the card commands in one process: retrain without mpirun (or train each row with scripts/mpirun train ...), then score the table on the ranks")
         }
         guard likelihoodCount >= 1 else { throw ValidationError("--likelihood-count must be at least 1") }
@@ -86,15 +86,27 @@ struct Table: DistributedCommand {
     /// row and the cyclegan row's translations are rank 0's alone.
     func followRows(world: Communicator) throws {
         for name in try selectedRows where name != "test" {
-            let url = URL(fileURLWithPath: measurement.checkpoints).appendingPathComponent("\(name).safetensors")
+            let url = checkpoint(of: name)
             guard FileManager.default.fileExists(atPath: url.path) else { continue }
-            if name != "cyclegan" {
-                try Eval.parse([url.path, "--count", String(measurement.count)] + measurement.evalArguments(cache: true)).sampleShares(log: { _ in })
-            }
-            if likelihood, let model = try? loadAnyModel(url.path), !model.likelihoodMethods.isEmpty {
-                _ = try Eval.parse(likelihoodArguments(url)).measureLikelihood(world: world, log: { _ in })
-            }
+            if name != "cyclegan" { try Eval.parse(scoreArguments(url.path)).sampleShares(log: { _ in }) }
+            if measuresLikelihood(url) { _ = try Eval.parse(likelihoodArguments(url)).measureLikelihood(world: world, log: { _ in }) }
         }
+    }
+
+    /// A row's shipped checkpoint, CHECKPOINTS/ROW.safetensors.
+    func checkpoint(of row: String) -> URL {
+        URL(fileURLWithPath: measurement.checkpoints).appendingPathComponent("\(row).safetensors")
+    }
+
+    /// `eval`'s arguments for a row's scores of `input`.
+    func scoreArguments(_ input: String) -> [String] {
+        [input, "--count", String(measurement.count)] + measurement.evalArguments(cache: true)
+    }
+
+    /// Whether the row of `url` gets a --likelihood figure: asked for, and the model has one.
+    func measuresLikelihood(_ url: URL) -> Bool {
+        guard likelihood, let model = try? loadAnyModel(url.path) else { return false }
+        return !model.likelihoodMethods.isEmpty
     }
 
     /// `eval`'s arguments for a row's --likelihood figure.
@@ -119,7 +131,7 @@ struct Table: DistributedCommand {
     /// cyclegan row: its translations, `measureTranslation`).
     func measure(row name: String, world: Communicator = .single, log: @escaping (String) -> Void) throws -> ComparisonTable.Row {
         guard name != "test" else { return try score("fashion-mnist:test", row: name, log: log) }
-        let url = URL(fileURLWithPath: measurement.checkpoints).appendingPathComponent("\(name).safetensors")
+        let url = checkpoint(of: name)
         guard FileManager.default.fileExists(atPath: url.path) else {
             log("\(name): \(url.path) is missing; checkpoints/README.md gives the command that trains it")
             return ComparisonTable.Row(name: name, note: "no checkpoint")
@@ -128,7 +140,7 @@ struct Table: DistributedCommand {
         let file = try SafeTensorsFile(contentsOf: url)
         row.parameters = Self.weightCount(file)
         row.trainSeconds = file.metadata["train_seconds"].flatMap(Double.init)
-        if likelihood, let model = try? loadAnyModel(url.path), !model.likelihoodMethods.isEmpty {
+        if measuresLikelihood(url) {
             guard let measured = try Eval.parse(likelihoodArguments(url)).measureLikelihood(world: world, log: log) else {
                 preconditionFailure("rank 0 gathers the likelihood")
             }
@@ -141,9 +153,8 @@ struct Table: DistributedCommand {
     /// `input` (the test split, or a checkpoint it samples) scored as `eval INPUT --count N` scores
     /// it; its images kept as SAVE_SAMPLES/ROW.npy when asked.
     func score(_ input: String, row name: String, log: @escaping (String) -> Void) throws -> ComparisonTable.Row {
-        let arguments = [input, "--count", String(measurement.count)] + measurement.evalArguments(cache: true)
         var images: Tensor?
-        let report = try Eval.parse(arguments).evaluate(log: log, keepImages: saveSamples == nil ? nil : { images = $0 })
+        let report = try Eval.parse(scoreArguments(input)).evaluate(log: log, keepImages: saveSamples == nil ? nil : { images = $0 })
         if let saveSamples, let images {
             try NPY.writeImages(images, to: URL(fileURLWithPath: saveSamples).appendingPathComponent("\(name).npy"))
         }

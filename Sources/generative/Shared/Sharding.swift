@@ -11,6 +11,12 @@ import GenTrain
 /// (`MPI_Abort`). In a plain process it runs as any other command, and libmpi is never loaded.
 protocol DistributedCommand: ParsableCommand {}
 
+/// The ranks a launcher (mpirun, or srun with PMIx) started, from the environment, without starting
+/// MPI: 1 in a plain process.
+var launchedRanks: Int {
+    Int(Communicator.launcherWorldSize(environment: ProcessInfo.processInfo.environment) ?? "") ?? 1
+}
+
 /// Which images of a run each rank makes.
 enum ImageShards {
     /// Rank `rank` of `size`'s images of 0..<count. With at least as many network batches (of
@@ -22,7 +28,7 @@ enum ImageShards {
     static func range(count: Int, batchSize: Int, rank: Int, size: Int) -> Range<Int> {
         precondition(count >= 0 && batchSize >= 1 && size >= 1 && (0..<size).contains(rank), "ImageShards: bad split")
         let batches = (count + batchSize - 1) / batchSize
-        guard batches >= size else { return (rank * count / size)..<((rank + 1) * count / size) }
+        guard batches >= size else { return replicaRows(count: count, rank: rank, size: size) }
         let first = rank * batches / size, last = (rank + 1) * batches / size
         return min(count, first * batchSize)..<min(count, last * batchSize)
     }
@@ -43,20 +49,24 @@ func shardedSampling(count: Int, batchSize: Int, imageShape: [Int], world: Commu
         shard = world.isRoot && showProgress ? try withProgress(count: mine.count, log: log) { try body(mine, $0) } : try body(mine, nil)
     }
     guard world.size > 1 else { return shard }
-    // MPI_Gather sends the same count from every rank: each pads its share to the largest.
     let pixels = imageShape.reduce(1, *)
-    let largest = shards.map(\.count).max() ?? 0
-    var values = shard.map { $0.cast(to: .float32).scalars(as: Float.self) } ?? []
+    let values = shard.map { $0.cast(to: .float32).scalars(as: Float.self) } ?? []
     precondition(values.count == mine.count * pixels, "shardedSampling: a shard of \(mine.count) images has \(values.count) values")
-    values += [Float](repeating: 0, count: (largest - mine.count) * pixels)
-    guard let gathered = try world.gather(values, root: 0) else { return nil }
-    var images: [Float] = []
-    images.reserveCapacity(count * pixels)
-    for (r, range) in shards.enumerated() {
-        let start = r * largest * pixels
-        images += gathered[start..<(start + range.count * pixels)]
-    }
+    guard let images = try gatherShares(values, shares: shards, valuesPerItem: pixels, world: world) else { return nil }
     return Tensor(images, shape: [count] + imageShape)
+}
+
+/// Every rank's `values` (its share `shares[rank]` of the items, `valuesPerItem` values each)
+/// gathered to rank 0 in rank order, which is index order for contiguous shares; nil on the other
+/// ranks. `MPI_Gather` sends the same count from every rank, so each pads its share to the largest.
+func gatherShares<T: DistributedElement & Numeric>(_ values: [T], shares: [Range<Int>], valuesPerItem: Int,
+                                                   world: Communicator) throws -> [T]? {
+    let largest = (shares.map(\.count).max() ?? 0) * valuesPerItem
+    guard let gathered = try world.gather(values + [T](repeating: 0, count: largest - values.count), root: 0) else { return nil }
+    var all: [T] = []
+    all.reserveCapacity(shares.reduce(0) { $0 + $1.count } * valuesPerItem)
+    for (r, share) in shares.enumerated() { all += gathered[(r * largest)..<(r * largest + share.count * valuesPerItem)] }
+    return all
 }
 
 /// Runs `command` as a `DistributedCommand` on `world`: binds the rank to its share of the cores,

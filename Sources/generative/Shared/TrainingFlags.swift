@@ -173,7 +173,7 @@ struct TrainingFlags<D: TrainingDefaults>: ParsableArguments {
 
     func validate() throws {
         guard gradShards >= 1 else { throw ValidationError("--grad-shards must be at least 1") }
-        if gradShards > 1, let world = try? Communicator.world, world.size > 1 {
+        if gradShards > 1, launchedRanks > 1 {
             throw ValidationError("--grad-shards emulates ranks in one process; under mpirun the ranks are the shards: leave it out")
         }
         if let clipGradNorm, !(clipGradNorm > 0 && clipGradNorm.isFinite) { throw ValidationError("--clip-grad-norm must be a positive number") }
