@@ -1,9 +1,9 @@
 import Foundation
 
 /// The self-contained HTML page of `generative report`: the comparison table beside the chapter's
-/// values, then one card per model (its samples and training loss), the diffusion samplers' FID
-/// against network evaluations, the likelihoods in bits/dim, and a list of what the page lacks and
-/// why. Images are files beside the page, named relative to it; the page has no script and loads
+/// values, then one card per model (its samples, its family's figures and its training loss), the
+/// diffusion samplers' FID against network evaluations, the likelihoods in bits/dim, and a list of
+/// what the page lacks and why. Images are files beside the page, named relative to it; the page has no script and loads
 /// nothing from the network.
 public struct ReportPage: Sendable {
     /// One model's card: images relative to the page, each optional.
@@ -15,16 +15,37 @@ public struct ReportPage: Sendable {
         /// A grid with one row per class, for class-conditional models.
         public var classGrid: String?
         public var loss: String?
+        /// The family's own figures (guidance, translations, inpainting), below the samples.
+        public var figures: [Figure]
         /// Why an image is missing, or nil.
         public var note: String?
 
-        public init(name: String, caption: String, samples: String? = nil, classGrid: String? = nil, loss: String? = nil, note: String? = nil) {
+        public init(name: String, caption: String, samples: String? = nil, classGrid: String? = nil, loss: String? = nil,
+                    figures: [Figure] = [], note: String? = nil) {
             self.name = name
             self.caption = caption
             self.samples = samples
             self.classGrid = classGrid
             self.loss = loss
+            self.figures = figures
             self.note = note
+        }
+    }
+
+    /// An image grid a family draws for its card: classifier-free guidance by scale, prompts,
+    /// inpainting, super-resolution, translations.
+    public struct Figure: Sendable, Equatable {
+        /// What it shows, for the page's list of figures ("classifier-free guidance").
+        public var topic: String
+        /// What its rows and columns are.
+        public var caption: String
+        /// The image, relative to the page.
+        public var image: String
+
+        public init(topic: String, caption: String, image: String) {
+            self.topic = topic
+            self.caption = caption
+            self.image = image
         }
     }
 
@@ -162,6 +183,12 @@ public struct ReportPage: Sendable {
             parts.append("<p class=\"caption\">One row per class</p>")
             parts.append(image(classGrid, alt: "\(card.name) samples by class", cls: "grid"))
         }
+        for figure in card.figures {
+            parts.append("<figure class=\"figure\" data-topic=\"\(escape(figure.topic))\">")
+            parts.append("<figcaption class=\"caption\"><b>\(escape(figure.topic))</b>: \(escape(figure.caption))</figcaption>")
+            parts.append(image(figure.image, alt: "\(card.name): \(figure.topic)", cls: "grid"))
+            parts.append("</figure>")
+        }
         if let loss = card.loss { parts.append(image(loss, alt: "\(card.name) training loss", cls: "plot")) }
         if let note = card.note { parts.append("<p class=\"note\">\(escape(note))</p>") }
         parts.append("</section>")
@@ -214,6 +241,7 @@ public struct ReportPage: Sendable {
         .card { border: 1px solid #e0e0e0; border-radius: 8px; padding: 12px; }
         .card img { width: 100%; display: block; margin: 6px 0; }
         .card img.grid { image-rendering: pixelated; }
+        .card figure { margin: 10px 0 0; }
         img.wide { max-width: 800px; width: 100%; display: block; margin: 6px 0 12px; }
         ul.missing, ul.footnotes { color: #555; font-size: 13px; }
         """

@@ -2,6 +2,7 @@ import Foundation
 @testable import generative
 import XCTest
 import GenTensor
+import GenFormats
 import GenModels
 import GenData
 import GenEval
@@ -15,6 +16,22 @@ class CommandTestCase: XCTestCase {
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         addTeardownBlock { try? FileManager.default.removeItem(at: url) }
         return url
+    }
+
+    /// A labelled PNG folder (one sub-folder per class) of `perClass` Fashion-MNIST images of classes 0-3.
+    func tinyLabelledFolder(_ dir: URL, perClass: Int = 6) throws -> String {
+        let data = try ImageDataset.fashionMNIST(split: .train).subset(Array(0..<200))
+        let labels = data.labels!.scalars(as: Int64.self)
+        let folder = dir.appendingPathComponent("tiny")
+        for k in 0..<4 {
+            let classFolder = folder.appendingPathComponent(String(k))
+            try FileManager.default.createDirectory(at: classFolder, withIntermediateDirectories: true)
+            for (j, i) in labels.indices.filter({ labels[$0] == Int64(k) }).prefix(perClass).enumerated() {
+                try PNGWriter.encode(data.images.sliced(axis: 0, i..<(i + 1)).reshaped([28, 28, 1]))
+                    .write(to: classFolder.appendingPathComponent("\(j).png"))
+            }
+        }
+        return folder.path
     }
 
     /// Parses and runs a command line, as `generative` would (on the backend its flags choose).

@@ -33,13 +33,15 @@ final class ReportPageTests: XCTestCase {
     func testCardsSamplersAndLikelihoodsAppearWithTheirImages() {
         var page = ReportPage(table: table(), tableCaption: "")
         page.cards = [ReportPage.ModelCard(name: "vae", caption: "64 samples", samples: "vae-samples.png", loss: "vae-loss.png"),
-                      ReportPage.ModelCard(name: "cgan", caption: "c", samples: "cgan-samples.png", classGrid: "cgan-classes.png")]
+                      ReportPage.ModelCard(name: "cgan", caption: "c", samples: "cgan-samples.png", classGrid: "cgan-classes.png",
+                                           figures: [ReportPage.Figure(topic: "translation", caption: "rows: A & B", image: "cgan-figure1.png")])]
         page.samplerPlot = "samplers.png"
         page.samplerPoints = [ReportPage.SamplerPoint(sampler: "ddpm (DDIM-20)", networkEvaluations: 20, fid: 44.671, imagesPerSecond: 18.5, count: 1000)]
         page.likelihoods = [ReportPage.Likelihood(name: "vae", method: "vlb", bitsPerDim: 6.3057, standardError: 0.018, count: 1000)]
         page.missing = ["sngan: \"no checkpoint\""]
         let html = page.html()
-        for image in ["vae-samples.png", "vae-loss.png", "cgan-samples.png", "cgan-classes.png", "samplers.png"] {
+        XCTAssertTrue(html.contains("<figure class=\"figure\" data-topic=\"translation\">\n<figcaption class=\"caption\"><b>translation</b>: rows: A &amp; B</figcaption>"))
+        for image in ["vae-samples.png", "vae-loss.png", "cgan-samples.png", "cgan-classes.png", "cgan-figure1.png", "samplers.png"] {
             XCTAssertTrue(html.contains("src=\"\(image)\""), image)
         }
         XCTAssertTrue(html.contains("<td>ddpm (DDIM-20)</td><td>20</td><td>44.67</td><td>18.5</td><td>1000</td>"))

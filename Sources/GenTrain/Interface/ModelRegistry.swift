@@ -22,6 +22,7 @@ public enum ModelRegistry {
         DDPMTraining.kind: DDPMTraining.self,
         ScoreModelTraining.kind: ScoreModelTraining.self,
         FlowTraining.kind: FlowTraining.self,
+        LatentDiffusionTraining.kind: LatentDiffusionTraining.self,
     ]
     nonisolated(unsafe) private static var auxiliary: [String: AuxiliaryKind] = [
         ClassifierTraining.kind: AuxiliaryKind(kind: ClassifierTraining.kind,

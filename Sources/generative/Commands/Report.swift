@@ -5,17 +5,19 @@ import GenFormats
 import GenData
 import GenEval
 import GenTrain
+import GenNN
 
 /// `generative report`: one self-contained HTML page of the shipped models side by side.
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write an HTML page of the models side by side: the comparison table, sample grids, loss curves, samplers' FID against NFE, bits/dim.",
+        abstract: "Write an HTML page of the models side by side: the comparison table, sample grids, guidance, inpainting and translation figures, loss curves, samplers' FID against NFE, bits/dim.",
         discussion: """
             Writes OUT/index.html and its PNGs beside it: no script, nothing loaded from the network. The table is \
             read from --table (the output of `generative table --json`), else measured as `generative table` does \
-            with --count and --seed. Each row with a checkpoint in --checkpoints gets a grid of samples (one row per \
-            class too, for class-conditional models) and, where CHECKPOINTS/ROW.metrics.jsonl holds its training \
-            log, its loss curve. Every CHECKPOINTS/*.samplers.jsonl (reports of `generative eval CHECKPOINT --json` \
+            with --count and --seed. Each row with a checkpoint in --checkpoints gets a grid of samples, its \
+            family's figures (classifier-free guidance by scale and class, prompts, inpainting and super-resolution \
+            of test images, CycleGAN translations of test images) and, where CHECKPOINTS/ROW.metrics.jsonl holds \
+            its training log, its loss curve. Every CHECKPOINTS/*.samplers.jsonl (reports of `generative eval CHECKPOINT --json` \
             with different samplers, one per line) adds a plot of FID against network evaluations per image; every \
             CHECKPOINTS/ROW.likelihood.json (`generative eval CHECKPOINT --likelihood --json`) a line of the \
             bits/dim table. The table is also written beside the page as table.md (markdown) and table.json (as \
@@ -52,7 +54,7 @@ struct Report: ParsableCommand {
         }
         (page.samplerPlot, page.samplerPoints) = try samplers(folder: folder)
         page.likelihoods = try likelihoods()
-        page.missing = missingSections(comparison)
+        page.missing = missingSections(comparison, drawn: Set(page.cards.flatMap { $0.figures.map(\.topic) }))
         // The table beside the page, as markdown and as `table --json` prints it (so a table measured
         // here is kept, and can be given back with --table).
         try Data((comparison.markdown() + "\n").utf8).write(to: folder.appendingPathComponent("table.md"), options: .atomic)
@@ -79,8 +81,10 @@ struct Report: ParsableCommand {
         return (measured, "\(count) samples per row (the test row: its first \(count) images), seed \(seed), \(threads) threads.")
     }
 
-    /// A row's card: its samples (the test row: the first test images), a class grid for a
-    /// class-conditional model, and its training loss where its log is shipped; nil for a row with
+    /// A row's card: its samples (the test row: the first test images); for a class-conditional
+    /// model, its classifier-free guidance grid where it takes guidance, else a grid by class; the
+    /// figures its family draws (`FamilyCommands.reportFigures`: translations, prompts, inpainting,
+    /// super-resolution); and its training loss where its log is shipped. Nil for a row with
     /// neither checkpoint nor log (the table and the list of what is missing name it).
     func card(_ name: String, folder: URL) throws -> ReportPage.ModelCard? {
         if name == "test" {
@@ -102,23 +106,38 @@ struct Report: ParsableCommand {
             card.caption = "No checkpoint: checkpoints/README.md gives the command that trains it."
             return card
         }
-        let model: any GenerativeModel
-        do { model = try loadAnyModel(path) } catch {
-            let absolute = URL(fileURLWithPath: path).path
-            card.caption = "Not sampled: " + Generative.message(for: error).replacingOccurrences(of: absolute, with: path)
+        let checkpoint: Checkpoint
+        do { checkpoint = try Checkpoint.finite(contentsOf: URL(fileURLWithPath: path)) } catch {
+            card.caption = "Not read: " + Generative.message(for: error).replacingOccurrences(of: URL(fileURLWithPath: path).path, with: path)
             return card
         }
-        let options = SamplingOptions(ema: true, batchSize: measurement.batchSize)
-        let images = try model.sample(count: grid, seed: measurement.seed, labels: nil, options: options, progress: nil)
-        _ = try writeImages(images, to: folder.appendingPathComponent("\(name)-samples.png").path)
-        card.samples = "\(name)-samples.png"
-        card.caption = "\(grid) samples, seed \(measurement.seed): \(model.samplingSummary(options))"
-        if model.classCount > 0 {
-            let perClass = 8
-            let labels = (0..<model.classCount).flatMap { Array(repeating: $0, count: perClass) }
-            let byClass = try model.sample(count: labels.count, seed: measurement.seed, labels: labels, options: options, progress: nil)
-            try PNGWriter.write(imageGrid(byClass, columns: perClass), to: folder.appendingPathComponent("\(name)-classes.png"))
-            card.classGrid = "\(name)-classes.png"
+        let context = ReportFigureContext(seed: measurement.seed, batchSize: measurement.batchSize)
+        var figures = try CommandRegistry.reportFigures.filter { $0.kind == checkpoint.metadata["model"] }.flatMap { try $0.make(checkpoint, context) }
+        do {
+            let model = try ModelRegistry.load(checkpoint)
+            let options = SamplingOptions(ema: true, batchSize: measurement.batchSize)
+            let images = try model.sample(count: grid, seed: measurement.seed, labels: nil, options: options, progress: nil)
+            _ = try writeImages(images, to: folder.appendingPathComponent("\(name)-samples.png").path)
+            card.samples = "\(name)-samples.png"
+            card.caption = "\(grid) samples, seed \(measurement.seed): \(model.samplingSummary(options))"
+            if let guidance = try ReportFigure.guidanceGrid(model, context: context) {
+                figures.insert(guidance, at: 0)
+            } else if model.classCount > 0 {
+                let perClass = 8
+                let labels = (0..<model.classCount).flatMap { Array(repeating: $0, count: perClass) }
+                let byClass = try model.sample(count: labels.count, seed: measurement.seed, labels: labels, options: options, progress: nil)
+                try PNGWriter.write(imageGrid(byClass, columns: perClass), to: folder.appendingPathComponent("\(name)-classes.png"))
+                card.classGrid = "\(name)-classes.png"
+            }
+        } catch let error as ModelError {
+            // A checkpoint that samples nothing from noise (a CycleGAN) keeps its family's figures.
+            let absolute = URL(fileURLWithPath: path).path
+            card.caption = "Not sampled: " + error.description.replacingOccurrences(of: absolute, with: path)
+        }
+        for (i, figure) in figures.enumerated() {
+            let file = "\(name)-figure\(i + 1).png"
+            try PNGWriter.write(figure.grid, to: folder.appendingPathComponent(file))
+            card.figures.append(ReportPage.Figure(topic: figure.topic, caption: figure.caption, image: file))
         }
         if card.loss == nil { card.note = "No training log shipped (\(log.lastPathComponent))." }
         return card
@@ -167,8 +186,10 @@ struct Report: ParsableCommand {
         return names.filter { $0.hasSuffix(suffix) }.sorted().map { base.appendingPathComponent($0) }
     }
 
-    /// What the page lacks, with the reason.
-    func missingSections(_ table: ComparisonTable) -> [String] {
+    /// What the page lacks, with the reason: rows without figures, the sampler and likelihood
+    /// sections without their reports, and the chapter's figures (`ReportFigure.topics`) that no
+    /// shipped checkpoint drew.
+    func missingSections(_ table: ComparisonTable, drawn: Set<String>) -> [String] {
         var missing = table.rows.filter { $0.fid == nil }.map { row in
             "\(row.name): \(row.note ?? "no figures") (checkpoints/README.md lists the shipped checkpoints and their commands)"
         }
@@ -178,8 +199,9 @@ struct Report: ParsableCommand {
         if shipped(suffix: ".likelihood.json").isEmpty {
             missing.append("bits/dim: no CHECKPOINTS/*.likelihood.json (generative eval CHECKPOINT --likelihood --json)")
         }
-        missing.append("Guidance grids (classifier-free, classifier, prompt), inpainting and super-resolution examples, and CycleGAN "
-                       + "translations: this version of report does not draw them yet")
+        for (topic, needs) in ReportFigure.topics where !drawn.contains(topic) {
+            missing.append("\(topic): no checkpoint here draws it; it needs \(needs)")
+        }
         return missing
     }
 }

@@ -20,6 +20,8 @@ struct FamilyCommands {
     var benchmarks: [WorkloadBenchmark.Suite] = []
     /// The training steps `generative bench --distributed` times for this family.
     var trainingWorkloads: [TrainingWorkload] = []
+    /// The figures `generative report` draws on the cards of this family's checkpoints.
+    var reportFigures: [ReportFigureMaker] = []
 }
 
 /// A model whose training step `bench --distributed` times: `make` builds it as `train NAME` does
@@ -60,6 +62,7 @@ enum CommandRegistry {
     static var verbs: [ParsableCommand.Type] { families.flatMap(\.verbs) }
     static var benchmarks: [WorkloadBenchmark.Suite] { families.flatMap(\.benchmarks) }
     static var trainingWorkloads: [TrainingWorkload] { families.flatMap(\.trainingWorkloads) }
+    static var reportFigures: [ReportFigureMaker] { families.flatMap(\.reportFigures) }
 
     /// Every verb again at the top level under its older spelling (`generative reconstruct`),
     /// hidden from `--help`; each runs the verb after a note naming the new spelling.

@@ -107,6 +107,57 @@ final class ReportCommandTests: CommandTestCase {
         XCTAssertEqual(image.shape[0], loaded.height, "and as high as the page")
     }
 
+    /// Each family's figures on the card of its row, drawn from tiny latent models of every
+    /// condition and the shipped CycleGAN, each grid of the size its rows and columns make; the
+    /// chapter's figures no checkpoint drew are listed as missing, and those drawn are not.
+    func testReportDrawsEachFamilysFigures() throws {
+        let dir = tempDir()
+        let data = try tinyLabelledFolder(dir, perClass: 3)
+        let ae = dir.appendingPathComponent("ae")
+        try run(["train", "autoencoder-kl", "--out", ae.path, "--width", "8", "--batch-size", "8", "--max-steps", "2",
+                 "--eval-count", "0", "--data", data])
+        let table = dir.appendingPathComponent("table.json")
+        try Data(ComparisonTable(rows: ComparisonTable.rowNames.map { ComparisonTable.Row(name: $0, note: "not measured") }).json().utf8)
+            .write(to: table)
+        // The side of a grid of n 28-pixel images with 2-pixel padding.
+        func side(_ n: Int) -> Int { n * 28 + (n + 1) * 2 }
+        let cases: [(condition: String, topic: String, height: Int, width: Int)] = [
+            ("class", "classifier-free guidance", side(4), side(4)),  // guidance 0, 1, 3, 5 by the 4 classes
+            ("prompt", "prompt guidance", side(4), side(10)),         // guidance by one prompt per class
+            ("inpaint", "inpainting", side(2), side(8)),              // masked, inpainted
+            ("upscale", "super-resolution", side(3), side(8)),        // bicubic, upscaled, originals
+        ]
+        for (condition, topic, height, width) in cases {
+            let checkpoints = dir.appendingPathComponent("checkpoints-\(condition)")
+            try FileManager.default.createDirectory(at: checkpoints, withIntermediateDirectories: true)
+            let ldm = dir.appendingPathComponent("ldm-\(condition)")
+            try run(["train", "ldm", "--autoencoder", ae.appendingPathComponent("checkpoint.safetensors").path, "--out", ldm.path,
+                     "--condition", condition, "--width", "8", "--batch-size", "8", "--max-steps", "2", "--data", data])
+            try FileManager.default.copyItem(at: ldm.appendingPathComponent("checkpoint.safetensors"),
+                                             to: checkpoints.appendingPathComponent("ldm.safetensors"))
+            if condition == "class" {
+                try FileManager.default.copyItem(at: Self.repository.appendingPathComponent("checkpoints/cyclegan.safetensors"),
+                                                 to: checkpoints.appendingPathComponent("cyclegan.safetensors"))
+            }
+            let out = dir.appendingPathComponent("report-\(condition)")
+            try run(["report", "--out", out.path, "--checkpoints", checkpoints.path, "--table", table.path, "--grid", "4"])
+            let html = try String(contentsOf: out.appendingPathComponent("index.html"), encoding: .utf8)
+            XCTAssertTrue(html.contains("<figure class=\"figure\" data-topic=\"\(topic)\">"), condition)
+            XCTAssertTrue(html.contains("src=\"ldm-figure1.png\""), condition)
+            XCTAssertEqual(try PNGReader.readGray(out.appendingPathComponent("ldm-figure1.png")).shape, [height, width, 1], condition)
+            XCTAssertFalse(html.contains("<li>\(topic): no checkpoint"), "\(topic) is drawn, not missing")
+            let others = ReportFigure.topics.map(\.topic).filter { $0 != topic && !(condition == "class" && $0 == "translation") }
+            for other in others { XCTAssertTrue(html.contains("<li>\(other): no checkpoint here draws it"), "\(condition): \(other)") }
+            if condition == "class" {
+                // The shipped CycleGAN: 8 test sneakers, their boots, 8 test boots, their sneakers.
+                XCTAssertTrue(html.contains("<figure class=\"figure\" data-topic=\"translation\">"))
+                XCTAssertEqual(try PNGReader.readGray(out.appendingPathComponent("cyclegan-figure1.png")).shape, [side(4), side(8), 1])
+                XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("ldm-classes.png").path),
+                               "a model that takes guidance shows its guidance grid, not a second grid by class")
+            }
+        }
+    }
+
     func testReportRefusesBadInputWithOneLine() throws {
         let dir = tempDir()
         let file = dir.appendingPathComponent("file")

@@ -144,6 +144,16 @@ final class ToyFamilyTests: CommandTestCase {
                                                 models: [GaussianImageModel.self], benchmarks: [gaussianWorkload]))
     }
 
+    /// The models of every built-in family load through the registry that eval, export, table and
+    /// report use (an ldm checkpoint once did not).
+    func testEveryBuiltInFamilysModelsLoadThroughTheRegistry() {
+        for family in CommandRegistry.builtIn {
+            for model in family.models {
+                XCTAssertNotNil(ModelRegistry.model(kind: model.kind), "\(family.name): \(model.kind)")
+            }
+        }
+    }
+
     func testARegisteredFamilyTrainsSamplesEvaluatesAndExportsThroughTheCommands() throws {
         let dir = tempDir()
         let run = dir.appendingPathComponent("run").path

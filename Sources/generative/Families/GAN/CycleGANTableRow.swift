@@ -14,14 +14,9 @@ extension Table {
     /// the translation's speed, one network evaluation per image.
     func measureTranslation(_ checkpoint: URL, log: @escaping (String) -> Void) throws -> ComparisonTable.Row {
         let model = try CycleGANTraining.load(try Checkpoint.finite(contentsOf: checkpoint))
-        let test = try ImageDataset.fashionMNIST(split: .test)
-        guard let names = test.classNames, let labels = test.labels,
-              let a = names.firstIndex(of: model.config.domainA), let b = names.firstIndex(of: model.config.domainB) else {
+        guard let (source, target) = try model.testDomains() else {
             return ComparisonTable.Row(name: "cyclegan", note: "domains \(model.config.domainA), \(model.config.domainB) are not Fashion-MNIST classes")
         }
-        let classes = labels.scalars(as: Int64.self)
-        let domain = { (label: Int) in test.images.rows(classes.indices.filter { classes[$0] == Int64(label) }) }
-        let source = domain(a), target = domain(b)
         log("cyclegan: translating the \(source.shape[0]) \(model.config.domainA) test images to \(model.config.domainB)")
         let start = Date()
         let translated = model.translate(source, .aToB, ema: true)
@@ -44,5 +39,28 @@ extension Table {
         row.threads = measurement.compute.threads
         row.note = "\(model.config.domainA) -> \(model.config.domainB), \(source.shape[0]) test images against \(target.shape[0])"
         return row
+    }
+}
+
+extension CycleGANTraining {
+    /// The test images of the two domains, by the class names the training stored (the first
+    /// `count` of each); nil when they are not Fashion-MNIST classes.
+    func testDomains(count: Int? = nil) throws -> (a: Tensor, b: Tensor)? {
+        guard let a = try ReportFigure.testImages(ofClass: config.domainA, count: count),
+              let b = try ReportFigure.testImages(ofClass: config.domainB, count: count) else { return nil }
+        return (a, b)
+    }
+
+    /// The report's translations: the first test images of A above their translations to B, then
+    /// those of B above their translations to A (EMA generators); nil for domains that are not
+    /// Fashion-MNIST classes.
+    func reportTranslations(columns: Int) throws -> ReportFigure? {
+        guard let (a, b) = try testDomains(count: columns) else { return nil }
+        let rows = [a, translate(a, .aToB), b, translate(b, .bToA)]
+        let (nameA, nameB) = (config.domainA, config.domainB)
+        return ReportFigure(topic: "translation",
+                            caption: "rows: the first \(a.shape[0]) test \(nameA) images, translated to \(nameB); the first \(b.shape[0]) "
+                                + "test \(nameB) images, translated to \(nameA) (EMA generators)",
+                            grid: imageGrid(Tensor.concatenate(rows, axis: 0), columns: a.shape[0]))
     }
 }

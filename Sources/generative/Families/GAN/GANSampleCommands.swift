@@ -22,7 +22,10 @@ let ganFamily = FamilyCommands(
     verbs: [CycleGANVerbs.self],
     models: [GANTraining.self],
     benchmarks: [WorkloadBenchmark.dcgan],
-    trainingWorkloads: [TrainingWorkload(name: "dcgan", batchSize: 64) { GANTraining(config: GANConfiguration(variant: .dcgan), seed: 0) }])
+    trainingWorkloads: [TrainingWorkload(name: "dcgan", batchSize: 64) { GANTraining(config: GANConfiguration(variant: .dcgan), seed: 0) }],
+    reportFigures: [ReportFigureMaker(kind: CycleGANTraining.kind) { checkpoint, context in
+        try CycleGANTraining.load(checkpoint).reportTranslations(columns: context.columns).map { [$0] } ?? []
+    }])
 
 /// `generative cyclegan VERB`: what a CycleGAN checkpoint does besides `sample cyclegan`.
 struct CycleGANVerbs: ParsableCommand {

@@ -13,7 +13,10 @@ import GenEval
 /// and the verbs `ldm inpaint` and `ldm upscale`.
 let latentDiffusionFamily = FamilyCommands(name: "latent-diffusion", train: [TrainAutoencoderKL.self, TrainLDM.self],
                                            sample: [SampleLDM.self], verbs: [LatentDiffusionVerbs.self],
-                                           models: [LatentDiffusionTraining.self], benchmarks: [WorkloadBenchmark.ldm])
+                                           models: [LatentDiffusionTraining.self], benchmarks: [WorkloadBenchmark.ldm],
+                                           reportFigures: [ReportFigureMaker(kind: LatentDiffusionTraining.kind) { checkpoint, context in
+                                               try LatentDiffusionTraining.load(checkpoint).reportFigures(context: context)
+                                           }])
 
 /// `generative ldm VERB`: what an inpainting or super-resolution ldm does besides `sample ldm`.
 struct LatentDiffusionVerbs: ParsableCommand {
