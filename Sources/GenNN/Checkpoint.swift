@@ -38,6 +38,10 @@ public struct Checkpoint {
     /// The metadata key marking a checkpoint stripped to its weights.
     public static let weightsOnlyKey = "weights_only"
 
+    /// The metadata key marking a checkpoint whose float32 tensors were stored as float16
+    /// (`export --weights-only --float16`); they read back as float32.
+    public static let float16Key = "float16"
+
     /// Whether this checkpoint holds weights only (no optimiser state): it samples, evaluates and
     /// exports like the checkpoint it came from, and cannot be resumed.
     public var isWeightsOnly: Bool { metadata[Self.weightsOnlyKey] == "true" }
@@ -51,9 +55,10 @@ public struct Checkpoint {
         return copy
     }
 
-    /// Writes atomically (temporary file, fsync, rename).
-    public func write(to url: URL) throws {
-        try SafeTensorsFile.write(tensors, metadata: metadata, to: url)
+    /// Writes atomically (temporary file, fsync, rename); with `float16`, float32 tensors are
+    /// stored as float16 and read back as float32.
+    public func write(to url: URL, float16: Bool = false) throws {
+        try SafeTensorsFile.write(tensors, metadata: metadata, to: url, float16: float16)
     }
 
     // MARK: networks

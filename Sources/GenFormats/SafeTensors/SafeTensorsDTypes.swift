@@ -25,6 +25,32 @@ extension SafeTensorsFile {
         return Float(bitPattern: sign | biased << 23 | (mantissa & 0x03ff) << 13)
     }
 
+    /// Narrows a Float to IEEE 754 binary16 bits, rounding to nearest even: values beyond the
+    /// largest half (65,504) become infinity, tiny ones subnormal or zero; NaN stays NaN.
+    static func floatToHalf(_ value: Float) -> UInt16 {
+        let bits = value.bitPattern
+        let sign = UInt16((bits >> 16) & 0x8000)
+        let exponent = Int((bits >> 23) & 0xff)
+        let mantissa = bits & 0x7f_ffff
+        if exponent == 0xff { return sign | 0x7c00 | (mantissa != 0 ? 0x200 : 0) }  // infinity or NaN
+        let unbiased = exponent - 127
+        if unbiased > 15 { return sign | 0x7c00 }  // overflow
+        if unbiased >= -14 {  // normal half: 10 mantissa bits, round to nearest even
+            var half = UInt32(unbiased + 15) << 10 | mantissa >> 13
+            let rest = mantissa & 0x1fff
+            if rest > 0x1000 || (rest == 0x1000 && half & 1 == 1) { half += 1 }  // may carry into the exponent (to infinity)
+            return sign | UInt16(half)
+        }
+        if unbiased < -25 { return sign }  // below half the smallest subnormal: zero
+        // Subnormal half: the significand with its implicit one, shifted to units of 2^-24.
+        let significand = mantissa | 0x80_0000
+        let shift = UInt32(-unbiased - 14 + 13)
+        var half = significand >> shift
+        let rest = significand & ((1 << shift) - 1), midpoint = UInt32(1) << (shift - 1)
+        if rest > midpoint || (rest == midpoint && half & 1 == 1) { half += 1 }
+        return sign | UInt16(half)
+    }
+
     /// Widens bfloat16 bits to a Float (bfloat16 is the top half of a binary32).
     static func bfloat16ToFloat(_ bits: UInt16) -> Float {
         Float(bitPattern: UInt32(bits) << 16)

@@ -17,13 +17,18 @@ extension SafeTensorsFile {
     ///
     /// The file is written to a temporary file in the same directory, flushed to disk and renamed
     /// over `url`, so a failure or a crash part-way leaves any previous file at `url` intact.
-    public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to url: URL) throws {
-        try write(tensors, metadata: metadata, to: url, afterWriting: nil)
+    ///
+    /// With `float16`, float32 tensors are stored as F16 (IEEE binary16, rounded to nearest even),
+    /// which the reader widens back to float32: half the bytes, about three significant digits. A
+    /// finite value beyond float16's range (65,504) is refused rather than stored as infinity.
+    public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to url: URL,
+                             float16: Bool = false) throws {
+        try write(tensors, metadata: metadata, to: url, float16: float16, afterWriting: nil)
     }
 
     /// `write`, with a test seam: `afterWriting` runs after each chunk reaches the temporary file
     /// (the header, then each tensor) with the bytes written so far; throwing aborts the write.
-    static func write(_ tensors: [String: Tensor], metadata: [String: String], to url: URL,
+    static func write(_ tensors: [String: Tensor], metadata: [String: String], to url: URL, float16: Bool = false,
                       afterWriting: ((_ bytesWritten: Int) throws -> Void)?) throws {
         let path = url.path
         let names = tensors.keys.sorted()
@@ -44,15 +49,26 @@ extension SafeTensorsFile {
         }
         var offset = 0
         var chunks: [Tensor] = []
+        var halves: [Int: [UInt16]] = [:]  // chunk index -> its float16 bits
         for name in names {
             guard let tensor = tensors[name] else { continue }
             let code: String
             switch tensor.dtype {
-            case .float32: code = "F32"
+            case .float32: code = float16 ? "F16" : "F32"
             case .float64: code = "F64"
             case .int64: code = "I64"
             }
-            let count = tensor.elementCount * tensor.dtype.byteSize
+            if code == "F16" {
+                halves[chunks.count] = try tensor.scalars(as: Float.self).map { value in
+                    let bits = floatToHalf(value)
+                    if value.isFinite && bits & 0x7c00 == 0x7c00 {
+                        throw SafeTensorsError(path: path, kind: .invalidArgument,
+                                               problem: "tensor \(name) holds \(value), beyond float16's range: store it as float32")
+                    }
+                    return bits
+                }
+            }
+            let count = tensor.elementCount * (code == "F16" ? 2 : tensor.dtype.byteSize)
             let shape = tensor.shape.map(String.init).joined(separator: ",")
             members.append("\(jsonString(name)):{\"dtype\":\"\(code)\",\"shape\":[\(shape)],"
                            + "\"data_offsets\":[\(offset),\(offset + count)]}")
@@ -75,11 +91,12 @@ extension SafeTensorsFile {
             }
             written += prefix.count
             try afterWriting?(written)
-            for chunk in chunks {
-                try chunk.withUnsafeBytes { raw in
+            for (i, chunk) in chunks.enumerated() {
+                let copy = { (raw: UnsafeRawBufferPointer) throws in
                     if let base = raw.baseAddress { try write(base, raw.count) }
                     written += raw.count
                 }
+                if let half = halves[i] { try half.withUnsafeBytes(copy) } else { try chunk.withUnsafeBytes(copy) }
                 try afterWriting?(written)
             }
         }

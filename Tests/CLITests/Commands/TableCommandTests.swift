@@ -38,6 +38,17 @@ final class TableCommandTests: CommandTestCase {
         try self.run(["sample", "vae", "--checkpoint", vae, "--count", "4", "--out", b.path])
         XCTAssertEqual(try Data(contentsOf: a), try Data(contentsOf: b))
         XCTAssertTrue(errorMessage(["export", "--checkpoint", full, "--weights-only", "--ema", "--out", vae])?.contains("--weights-only") ?? false)
+        // In float16: about half the weights-only file again, marked so, and samples within
+        // float16's precision of the float32 file's.
+        let half = dir.appendingPathComponent("vae16.safetensors").path
+        try self.run(["export", "--checkpoint", full, "--weights-only", "--float16", "--out", half])
+        XCTAssertLessThan(try size(half), try size(vae) / 2 + 4096)
+        XCTAssertEqual(try Checkpoint(contentsOf: URL(fileURLWithPath: half)).metadata[Checkpoint.float16Key], "true")
+        let c = dir.appendingPathComponent("c.npy")
+        try self.run(["sample", "vae", "--checkpoint", half, "--count", "4", "--out", c.path])
+        let difference = zip(try NPY.readImages(b).scalars(as: Float.self), try NPY.readImages(c).scalars(as: Float.self)).map { abs($0 - $1) }
+        XCTAssertGreaterThan(difference.max() ?? 0, 0, "the weights were rounded")
+        XCTAssertLessThan(difference.max() ?? 1, 0.02)
 
         // ... and it cannot be resumed.
         let resumed = dir.appendingPathComponent("resumed")

@@ -270,6 +270,60 @@ final class SafeTensorsTests: XCTestCase {
         #endif
     }
 
+    /// Narrowing to float16 rounds as the standard library does: every half's exact value, the
+    /// midpoints between neighbouring halves (ties to even), values just off them, and the ranges
+    /// beyond (infinity, subnormals, zero).
+    func testFloat16EncodingMatchesTheStandardLibrary() throws {
+        #if arch(x86_64) && (os(macOS) || targetEnvironment(macCatalyst))
+        throw XCTSkip("Float16 is unavailable on x86_64 macOS")
+        #else
+        var values: [Float] = [70_000, -1e9, .infinity, -.infinity, 1e-9, -3e-8, 2.98e-8, 65_520, 65_519.99]
+        for raw in 0 ..< UInt16.max where Float16(bitPattern: raw).isFinite {
+            let here = Float(Float16(bitPattern: raw)), next = Float(Float16(bitPattern: raw + 1))
+            values.append(here)
+            if next.isFinite && (here.sign == next.sign) {
+                let middle = (here + next) / 2
+                values += [middle, middle.nextUp, middle.nextDown]
+            }
+        }
+        var mismatches: [String] = []
+        for value in values where SafeTensorsFile.floatToHalf(value) != Float16(value).bitPattern {
+            mismatches.append("\(value): 0x\(String(SafeTensorsFile.floatToHalf(value), radix: 16)) instead of 0x\(String(Float16(value).bitPattern, radix: 16))")
+        }
+        XCTAssertEqual(mismatches.count, 0, "first mismatches: \(mismatches.prefix(5))")
+        XCTAssertTrue(Float(Float16(bitPattern: SafeTensorsFile.floatToHalf(.nan))).isNaN)
+        #endif
+    }
+
+    /// `write(float16: true)` stores float32 tensors as F16 (half the bytes) that read back as the
+    /// nearest halves; other dtypes are kept; a finite value beyond float16's range is refused.
+    func testWritingFloat16HalvesTheFloatsAndReadsBackTheNearestHalves() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("st16-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let weights = Tensor.normal([64, 32], generator: RandomGenerator(seed: 3))
+        let steps = Tensor([Int64(7), 1 << 40], shape: [2])
+        let full = dir.appendingPathComponent("full.safetensors"), half = dir.appendingPathComponent("half.safetensors")
+        try SafeTensorsFile.write(["w": weights, "n": steps], to: full)
+        try SafeTensorsFile.write(["w": weights, "n": steps], to: half, float16: true)
+        let size = { (url: URL) in try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) }
+        XCTAssertEqual(Double(try size(full) - (try size(half))), Double(64 * 32 * 2), accuracy: 8, "two bytes fewer per float, up to the header")
+        let file = try SafeTensorsFile(contentsOf: half)
+        XCTAssertEqual(try file.entry("w").dtype, "F16")
+        let read = try file.tensor("w")
+        XCTAssertEqual(read.dtype, .float32)
+        XCTAssertEqual(read.shape, [64, 32])
+        for (value, back) in zip(weights.scalars(as: Float.self), read.scalars(as: Float.self)) {
+            XCTAssertEqual(back, SafeTensorsFile.halfToFloat(SafeTensorsFile.floatToHalf(value)))
+            XCTAssertLessThanOrEqual(abs(back - value), abs(value) * 0x1p-11 + 0x1p-25)
+        }
+        XCTAssertEqual(try file.tensor("n").scalars(as: Int64.self), [7, 1 << 40], "int64 kept")
+        XCTAssertThrowsError(try SafeTensorsFile.write(["big": Tensor([Float(1e5)], shape: [1])], to: dir.appendingPathComponent("big.safetensors"),
+                                                       float16: true)) { error in
+            XCTAssertTrue("\(error)".contains("beyond float16's range"), "\(error)")
+        }
+    }
+
     func testBFloat16Decoding() throws {
         let bits: [UInt16] = [0x3f80, 0xc020, 0x477f, 0x0001, 0x7f80, 0xff80, 0x7fc0, 0x0000, 0x8000]
         let url = try craftedFile("bf16.safetensors",
