@@ -7,8 +7,30 @@ import GenModels
 import GenData
 import GenEval
 
-/// The time left counts batches done since the reporter started, across epochs and after a resume.
+/// The time left counts batches done since the reporter started, across epochs and after a resume,
+/// at the speed of the last minute.
 final class ProgressReporterTests: XCTestCase {
+    /// A run that was slow for its first 100 s (another job shared the machine) and then fast: the
+    /// time left follows the fast speed once it has lasted a minute, not the whole run's average.
+    func testTimeLeftFollowsTheSpeedOfTheLastMinute() {
+        let t0 = Date(timeIntervalSince1970: 1_000_000)
+        let reporter = ProgressReporter(log: { _ in }, started: t0)
+        var time = 0.0, batch = 0
+        func step(_ seconds: Double) {
+            time += seconds
+            batch += 1
+            reporter.update(epoch: 1, epochs: 1, batch: batch, batches: 1000, losses: [], imagesPerSecond: 1,
+                            now: t0.addingTimeInterval(time))
+        }
+        for _ in 0..<50 { step(2) }      // 100 s at 2 s per batch
+        XCTAssertEqual(reporter.secondsLeft(epoch: 1, epochs: 1, batch: batch, batches: 1000, now: t0.addingTimeInterval(time)),
+                       950 * 2, accuracy: 2 * 2)
+        for _ in 0..<300 { step(0.25) }  // then 75 s at 0.25 s per batch
+        // 650 batches left at 0.25 s: 162.5 s (the whole run's average, 0.5 s per batch, says 325 s).
+        XCTAssertEqual(reporter.secondsLeft(epoch: 1, epochs: 1, batch: batch, batches: 1000, now: t0.addingTimeInterval(time)),
+                       650 * 0.25, accuracy: 650 * 0.25 * 0.05)
+    }
+
     func testTimeLeftAcrossEpochsAndAfterResume() {
         let t0 = Date(timeIntervalSince1970: 1_000_000)
         // Resumed at epoch 3 after batch 4 of 10; one second per batch since.
