@@ -30,6 +30,18 @@ public struct Checkpoint {
         tensors = try file.allTensors()
         metadata = file.metadata
         self.path = url.path
+        try restoreEMACopies()
+    }
+
+    /// Makes the EMA keys of an EMA-only checkpoint again, as copies of the weights that hold their
+    /// values (`keepingOnlyEMA`); nothing for other checkpoints.
+    public mutating func restoreEMACopies() throws {
+        guard let folded = metadata[Self.emaOnlyKey] else { return }
+        guard let pairs = try? JSONDecoder().decode([String: String].self, from: Data(folded.utf8)),
+              pairs.values.allSatisfy({ tensors[$0] != nil }) else {
+            throw SafeTensorsError(path: path, kind: .invalidHeader, problem: "its metadata '\(Self.emaOnlyKey)' names weights it does not hold")
+        }
+        for (emaKey, rawKey) in pairs where tensors[emaKey] == nil { tensors[emaKey] = tensors[rawKey]!.copied() }
     }
 
     /// The file this checkpoint was read from (for error messages).
@@ -41,6 +53,30 @@ public struct Checkpoint {
     /// The metadata key marking a checkpoint whose float32 tensors were stored as float16
     /// (`export --weights-only --float16`); they read back as float32.
     public static let float16Key = "float16"
+
+    /// The metadata key of an EMA-only checkpoint: a JSON object mapping each EMA key to the raw
+    /// key that holds its values (`keepingOnlyEMA`).
+    public static let emaOnlyKey = "ema_only"
+
+    /// This checkpoint with each network's EMA weights stored in place of its raw ones and the EMA
+    /// copies left out: the weights sampling uses by default, in half the bytes for a model whose
+    /// every weight has an EMA. Reading the file back makes the EMA keys again, as copies, so every
+    /// family loads it; its raw weights are then the EMA ones. An EMA key `ema.NAME` pairs with
+    /// `NAME` where that key exists (`ema.generator.W` with `generator.W`), else with `model.NAME`.
+    /// Buffers, which have no EMA copy, stay as they are.
+    public func keepingOnlyEMA() -> Checkpoint {
+        var copy = self
+        var pairs: [String: String] = [:]
+        for (key, value) in tensors where key.hasPrefix("ema.") {
+            let name = String(key.dropFirst(4))
+            guard let raw = [name, "model." + name].first(where: { tensors[$0]?.shape == value.shape }) else { continue }
+            copy.tensors[raw] = value
+            copy.tensors[key] = nil
+            pairs[key] = raw
+        }
+        if let text = try? JSONEncoder().encode(pairs) { copy.metadata[Self.emaOnlyKey] = String(decoding: text, as: UTF8.self) }
+        return copy
+    }
 
     /// Whether this checkpoint holds weights only (no optimiser state): it samples, evaluates and
     /// exports like the checkpoint it came from, and cannot be resumed.

@@ -28,6 +28,9 @@ struct Export: ParsableCommand {
     @Flag(help: "Write a generative checkpoint without the optimiser state instead of a state_dict: it samples, evaluates and exports as the checkpoint does (without Adam's two moments per weight), and cannot be resumed.")
     var weightsOnly = false
 
+    @Flag(help: "With --weights-only: keep each network's EMA weights (what sampling uses by default) in place of its raw ones, and drop the EMA copies: about half the file for a model with an EMA; --no-ema then samples the same EMA weights.")
+    var emaOnly = false
+
     @Flag(help: "Store the float32 weights as float16 (half the bytes; read back as float32, so everything that loads the file works unchanged). Measure what it changes before shipping it: `generative eval` of both files with one seed.")
     var float16 = false
 
@@ -36,6 +39,7 @@ struct Export: ParsableCommand {
         if weightsOnly && (ema || network != nil) {
             throw ValidationError("--weights-only keeps every network and its EMA weights; --ema and --network choose a state_dict's contents")
         }
+        if emaOnly && !weightsOnly { throw ValidationError("--ema-only goes with --weights-only (a state_dict takes --ema)") }
     }
 
     func run() throws {
@@ -68,17 +72,34 @@ struct Export: ParsableCommand {
     }
 
     /// `--weights-only`: the checkpoint less its optimiser state, checked to load as it did (with
-    /// `--float16`, the file as written is read back and loaded).
+    /// `--float16` or `--ema-only`, the file as written is read back and loaded). `--ema-only` is
+    /// refused for a model whose samples it would change (one that samples with its raw weights),
+    /// checked by sampling two images from both.
     func writeWeightsOnly(_ c: Checkpoint) throws {
         var stripped = c.weightsOnly()
-        if float16 { stripped.metadata[Checkpoint.float16Key] = "true" }
         let family = ModelRegistry.model(kind: c.metadata["model"] ?? "")
         if let family { _ = try family.load(stripped) }
+        if emaOnly {
+            let original = stripped
+            stripped = stripped.keepingOnlyEMA()
+            guard stripped.metadata[Checkpoint.emaOnlyKey] != "{}" else { throw ValidationError("--ema-only: \(checkpoint) holds no EMA weights") }
+            if let family {
+                var restored = stripped
+                try restored.restoreEMACopies()
+                let sample = { (checkpoint: Checkpoint) in
+                    try family.load(checkpoint).sample(count: 2, seed: 0, labels: nil, options: SamplingOptions(), progress: nil)
+                }
+                guard try sample(original).scalars(as: Float.self) == sample(restored).scalars(as: Float.self) else {
+                    throw ValidationError("--ema-only: a '\(family.kind)' model samples with its raw weights, which --ema-only replaces by the EMA ones; export it without --ema-only")
+                }
+            }
+        }
+        if float16 { stripped.metadata[Checkpoint.float16Key] = "true" }
         let url = URL(fileURLWithPath: out)
         try stripped.write(to: url, float16: float16)
-        if float16, let family { _ = try family.load(try Checkpoint.finite(contentsOf: url)) }
+        if float16 || emaOnly, let family { _ = try family.load(try Checkpoint.finite(contentsOf: url)) }
         let bytes = { (path: String) in ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? Int) ?? 0 }
-        print(String(format: "wrote %@ (weights only%@, %.1f MB; the checkpoint is %.1f MB)", out, float16 ? ", float16" : "",
-                     Double(bytes(out)) / 1e6, Double(bytes(checkpoint)) / 1e6))
+        print(String(format: "wrote %@ (weights only%@%@, %.1f MB; the checkpoint is %.1f MB)", out, emaOnly ? ", EMA only" : "",
+                     float16 ? ", float16" : "", Double(bytes(out)) / 1e6, Double(bytes(checkpoint)) / 1e6))
     }
 }

@@ -49,6 +49,21 @@ final class TableCommandTests: CommandTestCase {
         let difference = zip(try NPY.readImages(b).scalars(as: Float.self), try NPY.readImages(c).scalars(as: Float.self)).map { abs($0 - $1) }
         XCTAssertGreaterThan(difference.max() ?? 0, 0, "the weights were rounded")
         XCTAssertLessThan(difference.max() ?? 1, 0.02)
+        // EMA only: refused for the VAE, which samples with its trained weights (so the EMA ones
+        // would change its samples); the shipped DCGAN samples with its EMA generator, so its
+        // EMA-only file is smaller and samples the same images.
+        let emaOnly = dir.appendingPathComponent("ema-only.safetensors").path
+        XCTAssertTrue(errorMessage(["export", "--checkpoint", full, "--weights-only", "--ema-only", "--out", emaOnly])?
+            .contains("samples with its raw weights") ?? false)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: emaOnly))
+        let dcgan = ReportCommandTests.repository.appendingPathComponent("checkpoints/dcgan.safetensors").path
+        try self.run(["export", "--checkpoint", dcgan, "--weights-only", "--ema-only", "--out", emaOnly])
+        XCTAssertLessThan(try size(emaOnly), try size(dcgan) * 3 / 4)
+        let e = dir.appendingPathComponent("e.npy"), f = dir.appendingPathComponent("f.npy")
+        try self.run(["sample", "dcgan", "--checkpoint", dcgan, "--count", "4", "--out", e.path])
+        try self.run(["sample", "dcgan", "--checkpoint", emaOnly, "--count", "4", "--out", f.path])
+        XCTAssertEqual(try Data(contentsOf: e), try Data(contentsOf: f))
+        XCTAssertTrue(errorMessage(["export", "--checkpoint", full, "--ema-only", "--out", emaOnly])?.contains("--ema-only") ?? false)
 
         // ... and it cannot be resumed.
         let resumed = dir.appendingPathComponent("resumed")
