@@ -112,7 +112,11 @@ struct Report: ParsableCommand {
             return card
         }
         let context = ReportFigureContext(seed: measurement.seed, batchSize: measurement.batchSize)
-        var figures = try CommandRegistry.reportFigures.filter { $0.kind == checkpoint.metadata["model"] }.flatMap { try $0.make(checkpoint, context) }
+        var figures: [ReportFigure] = []
+        var notes: [String] = []
+        for maker in CommandRegistry.reportFigures where maker.kind == checkpoint.metadata["model"] {
+            do { figures += try maker.make(checkpoint, context) } catch { notes.append("A figure failed: \(Generative.message(for: error))") }
+        }
         do {
             let model = try ModelRegistry.load(checkpoint)
             let options = SamplingOptions(ema: true, batchSize: measurement.batchSize)
@@ -139,7 +143,8 @@ struct Report: ParsableCommand {
             try PNGWriter.write(figure.grid, to: folder.appendingPathComponent(file))
             card.figures.append(ReportPage.Figure(topic: figure.topic, caption: figure.caption, image: file))
         }
-        if card.loss == nil { card.note = "No training log shipped (\(log.lastPathComponent))." }
+        if card.loss == nil { notes.append("No training log shipped (\(log.lastPathComponent)).") }
+        card.note = notes.isEmpty ? nil : notes.joined(separator: " ")
         return card
     }
 
