@@ -60,13 +60,19 @@ extension ReportFigure {
                             grid: imageGrid(Tensor.concatenate(rows, axis: 0), columns: classes.count))
     }
 
-    /// The first `count` test images of Fashion-MNIST's class `name` (nil when there is no such class).
-    static func testImages(ofClass name: String, count: Int? = nil) throws -> Tensor? {
+    /// The first `count` test images of each of Fashion-MNIST's classes `names`, from one read of
+    /// the test split (nil when one is not a class).
+    static func testImages(ofClasses names: [String], count: Int? = nil) throws -> [Tensor]? {
         let test = try ImageDataset.fashionMNIST(split: .test)
-        guard let names = test.classNames, let labels = test.labels, let label = names.firstIndex(of: name) else { return nil }
+        guard let classNames = test.classNames, let labels = test.labels else { return nil }
         let classes = labels.scalars(as: Int64.self)
-        var rows = classes.indices.filter { classes[$0] == Int64(label) }
-        if let count { rows = Array(rows.prefix(count)) }
-        return test.images.rows(rows)
+        var images: [Tensor] = []
+        for name in names {
+            guard let label = classNames.firstIndex(of: name) else { return nil }
+            var rows = classes.indices.filter { classes[$0] == Int64(label) }
+            if let count { rows = Array(rows.prefix(count)) }
+            images.append(test.images.rows(rows))
+        }
+        return images
     }
 }

@@ -46,9 +46,8 @@ extension CycleGANTraining {
     /// The test images of the two domains, by the class names the training stored (the first
     /// `count` of each); nil when they are not Fashion-MNIST classes.
     func testDomains(count: Int? = nil) throws -> (a: Tensor, b: Tensor)? {
-        guard let a = try ReportFigure.testImages(ofClass: config.domainA, count: count),
-              let b = try ReportFigure.testImages(ofClass: config.domainB, count: count) else { return nil }
-        return (a, b)
+        guard let both = try ReportFigure.testImages(ofClasses: [config.domainA, config.domainB], count: count) else { return nil }
+        return (both[0], both[1])
     }
 
     /// The report's translations: the first test images of A above their translations to B, then
