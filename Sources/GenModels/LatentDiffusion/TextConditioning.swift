@@ -63,6 +63,17 @@ public enum FashionCaptions {
     /// Words that name no class or attribute: a prompt of only these (and unknown words) is refused.
     public static let fillers: Set<String> = ["a", "an", "photo", "picture", "image", "of", "pair"]
 
+    /// The plain prompt naming class `label` by its first name ("a sneaker", "an ankle boot"): what a
+    /// prompt model is asked when it is given a class (`sample ldm --class`, `eval`'s balanced labels).
+    public static func prompt(naming label: Int) -> String {
+        article("a \(names[label][0])")
+    }
+
+    /// "a" before a vowel sound reads "an", as users write it.
+    static func article(_ text: String) -> String {
+        text.replacingOccurrences(of: "a ankle", with: "an ankle")
+    }
+
     /// Why `prompt` cannot condition a model of this vocabulary (it names no known class or
     /// attribute), or nil.
     public static func problem(with prompt: String, vocabulary: PromptVocabulary) -> String? {
@@ -101,9 +112,7 @@ public enum FashionCaptions {
             name = name.hasPrefix("pair of ") ? "pair of \(attribute) " + name.dropFirst(8) : "\(attribute) \(name)"
         }
         let template = pick(templates)
-        let text = template.replacingOccurrences(of: "{}", with: name)
-        // "a" before a vowel sound reads "an", as users write it.
-        return text.replacingOccurrences(of: "a ankle", with: "an ankle")
+        return article(template.replacingOccurrences(of: "{}", with: name))
     }
 }
 

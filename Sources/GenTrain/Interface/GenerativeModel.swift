@@ -83,6 +83,10 @@ public protocol GenerativeModel: TrainableModel {
     var exportableNetworks: [String] { get }
     /// The images per network batch that sampling with `options` runs.
     func effectiveBatchSize(_ options: SamplingOptions) -> Int
+    /// `count` images made with `options` from fixed inputs: samples from noise, or, for a model
+    /// that makes images from an input image, its output for fixed inputs. They show whether two
+    /// versions of a model's weights make the same images (`export --ema-only` checks so).
+    func fixedInputSamples(count: Int, seed: UInt64, options: SamplingOptions) throws -> Tensor
 }
 
 extension GenerativeModel {
@@ -93,6 +97,9 @@ extension GenerativeModel {
     }
 
     public var classCount: Int { 0 }
+    public func fixedInputSamples(count: Int, seed: UInt64, options: SamplingOptions) throws -> Tensor {
+        try sample(count: count, seed: seed, labels: nil, options: options, progress: nil)
+    }
     public func unconditionalLabels(count: Int) -> [Int]? { nil }
     public func evaluationsPerImage(_ options: SamplingOptions) throws -> Int { 1 }
     /// Refuses the diffusion settings (a sampler, guidance) and a flow's temperature, which other

@@ -74,7 +74,7 @@ struct Export: ParsableCommand {
     /// `--weights-only`: the checkpoint less its optimiser state, checked to load as it did (with
     /// `--float16` or `--ema-only`, the file as written is read back and loaded). `--ema-only` is
     /// refused for a model whose samples it would change (one that samples with its raw weights),
-    /// checked by sampling two images from both.
+    /// checked by making two images from both (`fixedInputSamples`).
     func writeWeightsOnly(_ c: Checkpoint) throws {
         var stripped = c.weightsOnly()
         let family = ModelRegistry.model(kind: c.metadata["model"] ?? "")
@@ -87,7 +87,7 @@ struct Export: ParsableCommand {
                 var restored = stripped
                 try restored.restoreEMACopies()
                 let sample = { (checkpoint: Checkpoint) in
-                    try family.load(checkpoint).sample(count: 2, seed: 0, labels: nil, options: SamplingOptions(), progress: nil)
+                    try family.load(checkpoint).fixedInputSamples(count: 2, seed: 0, options: SamplingOptions())
                 }
                 guard try sample(original).scalars(as: Float.self) == sample(restored).scalars(as: Float.self) else {
                     throw ValidationError("--ema-only: a '\(family.kind)' model samples with its raw weights, which --ema-only replaces by the EMA ones; export it without --ema-only")

@@ -124,14 +124,21 @@ struct Report: ParsableCommand {
             _ = try writeImages(images, to: folder.appendingPathComponent("\(name)-samples.png").path)
             card.samples = "\(name)-samples.png"
             card.caption = "\(grid) samples, seed \(measurement.seed): \(model.samplingSummary(options))"
-            if let guidance = try ReportFigure.guidanceGrid(model, context: context) {
-                figures.insert(guidance, at: 0)
-            } else if model.classCount > 0 {
-                let perClass = 8
-                let labels = (0..<model.classCount).flatMap { Array(repeating: $0, count: perClass) }
-                let byClass = try model.sample(count: labels.count, seed: measurement.seed, labels: labels, options: options, progress: nil)
-                try PNGWriter.write(imageGrid(byClass, columns: perClass), to: folder.appendingPathComponent("\(name)-classes.png"))
-                card.classGrid = "\(name)-classes.png"
+            // The family's own guidance figure (an ldm's prompts) stands for the generic one. A figure
+            // that fails is a note: the samples above were drawn.
+            let guided = figures.contains { $0.topic.hasSuffix("guidance") }
+            do {
+                if !guided, let guidance = try ReportFigure.guidanceGrid(model, context: context) {
+                    figures.insert(guidance, at: 0)
+                } else if model.classCount > 0 {
+                    let perClass = 8
+                    let labels = (0..<model.classCount).flatMap { Array(repeating: $0, count: perClass) }
+                    let byClass = try model.sample(count: labels.count, seed: measurement.seed, labels: labels, options: options, progress: nil)
+                    try PNGWriter.write(imageGrid(byClass, columns: perClass), to: folder.appendingPathComponent("\(name)-classes.png"))
+                    card.classGrid = "\(name)-classes.png"
+                }
+            } catch let error as ModelError {
+                notes.append("A figure failed: \(error.description)")
             }
         } catch let error as ModelError {
             // A checkpoint that samples nothing from noise (a CycleGAN) keeps its family's figures.

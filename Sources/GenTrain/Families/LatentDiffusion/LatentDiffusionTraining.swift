@@ -130,7 +130,11 @@ public final class LatentDiffusionTraining: GenerativeModel {
     }
 
     public var imageShape: [Int] { autoencoder.config.imageShape }
-    public var classCount: Int { diffusion.config.classes }
+    /// The class model's classes; a prompt model's are Fashion-MNIST's 10, each asked for by the
+    /// prompt naming it (`FashionCaptions.prompt(naming:)`).
+    public var classCount: Int { config.condition == .prompt ? FashionCaptions.names.count : diffusion.config.classes }
+    /// A prompt model's training labels are caption codes, class + 10 * attribute code (0-2).
+    public var labelClasses: Int? { config.condition == .prompt ? 3 * FashionCaptions.names.count : nil }
 
     /// One DDPM step. The loop's "images" are scaled latents for the unconditional and class models,
     /// and pixels in [0, 1] for the concatenated conditions, which are built per batch: random masks
@@ -221,9 +225,9 @@ public final class LatentDiffusionTraining: GenerativeModel {
     public func sample(count: Int, startIndex: Int, seed: UInt64, labels: [Int]?, options: SamplingOptions,
                        progress: ((Int, Int) -> Void)?) throws -> Tensor {
         if config.condition == .prompt {
-            if labels != nil { throw ModelError("a prompt ldm samples from --prompt, not --class") }
-            return try sample(prompts: Array(repeating: "", count: count), startIndex: startIndex, seed: seed, options: options,
-                              progress: progress)
+            // Class k is asked for by the prompt naming it; the null label is the empty prompt.
+            let prompts = labels?.map { $0 < classCount ? FashionCaptions.prompt(naming: $0) : "" } ?? Array(repeating: "", count: count)
+            return try sample(prompts: prompts, startIndex: startIndex, seed: seed, options: options, progress: progress)
         }
         try validate(options)
         if config.condition.isConcatenated {
@@ -312,6 +316,21 @@ public final class LatentDiffusionTraining: GenerativeModel {
                           options: options, progress: progress)
     }
 
+    /// Inpainting and upscaling models: their output for mid-grey inputs (the centre half masked);
+    /// other models: samples from noise.
+    public func fixedInputSamples(count: Int, seed: UInt64, options: SamplingOptions) throws -> Tensor {
+        let grey = Tensor.ones([count] + imageShape) * 0.5
+        switch config.condition {
+        case .inpaint:
+            let masks = InpaintingMasks.centre(count: count, height: imageShape[0], width: imageShape[1], side: imageShape[0] / 2)
+            return try inpaint(images: grey, masks: masks, seed: seed, options: options)
+        case .upscale:
+            return try upscale(resizeImages(grey, height: lowResolutionShape[0], width: lowResolutionShape[1]), seed: seed, options: options)
+        case .none, .class, .prompt:
+            return try sample(count: count, seed: seed, labels: nil, options: options, progress: nil)
+        }
+    }
+
     /// Images whose inpainting or upscaling the per-epoch grid shows (set by the command).
     public var previewImages: Tensor?
 
@@ -354,7 +373,7 @@ public final class LatentDiffusionTraining: GenerativeModel {
         let labels = classCount > 0 ? (0..<64).map { $0 % 8 % classCount } : nil
         let images: Tensor?
         if config.condition == .prompt {
-            let prompts = (0..<64).map { "a \(FashionCaptions.names[$0 % 8][0])" }
+            let prompts = (0..<64).map { FashionCaptions.prompt(naming: $0 % 8) }
             images = try? sample(prompts: prompts, seed: seed &+ 0x1D11, options: SamplingOptions(batchSize: 64, guidance: 3), progress: nil)
         } else {
             images = try? sample(count: 64, seed: seed &+ 0x1D11, labels: labels, options: SamplingOptions(batchSize: 64), progress: nil)

@@ -21,8 +21,8 @@ let latentDiffusionFamily = FamilyCommands(name: "latent-diffusion", train: [Tra
 /// `generative ldm VERB`: what an inpainting or super-resolution ldm does besides `sample ldm`.
 struct LatentDiffusionVerbs: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ldm", abstract: "Inpaint or upscale images with a conditioned latent diffusion model.",
-        subcommands: [Inpaint.self, Upscale.self])
+        commandName: "ldm", abstract: "Inpaint or upscale images with a conditioned latent diffusion model, or score its condition.",
+        subcommands: [Inpaint.self, Upscale.self, ScoreLDM.self])
 }
 
 extension PixelLoss: ExpressibleByArgument {}
@@ -265,14 +265,8 @@ struct SampleLDM: DistributedCommand {
     }
 }
 
-/// The sampler flags and weights of `inpaint` and `upscale`, and the latent model they load.
-struct ConditionedSamplingFlags: ParsableArguments {
-    @Option(help: "The ldm checkpoint (trained with --condition inpaint or upscale).")
-    var checkpoint: String?
-
-    @Option(help: "Output: .png grid, .npy or folder of PNGs.")
-    var out: String
-
+/// The sampler flags and weights of a conditioned latent model's verbs (`inpaint`, `upscale`, `score`).
+struct LatentSamplingFlags: ParsableArguments {
     @Option(help: "Seed of the sampling noise (image i's noise is keyed by (seed, i)).")
     var seed: UInt64 = 0
 
@@ -286,7 +280,6 @@ struct ConditionedSamplingFlags: ParsableArguments {
     @OptionGroup var compute: ComputeFlags
 
     func validate() throws {
-        try validateImageOutput(out)
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
     }
 
@@ -294,6 +287,25 @@ struct ConditionedSamplingFlags: ParsableArguments {
         SamplingOptions(ema: !noEma, batchSize: batchSize,
                         sampler: try sampling.sampler(default: LatentDiffusionTraining.defaultSampler, defaultSteps: LatentDiffusionTraining.defaultSteps))
     }
+}
+
+/// `inpaint` and `upscale`'s flags: the checkpoint, the output and the sampler flags.
+struct ConditionedSamplingFlags: ParsableArguments {
+    @Option(help: "The ldm checkpoint (trained with --condition inpaint or upscale).")
+    var checkpoint: String?
+
+    @Option(help: "Output: .png grid, .npy or folder of PNGs.")
+    var out: String
+
+    @OptionGroup var latent: LatentSamplingFlags
+
+    var seed: UInt64 { latent.seed }
+
+    func validate() throws {
+        try validateImageOutput(out)
+    }
+
+    func options() throws -> SamplingOptions { try latent.options() }
 
     /// The model, refused with a message naming --checkpoint unless it was trained with `condition`.
     func model(for condition: LatentCondition) throws -> LatentDiffusionTraining {

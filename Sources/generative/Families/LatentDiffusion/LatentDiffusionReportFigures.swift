@@ -19,7 +19,7 @@ extension LatentDiffusionTraining {
         case .none, .class:
             return []
         case .prompt:
-            let prompts = FashionCaptions.names.map { "a \($0[0])" }
+            let prompts = FashionCaptions.names.indices.map { FashionCaptions.prompt(naming: $0) }
             let scales: [Double] = [0, 1, 3, 5]
             let rows = try scales.map { scale in
                 var guided = options

@@ -147,6 +147,67 @@ final class LatentDiffusionCommandTests: CommandTestCase {
         XCTAssertTrue(errorMessage(["ldm", "inpaint", "--checkpoint", inpaintModel, "--input", input.path, "--mask", twoMasks.path,
                                     "--out", out.path])?.contains("--mask") ?? false)
         XCTAssertTrue(errorMessage(["sample", "ldm", "--checkpoint", inpaintModel, "--count", "2"])?.contains("generative ldm inpaint") ?? false)
+
+        // export --ema-only checks an input-conditioned model on fixed inputs, not on samples from noise.
+        for model in [inpaintModel, upscaleModel] {
+            let small = dir.appendingPathComponent("ema-only.safetensors").path
+            try run(["export", "--checkpoint", model, "--weights-only", "--ema-only", "--out", small])
+            let restored = try LatentDiffusionTraining.load(try Checkpoint(contentsOf: URL(fileURLWithPath: small)))
+            let original = try LatentDiffusionTraining.load(try Checkpoint(contentsOf: URL(fileURLWithPath: model)))
+            let options = SamplingOptions(sampler: try Sampler(named: "ddim", options: SamplerOptions(steps: 3)))
+            XCTAssertEqual(try restored.fixedInputSamples(count: 2, seed: 1, options: options).scalars(as: Float.self),
+                           try original.fixedInputSamples(count: 2, seed: 1, options: options).scalars(as: Float.self))
+        }
+    }
+
+    /// `ldm score` on the two input-conditioned models: the model's row, its baselines computed as
+    /// documented (the mean-image fill, bicubic and bilinear interpolation), and the test images.
+    func testScoreComparesInpaintingAndUpscalingWithTheirBaselines() throws {
+        let dir = tempDir()
+        let data = try tinyLabelledFolder(dir, perClass: 3)
+        try run(["train", "autoencoder-kl", "--out", dir.appendingPathComponent("ae").path, "--width", "8", "--batch-size", "8",
+                 "--max-steps", "2", "--eval-count", "0", "--data", data])
+        let ae = dir.appendingPathComponent("ae/checkpoint.safetensors").path
+        let tiny = ["--width", "8", "--batch-size", "4", "--epochs", "1", "--max-steps", "2", "--data", data, "--autoencoder", ae]
+        let test = try ImageDataset.fashionMNIST(split: .test)
+        let originals = test.images.sliced(axis: 0, 0..<4)
+        func meanPSNR(_ images: Tensor) -> Double {
+            let values = peakSignalToNoiseRatio(images, originals: originals)
+            return values.reduce(0, +) / Double(values.count)
+        }
+        for condition in ["inpaint", "upscale"] {
+            let model = dir.appendingPathComponent(condition).path
+            try run(["train", "ldm", "--condition", condition, "--out", model] + tiny)
+            let result = try runExecutable(["ldm", "score", "--checkpoint", model + "/checkpoint.safetensors", "--count", "4", "--steps", "2",
+                                            "--threads", "1", "--json"])
+            XCTAssertEqual(result.status, 0, result.err)
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any])
+            XCTAssertEqual(object["condition"] as? String, condition)
+            let rows = try XCTUnwrap(object["rows"] as? [[String: Any]])
+            let methods = rows.compactMap { $0["method"] as? String }
+            let psnr = Dictionary(uniqueKeysWithValues: rows.map { ($0["method"] as! String, $0["psnr"] as? Double) })
+            let baseline: Tensor
+            if condition == "inpaint" {
+                XCTAssertEqual(methods, ["ldm inpaint", "mean-image fill", "test images"])
+                let mean = try ImageDataset.fashionMNIST(split: .train).images.mean(axis: 0, keepDims: true)
+                let masks = InpaintingMasks.centre(count: 4)
+                baseline = originals * (1 - masks) + masks * mean
+                XCTAssertEqual(try XCTUnwrap(psnr["mean-image fill"] ?? nil), meanPSNR(baseline), accuracy: 1e-4)
+            } else {
+                XCTAssertEqual(methods, ["ldm upscale", "bicubic", "bilinear", "test images"])
+                let low = resizeImages(originals, height: 14, width: 14)
+                baseline = resizeImages(low, height: 28, width: 28, filter: .bicubic).clamped(min: 0, max: 1)
+                XCTAssertEqual(try XCTUnwrap(psnr["bicubic"] ?? nil), meanPSNR(baseline), accuracy: 1e-4)
+            }
+            XCTAssertNil(psnr["test images"] ?? nil, "the originals have no PSNR against themselves")
+            XCTAssertTrue((psnr["ldm \(condition)"] ?? nil)?.isFinite ?? false)
+            XCTAssertNotNil(rows[0]["images_per_second"], "the model's row is timed")
+            XCTAssertTrue(rows.allSatisfy { ($0["images"] as? Int) == 4 })
+        }
+        let plain = dir.appendingPathComponent("plain").path
+        try run(["train", "ldm", "--out", plain] + tiny)
+        XCTAssertTrue(errorMessage(["ldm", "score", "--checkpoint", plain + "/checkpoint.safetensors"])?.contains("generative eval") ?? false)
+        XCTAssertTrue(errorMessage(["ldm", "score", "--checkpoint", plain + "/checkpoint.safetensors", "--count", "1"])?.contains("--count") ?? false)
     }
 
     /// A prompt model trains on captions, samples a prompt with guidance, and refuses a prompt that
@@ -172,5 +233,20 @@ final class LatentDiffusionCommandTests: CommandTestCase {
         XCTAssertTrue(message.contains("--prompt") && message.contains("names no clothing item"), message)
         XCTAssertTrue(errorMessage(["sample", "ldm", "--checkpoint", checkpoint, "--prompt", "a bag", "--class", "1", "--out", out.path])?
             .contains("--class and --prompt") ?? false)
+
+        // A class is asked for by the prompt naming it: --class 1 is "a pair of trousers", image for image.
+        let byClass = dir.appendingPathComponent("c.npy")
+        try self.run(["sample", "ldm", "--checkpoint", checkpoint, "--class", "1", "--guidance", "3", "--count", "2",
+                      "--steps", "3", "--out", byClass.path])
+        XCTAssertEqual(try NPY.readImages(byClass).scalars(as: Float.self), try NPY.readImages(out).scalars(as: Float.self))
+        XCTAssertEqual(FashionCaptions.prompt(naming: 9), "an ankle boot")
+        // So eval reports a prompt model's class agreement, and ldm score sweeps the guidance.
+        let eval = try runExecutable(["eval", checkpoint, "--count", "4", "--guidance", "3", "--steps", "2", "--threads", "1", "--json"])
+        XCTAssertEqual(eval.status, 0, eval.err)
+        XCTAssertTrue(eval.out.contains("\"class_agreement\""), eval.out)
+        let score = try runExecutable(["ldm", "score", "--checkpoint", checkpoint, "--count", "4", "--guidance-scales", "0", "3",
+                                       "--steps", "2", "--threads", "1"])
+        XCTAssertEqual(score.status, 0, score.err)
+        XCTAssertTrue(score.out.contains("| guidance 0 | 4 |") && score.out.contains("| guidance 3 | 4 |"), score.out)
     }
 }
