@@ -14,6 +14,16 @@ import GenData
 /// ldm` on it, `sample ldm` with a class and guidance, resume refused with another autoencoder, and
 /// bad-input errors.
 final class LatentDiffusionCommandTests: CommandTestCase {
+    /// `train ldm`'s flags for a tiny run (width 8, two steps) on a tiny autoencoder trained in `dir`
+    /// on a labelled folder of 3 images per class.
+    func tinyLatentModelFlags(_ dir: URL) throws -> [String] {
+        let data = try tinyLabelledFolder(dir, perClass: 3)
+        try run(["train", "autoencoder-kl", "--out", dir.appendingPathComponent("ae").path, "--width", "8", "--batch-size", "8",
+                 "--max-steps", "2", "--eval-count", "0", "--data", data])
+        let ae = dir.appendingPathComponent("ae/checkpoint.safetensors").path
+        return ["--width", "8", "--batch-size", "4", "--epochs", "1", "--max-steps", "2", "--data", data, "--autoencoder", ae]
+    }
+
     func testTrainsStoresTheLatentScaleAndScoresReconstructions() throws {
         let dir = tempDir()
         let run = dir.appendingPathComponent("ae").path
@@ -81,11 +91,7 @@ final class LatentDiffusionCommandTests: CommandTestCase {
     /// verb refuses the other kind of model.
     func testInpaintKeepsTheUnmaskedPixelsAndUpscaleDoubles() throws {
         let dir = tempDir()
-        let data = try tinyLabelledFolder(dir, perClass: 3)
-        try run(["train", "autoencoder-kl", "--out", dir.appendingPathComponent("ae").path, "--width", "8", "--batch-size", "8",
-                 "--max-steps", "2", "--eval-count", "0", "--data", data])
-        let ae = dir.appendingPathComponent("ae/checkpoint.safetensors").path
-        let tiny = ["--width", "8", "--batch-size", "4", "--epochs", "1", "--max-steps", "2", "--data", data, "--autoencoder", ae]
+        let tiny = try tinyLatentModelFlags(dir)
         try run(["train", "ldm", "--condition", "inpaint", "--out", dir.appendingPathComponent("inpaint").path] + tiny)
         try run(["train", "ldm", "--condition", "upscale", "--out", dir.appendingPathComponent("upscale").path] + tiny)
         let inpaintModel = dir.appendingPathComponent("inpaint/checkpoint.safetensors").path
@@ -164,11 +170,7 @@ final class LatentDiffusionCommandTests: CommandTestCase {
     /// documented (the mean-image fill, bicubic and bilinear interpolation), and the test images.
     func testScoreComparesInpaintingAndUpscalingWithTheirBaselines() throws {
         let dir = tempDir()
-        let data = try tinyLabelledFolder(dir, perClass: 3)
-        try run(["train", "autoencoder-kl", "--out", dir.appendingPathComponent("ae").path, "--width", "8", "--batch-size", "8",
-                 "--max-steps", "2", "--eval-count", "0", "--data", data])
-        let ae = dir.appendingPathComponent("ae/checkpoint.safetensors").path
-        let tiny = ["--width", "8", "--batch-size", "4", "--epochs", "1", "--max-steps", "2", "--data", data, "--autoencoder", ae]
+        let tiny = try tinyLatentModelFlags(dir)
         let test = try ImageDataset.fashionMNIST(split: .test)
         let originals = test.images.sliced(axis: 0, 0..<4)
         func meanPSNR(_ images: Tensor) -> Double {
@@ -214,13 +216,8 @@ final class LatentDiffusionCommandTests: CommandTestCase {
     /// names nothing it knows.
     func testPromptModelSamplesAPromptAndRefusesAnUnknownOne() throws {
         let dir = tempDir()
-        let data = try tinyLabelledFolder(dir, perClass: 3)
-        try run(["train", "autoencoder-kl", "--out", dir.appendingPathComponent("ae").path, "--width", "8", "--batch-size", "8",
-                 "--max-steps", "2", "--eval-count", "0", "--data", data])
-        let ae = dir.appendingPathComponent("ae/checkpoint.safetensors").path
         let run = dir.appendingPathComponent("prompt").path
-        try self.run(["train", "ldm", "--condition", "prompt", "--out", run, "--width", "8", "--batch-size", "4", "--epochs", "1",
-                      "--max-steps", "2", "--data", data, "--autoencoder", ae])
+        try self.run(["train", "ldm", "--condition", "prompt", "--out", run] + (try tinyLatentModelFlags(dir)))
         let checkpoint = run + "/checkpoint.safetensors"
         let model = try LatentDiffusionTraining.load(try Checkpoint(contentsOf: URL(fileURLWithPath: checkpoint)))
         XCTAssertEqual(model.config.vocabulary, FashionCaptions.vocabulary, "the tokenizer travels in the checkpoint")
