@@ -50,6 +50,9 @@ final class ReadmeRunTests: CommandTestCase {
             set("--batch-size", "16")
         case "report":
             set("--grid", "4")
+        case "ldm" where args.dropFirst().first == "score":
+            set("--count", "8")
+            set("--batch-size", "8")
         case "bench":
             if !args.contains("--peak") {
                 set("--seconds", "0.05")
